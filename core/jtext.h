@@ -1,0 +1,98 @@
+/* jtext.h - JSON as text: scanning, compacting and pretty-printing without
+ * turning numbers into doubles.
+ *
+ * cJSON decodes strings for us, but it rounds numbers and rejects NaN; the
+ * contract wants number text kept byte for byte and Python's `NaN`,
+ * `Infinity`, `-Infinity` accepted.  So everything that must keep the original
+ * text works on spans of the input here.
+ *
+ * Grammar accepted: RFC 8259 plus the three Python literals as numbers.
+ * Strings must be valid JSON strings (escapes checked); raw bytes >= 0x80 are
+ * passed through unchecked.  Nesting deeper than JTEXT_MAX_DEPTH is -EINVAL.
+ *
+ * All functions are pure and thread-safe; spans point into the caller's input
+ * and live as long as it does.
+ */
+#ifndef ITERFS_JTEXT_H
+#define ITERFS_JTEXT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "buf.h"
+
+#define JTEXT_MAX_DEPTH 512
+
+struct jtext_span {
+	const char *p;
+	size_t len;
+};
+
+enum jtext_type {
+	JTEXT_OBJECT,
+	JTEXT_ARRAY,
+	JTEXT_STRING,
+	JTEXT_NUMBER, /* includes NaN, Infinity, -Infinity */
+	JTEXT_TRUE,
+	JTEXT_FALSE,
+	JTEXT_NULL,
+};
+
+/* Type of a value span produced by this module (looks at the first byte). */
+enum jtext_type jtext_type(struct jtext_span v);
+
+/* Validate exactly one value in [p, p+len), surrounded by optional JSON
+ * whitespace.  On success *val (may be NULL) is the value without the
+ * whitespace.  Returns 0 or -EINVAL. */
+int jtext_parse_value(const char *p, size_t len, struct jtext_span *val);
+
+/* Split text holding one or more values separated by whitespace (a pretty
+ * object, or several compact objects one per line) into values.  Calls
+ * cb(value, arg) for each in order; a non-zero return from cb stops and is
+ * returned.  Returns 0, -EINVAL (syntax; *errpos, if non-NULL, is the byte
+ * offset of the first bad byte) or cb's value.  Empty or whitespace-only text
+ * gives zero callbacks and 0. */
+int jtext_split_values(const char *p, size_t len,
+		       int (*cb)(struct jtext_span v, void *arg), void *arg,
+		       size_t *errpos);
+
+/* Walk the members of an object value (as returned by jtext_parse_value).
+ * cb gets the raw key span (with its quotes) and the value span.
+ * Returns 0, -EINVAL (not an object / syntax) or cb's non-zero value. */
+int jtext_members(struct jtext_span obj,
+		  int (*cb)(struct jtext_span key, struct jtext_span val, void *arg),
+		  void *arg);
+
+/* Find a top-level member of `obj` by (decoded) key name.  With duplicate
+ * keys the last one wins, as Python's json module does.  *found tells
+ * whether it is there.  Returns 0 or -EINVAL (obj is not a valid object). */
+int jtext_get(struct jtext_span obj, const char *key, struct jtext_span *val,
+	      bool *found);
+
+/* Does the raw key span (with quotes) decode to `name`? */
+bool jtext_key_is(struct jtext_span key, const char *name);
+
+/* Decode a string value (span includes the quotes) to raw UTF-8 bytes,
+ * appended to `out`.  \u escapes, surrogate pairs included, become UTF-8.
+ * Returns 0, -EINVAL (not a valid string), -ENOMEM. */
+int jtext_string_decode(struct jtext_span str, struct buf *out);
+
+/* Append `s` encoded as a JSON string the way Python's
+ * json.dumps(s, ensure_ascii=False) does: escape only '"', '\\' and bytes
+ * below 0x20 (\n \r \t \b \f by name, others as \u00XX).  Returns 0 or
+ * -ENOMEM. */
+int jtext_string_encode(const char *s, size_t len, struct buf *out);
+
+/* Append the value with insignificant whitespace removed and every other
+ * byte kept (key order, number text, string escapes).  Returns 0, -EINVAL,
+ * -ENOMEM. */
+int jtext_compact(struct jtext_span v, struct buf *out);
+
+/* Append the contract's pretty form of the value: two-space indent,
+ * "key": value, one member/element per line, {} and [] for empty
+ * containers, number and literal text kept, strings decoded and re-encoded
+ * with jtext_string_encode, and a final newline.  Returns 0, -EINVAL,
+ * -ENOMEM. */
+int jtext_pretty(struct jtext_span v, struct buf *out);
+
+#endif

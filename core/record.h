@@ -1,0 +1,88 @@
+/* record.h - one history record (one JSONL line) read through the
+ * contract's aliases, and the files the tree shows for it.
+ *
+ * Aliases, first key present wins:
+ *   iteration  : "iteration", "iteration_num"         (integer >= 0)
+ *   code       : "code", "strategy_code"              (string)
+ *   metrics    : "metrics"                            (any non-null value)
+ *   feedback   : "feedback", "feedback_used"          (string)
+ *   error      : "error", then execution_result.error_message (string)
+ *   timestamp  : "timestamp"                          (ISO 8601 string)
+ *   code hash  : "code_hash"                          (hex string)
+ * A field whose value has the wrong type (null where a string is wanted, say)
+ * counts as absent.  When "iteration" is present but not an integer >= 0 the
+ * record has no iteration number; "iteration_num" is not consulted then
+ * (first key present wins).
+ *
+ * Functions take the line without its terminating newline (a trailing CR is
+ * tolerated) and are pure and thread-safe.  They return -EINVAL when the line
+ * is not a JSON object.
+ */
+#ifndef ITERFS_RECORD_H
+#define ITERFS_RECORD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "buf.h"
+#include "jtext.h"
+
+enum record_field {
+	FIELD_ITERATION,
+	FIELD_CODE,
+	FIELD_METRICS,
+	FIELD_FEEDBACK,
+	FIELD_ERROR,
+	FIELD_TIMESTAMP,
+	FIELD_CODE_HASH,
+};
+
+/* The files of iterations/<n>/, in the order readdir lists them. */
+enum view_kind {
+	VIEW_CODE,     /* code.py */
+	VIEW_METRICS,  /* metrics.json */
+	VIEW_FEEDBACK, /* feedback.txt */
+	VIEW_ERROR,    /* error.txt */
+	VIEW_RECORD,   /* record.json */
+	VIEW_COUNT,
+};
+
+/* "code.py", ...; NULL for an out-of-range kind. */
+const char *view_name(enum view_kind k);
+/* Inverse of view_name: -ENOENT when `name` is no view. */
+int view_by_name(const char *name, enum view_kind *k);
+
+/* Locate a field through its aliases.  *val is the raw value span (only set
+ * when *found); *key (may be NULL) the key name used, a static string such as
+ * "iteration_num" (for the nested error alias: "execution_result").
+ * Type rules above apply: a present key with a wrong-typed value makes
+ * *found false.  Returns 0 or -EINVAL. */
+int record_field(const char *line, size_t len, enum record_field f,
+		 struct jtext_span *val, const char **key, bool *found);
+
+/* The iteration number.  Returns 0 (with *found) or -EINVAL. */
+int record_iteration(const char *line, size_t len, int64_t *n, bool *found);
+
+/* The timestamp as seconds since the epoch; a timestamp without offset is
+ * local time (mktime), with "Z" or "+HH:MM" it is converted.  An unparsable
+ * timestamp counts as absent.  Returns 0 or -EINVAL. */
+int record_timestamp(const char *line, size_t len, time_t *t, bool *found);
+
+/* Parse ISO 8601 text ("2025-10-11T15:46:35.605350", optional offset).
+ * Returns 0 or -EINVAL. */
+int record_parse_time(const char *s, size_t len, time_t *t);
+
+/* Bitmask (1u << view_kind) of the views this record has: VIEW_RECORD always;
+ * the others when their field is present.  Returns 0 or -EINVAL. */
+int view_mask(const char *line, size_t len, unsigned *mask);
+
+/* Append the exact bytes of one view to `out`: code.py / feedback.txt /
+ * error.txt are the decoded string, metrics.json and record.json the
+ * jtext_pretty form.  *present is false (and nothing appended) when the record
+ * has no such file.  Returns 0, -EINVAL (not an object), -ENOMEM. */
+int view_render(const char *line, size_t len, enum view_kind k,
+		struct buf *out, bool *present);
+
+#endif

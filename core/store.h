@@ -1,0 +1,150 @@
+/* store.h - the index of one JSONL history file.
+ *
+ * Calling sequence:
+ *   store_open(path, flags, &s)        scan once, build the index
+ *   store_lookup / store_read / store_list / store_by_hash ...   any thread
+ *   store_refresh(s, &chg)             after the file changed on disk
+ *   store_close(s)
+ *
+ * Per record the index keeps only what finds it again: offset, length and
+ * iteration number (plus the timestamp with STORE_TIMES, and the code digest
+ * once by-hash is first asked for).  Record bytes are read back from the file
+ * with pread.  Lines that are not a JSON object, or carry no iteration number,
+ * are skipped and counted; their 1-based line numbers are kept for reporting.
+ * When two lines carry the same number the later one is shown.  A UTF-8 BOM at
+ * the start and CR before LF are tolerated.  A last line without LF is a
+ * record if it is a complete JSON object, otherwise a torn tail (skipped).
+ *
+ * A missing file is an empty history (not an error): the writer creates it.
+ *
+ * Locking: every function may be called from any thread.  store->lock (a
+ * rwlock) guards the index and the open file descriptor; readers share it,
+ * store_refresh and the writer's adoption of a new file take it exclusively.
+ * No callback is ever called with it held.  Lock order: writer's flock file
+ * first, then store->lock.
+ */
+#ifndef ITERFS_STORE_H
+#define ITERFS_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "buf.h"
+#include "hash.h"
+
+struct store;
+
+enum store_flags {
+	/* Keep each record's timestamp (8 bytes a record); store_lookup then
+	 * fills mtime, otherwise mtime is 0. */
+	STORE_TIMES = 1u << 0,
+	/* Validate every line fully; without it a newline-terminated line that
+	 * starts like {"iteration": 12, and ends with } is trusted. */
+	STORE_VALIDATE = 1u << 1,
+};
+
+struct store_rec {
+	int64_t iter;
+	time_t mtime;       /* record timestamp, 0 when none or !STORE_TIMES */
+	uint64_t lineno;    /* 1-based line number in the file */
+	uint64_t offset;    /* byte offset of the line */
+	uint32_t len;       /* line length without LF (and without CR) */
+};
+
+struct store_stats {
+	uint64_t lines;       /* non-empty lines seen */
+	uint64_t records;     /* lines that are records (have a number) */
+	uint64_t iterations;  /* distinct iteration numbers */
+	uint64_t skipped;     /* lines that are not records */
+	uint64_t duplicates;  /* records hidden by a later line, same number */
+	uint64_t file_size;   /* bytes indexed */
+	uint64_t index_bytes; /* memory the index holds */
+	uint64_t generation;  /* bumps on every change of the index */
+};
+
+/* What store_refresh changed, for cache invalidation.  `reset` means the
+ * file was not an extension of the indexed one: everything may have
+ * changed.  Otherwise `iters` lists the iteration numbers that appeared or
+ * were replaced by a later line.  Owned by the caller: store_change_free(). */
+struct store_change {
+	bool reset;
+	bool changed;       /* anything at all changed */
+	int64_t *iters;
+	size_t n;
+};
+
+/* Open and index `path`.  The path is copied.  Returns 0, -ENOMEM, or the
+ * -errno of open/read (not -ENOENT: a missing file is an empty store). */
+int store_open(const char *path, unsigned flags, struct store **out);
+void store_close(struct store *s);
+
+/* The path given to store_open (owned by the store). */
+const char *store_path(const struct store *s);
+
+int store_stats(struct store *s, struct store_stats *st);
+
+/* Copy up to `max` skipped line numbers (ascending) into `linenos`; *total is
+ * how many there are.  Returns 0. */
+int store_skipped(struct store *s, uint64_t *linenos, size_t max,
+		  size_t *total);
+
+/* Find iteration `iter`.  Returns 0 or -ENOENT. */
+int store_lookup(struct store *s, int64_t iter, struct store_rec *rec);
+
+/* Highest iteration number; *found false on an empty history.  Returns 0. */
+int store_highest(struct store *s, int64_t *iter, bool *found);
+
+/* Iterations in ascending order starting at rank `start` (0-based), at most
+ * `max`, into `out`; *n is how many were written.  Returns 0. */
+int store_list(struct store *s, size_t start, int64_t *out, size_t max,
+	       size_t *n);
+
+/* Append the line of iteration `iter` (without LF/CR) to `line`.
+ * Returns 0, -ENOENT, -EIO (short read: the file changed under us), -ENOMEM. */
+int store_read(struct store *s, int64_t iter, struct buf *line);
+
+/* Re-check the file.  Grown in place, or replaced by a file whose first
+ * bytes equal everything indexed so far (checked byte for byte): only the new
+ * tail is indexed.  Otherwise a full re-index (chg->reset).  `chg` may be
+ * NULL.  Returns 0 or -errno (the old index is kept on error). */
+int store_refresh(struct store *s, struct store_change *chg);
+void store_change_free(struct store_change *chg);
+
+/* --- by-hash: distinct code -> iterations --------------------------------
+ * Built on first use (reads every record with code once), kept up to date
+ * by refresh. */
+
+struct store_code {
+	unsigned char digest[HASH_LEN];
+	int64_t first_iter;  /* lowest iteration with this code */
+	size_t count;        /* iterations with this code */
+};
+
+/* Digest of the code of iteration `iter`; *has_code false when it has no
+ * code.  Returns 0, -ENOENT (no such iteration), -EIO, -ENOMEM. */
+int store_code_of(struct store *s, int64_t iter, unsigned char d[HASH_LEN],
+		  bool *has_code);
+
+/* Distinct codes ordered by digest, from rank `start`, at most `max`; *n
+ * written.  Returns 0, -EIO, -ENOMEM. */
+int store_codes(struct store *s, size_t start, struct store_code *out,
+		size_t max, size_t *n);
+
+/* One code: its summary and its iterations ascending (up to `max` into
+ * `iters`, which may be NULL when max is 0; the total is code->count).
+ * Returns 0, -ENOENT (no record has this code), -EIO, -ENOMEM. */
+int store_code_lookup(struct store *s, const unsigned char d[HASH_LEN],
+		      struct store_code *code, int64_t *iters, size_t max);
+
+/* --- for the writer only --------------------------------------------------
+ * The writer has just renamed over the store a file whose first bytes are
+ * exactly the indexed content (plus, if the indexed content did not end in
+ * LF, one LF) followed by new lines.  Switch to the file now at the path and
+ * index only its tail, without re-reading the prefix.  `chg` as for
+ * store_refresh (may be NULL).  Returns 0 or -errno (then the next
+ * store_refresh re-indexes). */
+int store_adopt(struct store *s, struct store_change *chg);
+
+#endif
