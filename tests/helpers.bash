@@ -48,12 +48,12 @@ iterfs_unmount_all() {
 	rm -f "$BATS_TEST_TMPDIR/.mounts"
 }
 
-# Real history path, or skip when the shared data is absent (never in CI).
-real_history() {
-	local f="$REAL/$1"
-	if [ ! -r "$f" ]; then
-		[ -z "${CI:-}" ] || { echo "real history $f missing in CI" >&2; return 1; }
+# need_real NAME: sets $HIST to the real history, or skips when the shared
+# data is absent (a failure under CI, where it must be present).
+need_real() {
+	HIST="$REAL/$1"
+	if [ ! -r "$HIST" ]; then
+		[ -z "${CI:-}" ] || { echo "real history $HIST missing in CI" >&2; return 1; }
 		skip "real history $1 not present"
 	fi
-	echo "$f"
 }
