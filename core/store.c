@@ -1,1 +1,1452 @@
-/* placeholder: implementation in progress */
+/* store.c - the index of one JSONL history file.
+ *
+ * Two locks (see store.h for the public rules):
+ *   update_mu  serialises everything that changes the index: store_refresh,
+ *              store_adopt and the lazy by-hash build.  Its holder does the
+ *              slow I/O (scans, prefix compares, hashing) with only this mutex
+ *              held, so readers keep going on the old index meanwhile, and it
+ *              may read the index without `lock` (nobody else writes it).
+ *   lock       (rwlock) guards the index and the fd; readers share it, the
+ *              update_mu holder takes it exclusively only to install results.
+ * Lock order: writer's flock, then update_mu, then lock.
+ */
+#include "store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "jtext.h"
+#include "log.h"
+#include "record.h"
+
+#define SCAN_CHUNK ((size_t)1 << 20)
+#define CMP_CHUNK ((size_t)1 << 20)
+
+/* One shown or pending record: what finds its line again. */
+struct ent {
+	int64_t iter;
+	uint64_t off;
+	uint64_t lineno;
+	uint32_t len;
+};
+
+/* Code digest of one entry, parallel to idx.e once by-hash is built. */
+struct hslot {
+	unsigned char d[HASH_LEN];
+	bool has;
+};
+
+/* (digest, iteration) for every shown iteration with code, sorted. */
+struct hpair {
+	unsigned char d[HASH_LEN];
+	int64_t iter;
+};
+
+/* What the last line looked like when it had no LF yet; it is scanned again
+ * when the file grows. */
+enum tail_kind {
+	TAIL_NONE,    /* the indexed content ends in LF (or is empty) */
+	TAIL_BLANK,   /* whitespace only: not counted anywhere */
+	TAIL_SKIPPED, /* the last entry of skip[] */
+	TAIL_RECORD,  /* a record, at tail_off, tail_len bytes, tail_iter */
+};
+
+struct idx {
+	struct ent *e;        /* ascending by iter, unique */
+	size_t n, cap;
+	time_t *t;            /* STORE_TIMES only: parallel to e, cap long */
+	uint64_t *skip;       /* line numbers of skipped lines, ascending */
+	size_t nskip, skipcap;
+	uint64_t lines, records, dups;
+	uint64_t size;        /* bytes indexed */
+	uint64_t plines;      /* LF-terminated lines in the indexed bytes */
+	uint64_t tail_off;    /* start of the unterminated last line, or size */
+	enum tail_kind tail;
+	int64_t tail_iter;
+	uint32_t tail_len;
+	/* by-hash, valid when hashed */
+	bool hashed;
+	struct hslot *slot;   /* parallel to e, cap long */
+	struct hpair *pair;
+	size_t npair;
+	size_t *cstart;       /* code k owns pair[cstart[k] .. cstart[k+1]) */
+	size_t ncode;
+};
+
+struct store {
+	char *path;
+	unsigned flags;
+	pthread_mutex_t update_mu;
+	pthread_rwlock_t lock;
+	int fd;                  /* guarded by store->lock; -1: no file */
+	dev_t dev;               /* guarded by store->lock */
+	ino_t ino;               /* guarded by store->lock */
+	struct timespec mtim;    /* guarded by store->lock */
+	struct idx ix;           /* guarded by store->lock */
+	uint64_t generation;     /* guarded by store->lock */
+};
+
+/* A lock that fails is a bug in this file, not a runtime condition. */
+static void rd_lock(struct store *s)
+{
+	if (pthread_rwlock_rdlock(&s->lock) != 0)
+		abort();
+}
+
+static void wr_lock(struct store *s)
+{
+	if (pthread_rwlock_wrlock(&s->lock) != 0)
+		abort();
+}
+
+static void un_lock(struct store *s)
+{
+	if (pthread_rwlock_unlock(&s->lock) != 0)
+		abort();
+}
+
+static void up_lock(struct store *s)
+{
+	if (pthread_mutex_lock(&s->update_mu) != 0)
+		abort();
+}
+
+static void up_unlock(struct store *s)
+{
+	if (pthread_mutex_unlock(&s->update_mu) != 0)
+		abort();
+}
+
+static void idx_free_hash(struct idx *ix)
+{
+	free(ix->slot);
+	free(ix->pair);
+	free(ix->cstart);
+	ix->slot = NULL;
+	ix->pair = NULL;
+	ix->cstart = NULL;
+	ix->npair = ix->ncode = 0;
+	ix->hashed = false;
+}
+
+static void idx_free(struct idx *ix)
+{
+	free(ix->e);
+	free(ix->t);
+	free(ix->skip);
+	idx_free_hash(ix);
+	memset(ix, 0, sizeof(*ix));
+}
+
+/* Grow an array of `size`-byte elements to hold at least `need`. */
+static int grow(void **p, size_t *cap, size_t need, size_t size)
+{
+	size_t c = *cap ? *cap : 64;
+	void *q;
+
+	if (need <= *cap)
+		return 0;
+	while (c < need) {
+		if (c > SIZE_MAX / 2 / size)
+			return -ENOMEM;
+		c += c / 2;
+	}
+	q = realloc(*p, c * size);
+	if (!q)
+		return -ENOMEM;
+	*p = q;
+	*cap = c;
+	return 0;
+}
+
+static int pread_full(int fd, void *buf, size_t len, uint64_t off)
+{
+	char *p = buf;
+
+	while (len) {
+		ssize_t r = pread(fd, p, len, (off_t)off);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -errno;
+		if (r == 0)
+			return -EIO;
+		p += r;
+		len -= (size_t)r;
+		off += (uint64_t)r;
+	}
+	return 0;
+}
+
+static size_t find_iter(const struct idx *ix, int64_t iter, bool *found)
+{
+	size_t lo = 0, hi = ix->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (ix->e[mid].iter < iter)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	*found = lo < ix->n && ix->e[lo].iter == iter;
+	return lo;
+}
+
+/* --- scanning ------------------------------------------------------------ */
+
+/* The result of scanning [start, end) of a file: records in file order. */
+struct scan {
+	unsigned flags;
+	struct ent *e;
+	size_t n, cap;
+	time_t *t;
+	size_t tcap;
+	uint64_t *skip;
+	size_t nskip, skipcap;
+	uint64_t lines, records;
+	uint64_t lineno;      /* physical lines seen so far, from file start */
+	uint64_t end, tail_off;
+	enum tail_kind tail;
+	int64_t tail_iter;
+	uint32_t tail_len;
+};
+
+static void scan_free(struct scan *sc)
+{
+	free(sc->e);
+	free(sc->t);
+	free(sc->skip);
+}
+
+static bool is_ws(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+static int scan_skip(struct scan *sc, uint64_t lineno)
+{
+	int r = grow((void **)&sc->skip, &sc->skipcap, sc->nskip + 1,
+		     sizeof(*sc->skip));
+
+	if (r < 0)
+		return r;
+	sc->skip[sc->nskip++] = lineno;
+	return 0;
+}
+
+/* One line, without its LF.  `has_lf` false: the unterminated last line,
+ * which is trusted only after full validation. */
+static int scan_line(struct scan *sc, const char *p, size_t len, uint64_t off,
+		     bool has_lf)
+{
+	uint64_t lineno = ++sc->lineno;
+	struct jtext_span v;
+	size_t end;
+	int64_t n;
+	bool found, trust;
+	time_t t = 0;
+	int r;
+
+	if (off == 0 && len >= 3 && memcmp(p, "\xef\xbb\xbf", 3) == 0) {
+		p += 3;
+		len -= 3;
+		off += 3;
+	}
+	if (len && p[len - 1] == '\r')
+		len--;
+	end = len;
+	while (end && is_ws(p[end - 1]))
+		end--;
+	if (!has_lf) {
+		sc->tail_off = off;
+		sc->tail = TAIL_BLANK;
+	}
+	if (end == 0)
+		return 0;
+	sc->lines++;
+	if (len > UINT32_MAX)
+		goto skip;
+	trust = has_lf && !(sc->flags & STORE_VALIDATE);
+	if (trust) {
+		if (p[end - 1] != '}')
+			goto skip;
+	} else if (jtext_parse_value(p, len, &v) < 0 ||
+		   jtext_type(v) != JTEXT_OBJECT) {
+		goto skip;
+	}
+	if (record_iteration(p, len, &n, &found) < 0 || !found)
+		goto skip;
+	if (sc->flags & STORE_TIMES) {
+		if (record_timestamp(p, len, &t, &found) < 0 || !found)
+			t = 0;
+		r = grow((void **)&sc->t, &sc->tcap, sc->n + 1, sizeof(*sc->t));
+		if (r < 0)
+			return r;
+		sc->t[sc->n] = t;
+	}
+	r = grow((void **)&sc->e, &sc->cap, sc->n + 1, sizeof(*sc->e));
+	if (r < 0)
+		return r;
+	sc->e[sc->n++] = (struct ent){ n, off, lineno, (uint32_t)len };
+	sc->records++;
+	if (!has_lf) {
+		sc->tail = TAIL_RECORD;
+		sc->tail_iter = n;
+		sc->tail_len = (uint32_t)len;
+	}
+	return 0;
+skip:
+	if (!has_lf)
+		sc->tail = TAIL_SKIPPED;
+	return scan_skip(sc, lineno);
+}
+
+/* Scan fd from `start` (a line start) to `end`.  sc->lineno must hold the
+ * number of lines before `start`. */
+static int scan_file(struct scan *sc, int fd, uint64_t start, uint64_t end,
+		     const char *path)
+{
+	size_t cap = SCAN_CHUNK, have = 0, lstart = 0, searched = 0;
+	uint64_t pos = start; /* file offset of buf[0] */
+	char *buf, *nb;
+	int r = 0;
+
+	sc->end = end;
+	sc->tail_off = end;
+	sc->tail = TAIL_NONE;
+	if (start >= end)
+		return 0;
+	buf = malloc(cap);
+	if (!buf)
+		return -ENOMEM;
+	for (;;) {
+		char *lf;
+
+		while ((lf = memchr(buf + searched, '\n', have - searched))) {
+			size_t i = (size_t)(lf - buf);
+
+			r = scan_line(sc, buf + lstart, i - lstart,
+				      pos + lstart, true);
+			if (r < 0)
+				goto out;
+			lstart = searched = i + 1;
+		}
+		searched = have;
+		if (pos + have == end) {
+			if (lstart < have)
+				r = scan_line(sc, buf + lstart, have - lstart,
+					      pos + lstart, false);
+			goto out;
+		}
+		if (lstart) {
+			memmove(buf, buf + lstart, have - lstart);
+			pos += lstart;
+			have -= lstart;
+			searched -= lstart;
+			lstart = 0;
+		}
+		if (have == cap) {
+			nb = cap > SIZE_MAX / 2 ? NULL : realloc(buf, cap * 2);
+			if (!nb) {
+				r = -ENOMEM;
+				goto out;
+			}
+			buf = nb;
+			cap *= 2;
+		}
+		{
+			size_t want = cap - have;
+			ssize_t got;
+
+			if (want > end - pos - have)
+				want = (size_t)(end - pos - have);
+			got = pread(fd, buf + have, want, (off_t)(pos + have));
+			if (got < 0 && errno == EINTR)
+				continue;
+			if (got <= 0) {
+				r = got < 0 ? -errno : -EIO;
+				log_err("store: read %s at %llu: %s", path,
+					(unsigned long long)(pos + have),
+					got < 0 ? strerror(errno)
+						: "file shrank while indexing");
+				goto out;
+			}
+			have += (size_t)got;
+		}
+	}
+out:
+	free(buf);
+	return r;
+}
+
+static int cmp_u32_by_ent(const void *a, const void *b, void *arg)
+{
+	const struct ent *e = arg;
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	if (e[x].iter != e[y].iter)
+		return e[x].iter < e[y].iter ? -1 : 1;
+	return x < y ? -1 : x > y;
+}
+
+/* Sort the scanned records by iteration, keeping only the last line of each
+ * number; *hidden counts the dropped ones.  File order is the common case
+ * and costs one pass. */
+static int scan_dedup(struct scan *sc, uint64_t *hidden)
+{
+	struct ent *ne = NULL;
+	time_t *nt = NULL;
+	uint32_t *perm;
+	size_t i, k = 0;
+
+	*hidden = 0;
+	for (i = 1; i < sc->n; i++)
+		if (sc->e[i - 1].iter >= sc->e[i].iter)
+			break;
+	if (i >= sc->n)
+		return 0;
+	if (sc->n > UINT32_MAX)
+		return -ENOMEM;
+	perm = malloc(sc->n * sizeof(*perm));
+	ne = malloc(sc->n * sizeof(*ne));
+	if (sc->t)
+		nt = malloc(sc->n * sizeof(*nt));
+	if (!perm || !ne || (sc->t && !nt)) {
+		free(perm);
+		free(ne);
+		free(nt);
+		return -ENOMEM;
+	}
+	for (i = 0; i < sc->n; i++)
+		perm[i] = (uint32_t)i;
+	qsort_r(perm, sc->n, sizeof(*perm), cmp_u32_by_ent, sc->e);
+	for (i = 0; i < sc->n; i++) {
+		if (i + 1 < sc->n && sc->e[perm[i + 1]].iter == sc->e[perm[i]].iter) {
+			(*hidden)++;
+			continue;
+		}
+		ne[k] = sc->e[perm[i]];
+		if (nt)
+			nt[k] = sc->t[perm[i]];
+		k++;
+	}
+	free(perm);
+	free(sc->e);
+	free(sc->t);
+	sc->e = ne;
+	sc->t = nt;
+	sc->n = sc->cap = sc->tcap = k;
+	if (!nt)
+		sc->tcap = 0;
+	return 0;
+}
+
+/* --- by-hash ------------------------------------------------------------- */
+
+static int hash_line(int fd, const struct ent *e, struct buf *line,
+		     struct buf *code, struct hslot *slot)
+{
+	bool present;
+	int r;
+
+	buf_reset(line);
+	buf_reset(code);
+	slot->has = false;
+	r = buf_reserve(line, e->len);
+	if (r < 0)
+		return r;
+	r = pread_full(fd, line->data, e->len, e->off);
+	if (r < 0)
+		return r;
+	line->len = e->len;
+	line->data[line->len] = '\0';
+	r = view_render(line->data, line->len, VIEW_CODE, code, &present);
+	if (r == -EINVAL)
+		return 0; /* a trusted line that is not JSON after all: no code */
+	if (r < 0)
+		return r;
+	if (!present)
+		return 0;
+	r = hash_sha256(code->data ? code->data : "", code->len, slot->d);
+	if (r < 0)
+		return r;
+	slot->has = true;
+	return 0;
+}
+
+static int hash_slots(int fd, const struct ent *e, size_t n,
+		      struct hslot *slot)
+{
+	struct buf line = BUF_INIT, code = BUF_INIT;
+	size_t i;
+	int r = 0;
+
+	for (i = 0; i < n && !r; i++)
+		r = hash_line(fd, &e[i], &line, &code, &slot[i]);
+	buf_free(&line);
+	buf_free(&code);
+	return r;
+}
+
+static int cmp_pair(const void *a, const void *b)
+{
+	const struct hpair *x = a, *y = b;
+	int c = memcmp(x->d, y->d, HASH_LEN);
+
+	if (c)
+		return c;
+	return x->iter < y->iter ? -1 : x->iter > y->iter;
+}
+
+/* Group sorted pairs into codes. */
+static int hash_codes(const struct hpair *pair, size_t npair, size_t **cstart,
+		      size_t *ncode)
+{
+	size_t i, k = 0;
+	size_t *cs = malloc((npair + 1) * sizeof(*cs));
+
+	if (!cs)
+		return -ENOMEM;
+	for (i = 0; i < npair; i++)
+		if (i == 0 || memcmp(pair[i - 1].d, pair[i].d, HASH_LEN) != 0)
+			cs[k++] = i;
+	cs[k] = npair;
+	*cstart = cs;
+	*ncode = k;
+	return 0;
+}
+
+/* Build the by-hash tables for the current index (update_mu held). */
+static int hash_build_locked(struct store *s)
+{
+	struct idx *ix = &s->ix;
+	struct hslot *slot = NULL;
+	struct hpair *pair = NULL;
+	size_t *cstart = NULL, npair = 0, ncode = 0, i;
+	int r;
+
+	if (ix->hashed)
+		return 0;
+	slot = calloc(ix->cap ? ix->cap : 1, sizeof(*slot));
+	pair = malloc((ix->n ? ix->n : 1) * sizeof(*pair));
+	if (!slot || !pair) {
+		r = -ENOMEM;
+		goto out_free;
+	}
+	r = hash_slots(s->fd, ix->e, ix->n, slot);
+	if (r < 0) {
+		log_err("store: hashing code of %s: %s", s->path, strerror(-r));
+		goto out_free;
+	}
+	for (i = 0; i < ix->n; i++) {
+		if (!slot[i].has)
+			continue;
+		memcpy(pair[npair].d, slot[i].d, HASH_LEN);
+		pair[npair++].iter = ix->e[i].iter;
+	}
+	qsort(pair, npair, sizeof(*pair), cmp_pair);
+	r = hash_codes(pair, npair, &cstart, &ncode);
+	if (r < 0)
+		goto out_free;
+	wr_lock(s);
+	ix->slot = slot;
+	ix->pair = pair;
+	ix->npair = npair;
+	ix->cstart = cstart;
+	ix->ncode = ncode;
+	ix->hashed = true;
+	un_lock(s);
+	return 0;
+out_free:
+	free(slot);
+	free(pair);
+	return r;
+}
+
+/* Take store->lock shared with the by-hash tables built. */
+static int hash_rdlock(struct store *s)
+{
+	int r;
+
+	for (;;) {
+		rd_lock(s);
+		if (s->ix.hashed)
+			return 0;
+		un_lock(s);
+		up_lock(s);
+		r = hash_build_locked(s);
+		up_unlock(s);
+		if (r < 0)
+			return r;
+	}
+}
+
+/* --- installing scan results --------------------------------------------- */
+
+/* A fresh index from a scan of a whole file. */
+static int idx_from_scan(struct scan *sc, struct idx *ix)
+{
+	uint64_t hidden;
+	int r;
+
+	memset(ix, 0, sizeof(*ix));
+	r = scan_dedup(sc, &hidden);
+	if (r < 0)
+		return r;
+	/* Shrink to fit: the index stays this size for a long time. */
+	if (sc->n && sc->cap > sc->n) {
+		void *p = realloc(sc->e, sc->n * sizeof(*sc->e));
+
+		if (p) {
+			sc->e = p;
+			sc->cap = sc->n;
+		}
+		if (sc->t) {
+			p = realloc(sc->t, sc->n * sizeof(*sc->t));
+			if (p) {
+				sc->t = p;
+				sc->tcap = sc->n;
+			}
+		}
+	}
+	ix->e = sc->e;
+	ix->n = sc->n;
+	ix->cap = sc->t && sc->tcap < sc->cap ? sc->tcap : sc->cap;
+	ix->t = sc->t;
+	ix->skip = sc->skip;
+	ix->nskip = sc->nskip;
+	ix->skipcap = sc->skipcap;
+	ix->lines = sc->lines;
+	ix->records = sc->records;
+	ix->dups = hidden;
+	ix->size = sc->end;
+	ix->tail_off = sc->tail_off;
+	ix->tail = sc->tail;
+	ix->tail_iter = sc->tail_iter;
+	ix->tail_len = sc->tail_len;
+	ix->plines = sc->tail == TAIL_NONE ? sc->lineno : sc->lineno - 1;
+	sc->e = NULL;
+	sc->t = NULL;
+	sc->skip = NULL;
+	return 0;
+}
+
+static int change_set(struct store_change *chg, bool reset,
+		      const struct ent *e, size_t n)
+{
+	size_t i;
+
+	if (!chg)
+		return 0;
+	memset(chg, 0, sizeof(*chg));
+	chg->reset = reset;
+	chg->changed = true;
+	if (!n)
+		return 0;
+	chg->iters = malloc(n * sizeof(*chg->iters));
+	if (!chg->iters)
+		return -ENOMEM;
+	for (i = 0; i < n; i++)
+		chg->iters[i] = e[i].iter;
+	chg->n = n;
+	return 0;
+}
+
+/* Index the whole file at fd and install it (update_mu held).  Takes
+ * ownership of fd on success. */
+static int reindex_locked(struct store *s, int fd, const struct stat *st,
+			  bool reset, struct store_change *chg)
+{
+	struct scan sc = { .flags = s->flags };
+	struct idx nix, old;
+	int r, oldfd;
+
+	r = scan_file(&sc, fd, 0, (uint64_t)st->st_size, s->path);
+	if (r < 0)
+		goto out_scan;
+	r = idx_from_scan(&sc, &nix);
+	if (r < 0)
+		goto out_scan;
+	r = change_set(chg, reset, reset ? NULL : nix.e, reset ? 0 : nix.n);
+	if (r < 0) {
+		idx_free(&nix);
+		goto out_scan;
+	}
+	wr_lock(s);
+	old = s->ix;
+	s->ix = nix;
+	oldfd = s->fd;
+	s->fd = fd;
+	s->dev = st->st_dev;
+	s->ino = st->st_ino;
+	s->mtim = st->st_mtim;
+	s->generation++;
+	un_lock(s);
+	idx_free(&old);
+	if (oldfd >= 0 && oldfd != fd)
+		close(oldfd);
+out_scan:
+	scan_free(&sc);
+	return r;
+}
+
+/* Drop everything: the file is gone (update_mu held). */
+static void empty_locked(struct store *s, struct store_change *chg)
+{
+	struct idx old;
+	int oldfd;
+
+	if (chg) {
+		memset(chg, 0, sizeof(*chg));
+		chg->reset = chg->changed = true;
+	}
+	wr_lock(s);
+	old = s->ix;
+	memset(&s->ix, 0, sizeof(s->ix));
+	oldfd = s->fd;
+	s->fd = -1;
+	s->generation++;
+	un_lock(s);
+	idx_free(&old);
+	if (oldfd >= 0)
+		close(oldfd);
+}
+
+/* The union of the index and the sorted, unique scan records, in new
+ * arrays (scanned lines come later in the file, so they win). */
+struct merged {
+	struct ent *e;
+	time_t *t;
+	struct hslot *slot;
+	size_t n;
+	struct hpair *gone; /* (digest, iter) of hidden old entries with code */
+	size_t ngone;
+	uint64_t replaced;  /* old entries hidden */
+};
+
+static void merged_free(struct merged *m)
+{
+	free(m->e);
+	free(m->t);
+	free(m->slot);
+	free(m->gone);
+}
+
+/* `nslot` (slots of the scan records) non-NULL: merge the hash slots too. */
+static int merge_build(const struct idx *ix, const struct scan *sc,
+		       bool times, const struct hslot *nslot, struct merged *m)
+{
+	size_t i = 0, j = 0, k = 0, cap = ix->n + sc->n;
+
+	memset(m, 0, sizeof(*m));
+	m->e = malloc(cap * sizeof(*m->e));
+	if (times)
+		m->t = malloc(cap * sizeof(*m->t));
+	if (nslot) {
+		m->slot = malloc(cap * sizeof(*m->slot));
+		m->gone = malloc(sc->n * sizeof(*m->gone));
+	}
+	if (!m->e || (times && !m->t) || (nslot && (!m->slot || !m->gone))) {
+		merged_free(m);
+		return -ENOMEM;
+	}
+	while (i < ix->n || j < sc->n) {
+		bool take_new = j < sc->n &&
+				(i >= ix->n || sc->e[j].iter <= ix->e[i].iter);
+
+		if (!take_new) {
+			m->e[k] = ix->e[i];
+			if (times)
+				m->t[k] = ix->t[i];
+			if (nslot)
+				m->slot[k] = ix->slot[i];
+			i++;
+			k++;
+			continue;
+		}
+		if (i < ix->n && sc->e[j].iter == ix->e[i].iter) {
+			m->replaced++;
+			if (nslot && ix->slot[i].has) {
+				memcpy(m->gone[m->ngone].d, ix->slot[i].d,
+				       HASH_LEN);
+				m->gone[m->ngone++].iter = ix->e[i].iter;
+			}
+			i++;
+		}
+		m->e[k] = sc->e[j];
+		if (times)
+			m->t[k] = sc->t[j];
+		if (nslot)
+			m->slot[k] = nslot[j];
+		j++;
+		k++;
+	}
+	m->n = k;
+	return 0;
+}
+
+/* New pair and code tables: the old pairs minus `gone`, plus the scan
+ * records' codes. */
+static int hash_update(const struct idx *ix, struct hpair *gone, size_t ngone,
+		       const struct scan *sc, const struct hslot *nslot,
+		       struct hpair **opair, size_t *onpair, size_t **ocstart,
+		       size_t *oncode)
+{
+	struct hpair *add, *pair;
+	size_t nadd = 0, i = 0, g = 0, a = 0, k = 0, j;
+	int r;
+
+	add = malloc((sc->n ? sc->n : 1) * sizeof(*add));
+	pair = malloc((ix->npair + sc->n + 1) * sizeof(*pair));
+	if (!add || !pair) {
+		free(add);
+		free(pair);
+		return -ENOMEM;
+	}
+	for (j = 0; j < sc->n; j++) {
+		if (!nslot[j].has)
+			continue;
+		memcpy(add[nadd].d, nslot[j].d, HASH_LEN);
+		add[nadd++].iter = sc->e[j].iter;
+	}
+	if (nadd)
+		qsort(add, nadd, sizeof(*add), cmp_pair);
+	if (ngone)
+		qsort(gone, ngone, sizeof(*gone), cmp_pair);
+	while (i < ix->npair || a < nadd) {
+		if (i < ix->npair) {
+			while (g < ngone && cmp_pair(&gone[g], &ix->pair[i]) < 0)
+				g++;
+			if (g < ngone && cmp_pair(&gone[g], &ix->pair[i]) == 0) {
+				i++;
+				continue;
+			}
+		}
+		if (a < nadd &&
+		    (i >= ix->npair || cmp_pair(&add[a], &ix->pair[i]) < 0))
+			pair[k++] = add[a++];
+		else
+			pair[k++] = ix->pair[i++];
+	}
+	free(add);
+	r = hash_codes(pair, k, ocstart, oncode);
+	if (r < 0) {
+		free(pair);
+		return r;
+	}
+	*opair = pair;
+	*onpair = k;
+	return 0;
+}
+
+/* Make every per-entry array hold `need` entries (store->lock held
+ * exclusively: realloc may move what readers look at).  On failure the
+ * index is unchanged (some arrays may just be larger than ix->cap). */
+static int idx_reserve(struct idx *ix, size_t need, bool times, bool slots)
+{
+	size_t c = ix->cap ? ix->cap : 64;
+	void *p;
+
+	if (need <= ix->cap)
+		return 0;
+	while (c < need) {
+		if (c > SIZE_MAX / 2 / sizeof(struct hslot))
+			return -ENOMEM;
+		c += c / 2;
+	}
+	p = realloc(ix->e, c * sizeof(*ix->e));
+	if (!p)
+		return -ENOMEM;
+	ix->e = p;
+	if (times) {
+		p = realloc(ix->t, c * sizeof(*ix->t));
+		if (!p)
+			return -ENOMEM;
+		ix->t = p;
+	}
+	if (slots) {
+		p = realloc(ix->slot, c * sizeof(*ix->slot));
+		if (!p)
+			return -ENOMEM;
+		ix->slot = p;
+	}
+	ix->cap = c;
+	return 0;
+}
+
+/* Index [ix.tail_off, end) of fd and add it to the index (update_mu held).
+ * On success fd becomes the store's fd (the old one is closed if it
+ * differs); on failure the caller still owns fd.  *need_full: the old
+ * unterminated last line was a record and is not the same record now, so
+ * only a full re-index is right (returns -EAGAIN then). */
+static int extend_locked(struct store *s, int fd, const struct stat *st,
+			 struct store_change *chg, bool *need_full)
+{
+	struct idx *ix = &s->ix;
+	struct scan sc = { .flags = s->flags };
+	bool times = s->flags & STORE_TIMES;
+	struct hslot *nslot = NULL;
+	struct merged m = { 0 };
+	struct hpair *pair = NULL;
+	size_t *cstart = NULL, npair = 0, ncode = 0, nskip = ix->nskip;
+	uint64_t hidden, lines = ix->lines, records = ix->records;
+	bool append, changed, hash_keep = ix->hashed;
+	int r, oldfd = -1;
+
+	*need_full = false;
+	sc.lineno = ix->plines;
+	r = scan_file(&sc, fd, ix->tail_off, (uint64_t)st->st_size, s->path);
+	if (r < 0)
+		goto out;
+	/* Take back what the old unterminated last line contributed. */
+	if (ix->tail == TAIL_SKIPPED) {
+		lines--;
+		nskip--;
+	} else if (ix->tail == TAIL_RECORD) {
+		if (!sc.n || sc.e[0].lineno != ix->plines + 1 ||
+		    sc.e[0].off != ix->tail_off ||
+		    sc.e[0].len != ix->tail_len ||
+		    sc.e[0].iter != ix->tail_iter) {
+			*need_full = true;
+			r = -EAGAIN;
+			goto out;
+		}
+		/* The same record, now terminated: already in the index. */
+		memmove(sc.e, sc.e + 1, (sc.n - 1) * sizeof(*sc.e));
+		if (sc.t)
+			memmove(sc.t, sc.t + 1, (sc.n - 1) * sizeof(*sc.t));
+		sc.n--;
+		sc.lines--;
+		sc.records--;
+	}
+	r = scan_dedup(&sc, &hidden);
+	if (r < 0)
+		goto out;
+	if (hash_keep && sc.n) {
+		nslot = malloc(sc.n * sizeof(*nslot));
+		/* On failure the tables are dropped and rebuilt on next use. */
+		if (!nslot || hash_slots(fd, sc.e, sc.n, nslot) < 0)
+			hash_keep = false;
+	}
+	append = !ix->n || !sc.n || sc.e[0].iter > ix->e[ix->n - 1].iter;
+	if (!append) {
+		r = merge_build(ix, &sc, times, hash_keep ? nslot : NULL, &m);
+		if (r < 0)
+			goto out;
+	}
+	if (hash_keep && sc.n &&
+	    hash_update(ix, m.gone, m.ngone, &sc, nslot, &pair, &npair,
+			&cstart, &ncode) < 0)
+		hash_keep = false;
+	changed = sc.n || sc.end != ix->size;
+	if (changed) {
+		r = change_set(chg, false, sc.e, sc.n);
+		if (r < 0)
+			goto out;
+	}
+
+	wr_lock(s);
+	if (append)
+		r = idx_reserve(ix, ix->n + sc.n, times, hash_keep);
+	if (!r && nskip + sc.nskip > ix->skipcap)
+		r = grow((void **)&ix->skip, &ix->skipcap, nskip + sc.nskip,
+			 sizeof(*ix->skip));
+	if (r < 0) {
+		un_lock(s);
+		goto out;
+	}
+	/* From here on nothing fails. */
+	if (append) {
+		if (sc.n) {
+			memcpy(ix->e + ix->n, sc.e, sc.n * sizeof(*sc.e));
+			if (times)
+				memcpy(ix->t + ix->n, sc.t,
+				       sc.n * sizeof(*sc.t));
+			if (hash_keep)
+				memcpy(ix->slot + ix->n, nslot,
+				       sc.n * sizeof(*nslot));
+		}
+		ix->n += sc.n;
+	} else {
+		free(ix->e);
+		free(ix->t);
+		ix->e = m.e;
+		ix->t = m.t;
+		ix->n = ix->cap = m.n;
+		m.e = NULL;
+		m.t = NULL;
+		if (hash_keep) {
+			free(ix->slot);
+			ix->slot = m.slot;
+			m.slot = NULL;
+		}
+	}
+	if (hash_keep && sc.n) {
+		free(ix->pair);
+		free(ix->cstart);
+		ix->pair = pair;
+		ix->npair = npair;
+		ix->cstart = cstart;
+		ix->ncode = ncode;
+		pair = NULL;
+		cstart = NULL;
+	} else if (!hash_keep && ix->hashed) {
+		idx_free_hash(ix);
+	}
+	if (sc.nskip)
+		memcpy(ix->skip + nskip, sc.skip, sc.nskip * sizeof(*sc.skip));
+	ix->nskip = nskip + sc.nskip;
+	ix->lines = lines + sc.lines;
+	ix->records = records + sc.records;
+	ix->dups += hidden + m.replaced;
+	ix->plines = sc.tail == TAIL_NONE ? sc.lineno : sc.lineno - 1;
+	ix->tail_off = sc.tail_off;
+	ix->tail = sc.tail;
+	ix->tail_iter = sc.tail_iter;
+	ix->tail_len = sc.tail_len;
+	ix->size = sc.end;
+	if (changed)
+		s->generation++;
+	if (s->fd != fd)
+		oldfd = s->fd;
+	s->fd = fd;
+	s->dev = st->st_dev;
+	s->ino = st->st_ino;
+	s->mtim = st->st_mtim;
+	un_lock(s);
+	if (oldfd >= 0)
+		close(oldfd);
+out:
+	if (r < 0)
+		store_change_free(chg);
+	merged_free(&m);
+	free(pair);
+	free(cstart);
+	free(nslot);
+	scan_free(&sc);
+	return r;
+}
+
+/* Do the first `len` bytes of a and b agree? */
+static int same_prefix(int a, int b, uint64_t len, bool *same)
+{
+	char *x = malloc(CMP_CHUNK), *y = malloc(CMP_CHUNK);
+	uint64_t off = 0;
+	int r = 0;
+
+	*same = true;
+	if (!x || !y) {
+		r = -ENOMEM;
+		goto out;
+	}
+	while (off < len && *same) {
+		size_t n = len - off < CMP_CHUNK ? (size_t)(len - off) : CMP_CHUNK;
+
+		r = pread_full(a, x, n, off);
+		if (r == 0)
+			r = pread_full(b, y, n, off);
+		if (r < 0)
+			goto out;
+		*same = memcmp(x, y, n) == 0;
+		off += n;
+	}
+out:
+	free(x);
+	free(y);
+	return r;
+}
+
+static int open_path(const char *path, int *fd, struct stat *st)
+{
+	int r;
+
+	*fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (*fd < 0)
+		return -errno;
+	if (fstat(*fd, st) < 0) {
+		r = -errno;
+		close(*fd);
+		*fd = -1;
+		errno = -r;
+		return r;
+	}
+	if (!S_ISREG(st->st_mode)) {
+		close(*fd);
+		*fd = -1;
+		return S_ISDIR(st->st_mode) ? -EISDIR : -EINVAL;
+	}
+	return 0;
+}
+
+/* --- public -------------------------------------------------------------- */
+
+int store_open(const char *path, unsigned flags, struct store **out)
+{
+	struct store *s;
+	struct stat st;
+	int r, fd;
+
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->fd = -1;
+	s->flags = flags;
+	s->path = strdup(path);
+	if (!s->path) {
+		r = -ENOMEM;
+		goto out_free;
+	}
+	if (pthread_mutex_init(&s->update_mu, NULL) != 0) {
+		r = -ENOMEM;
+		goto out_path;
+	}
+	if (pthread_rwlock_init(&s->lock, NULL) != 0) {
+		r = -ENOMEM;
+		goto out_mutex;
+	}
+	r = open_path(path, &fd, &st);
+	if (r == -ENOENT) {
+		*out = s;
+		return 0;
+	}
+	if (r < 0) {
+		log_err("store: open %s: %s", path, strerror(-r));
+		goto out_rwlock;
+	}
+	r = reindex_locked(s, fd, &st, true, NULL);
+	if (r < 0) {
+		close(fd);
+		goto out_rwlock;
+	}
+	s->generation = 1;
+	*out = s;
+	return 0;
+out_rwlock:
+	pthread_rwlock_destroy(&s->lock);
+out_mutex:
+	pthread_mutex_destroy(&s->update_mu);
+out_path:
+	free(s->path);
+out_free:
+	free(s);
+	return r;
+}
+
+void store_close(struct store *s)
+{
+	if (!s)
+		return;
+	idx_free(&s->ix);
+	if (s->fd >= 0)
+		close(s->fd);
+	pthread_rwlock_destroy(&s->lock);
+	pthread_mutex_destroy(&s->update_mu);
+	free(s->path);
+	free(s);
+}
+
+const char *store_path(const struct store *s)
+{
+	return s->path;
+}
+
+static uint64_t index_bytes(const struct store *s)
+{
+	const struct idx *ix = &s->ix;
+	uint64_t b = sizeof(*s);
+
+	b += ix->cap * sizeof(*ix->e);
+	if (ix->t)
+		b += ix->cap * sizeof(*ix->t);
+	b += ix->skipcap * sizeof(*ix->skip);
+	if (ix->hashed) {
+		b += ix->cap * sizeof(*ix->slot);
+		b += ix->npair * sizeof(*ix->pair);
+		b += (ix->ncode + 1) * sizeof(*ix->cstart);
+	}
+	return b;
+}
+
+int store_stats(struct store *s, struct store_stats *st)
+{
+	rd_lock(s);
+	st->lines = s->ix.lines;
+	st->records = s->ix.records;
+	st->iterations = s->ix.n;
+	st->skipped = s->ix.nskip;
+	st->duplicates = s->ix.dups;
+	st->file_size = s->ix.size;
+	st->index_bytes = index_bytes(s);
+	st->generation = s->generation;
+	un_lock(s);
+	return 0;
+}
+
+int store_skipped(struct store *s, uint64_t *linenos, size_t max,
+		  size_t *total)
+{
+	rd_lock(s);
+	*total = s->ix.nskip;
+	if (max > s->ix.nskip)
+		max = s->ix.nskip;
+	if (max)
+		memcpy(linenos, s->ix.skip, max * sizeof(*linenos));
+	un_lock(s);
+	return 0;
+}
+
+int store_lookup(struct store *s, int64_t iter, struct store_rec *rec)
+{
+	bool found;
+	size_t i;
+
+	rd_lock(s);
+	i = find_iter(&s->ix, iter, &found);
+	if (found) {
+		rec->iter = iter;
+		rec->mtime = s->ix.t ? s->ix.t[i] : 0;
+		rec->lineno = s->ix.e[i].lineno;
+		rec->offset = s->ix.e[i].off;
+		rec->len = s->ix.e[i].len;
+	}
+	un_lock(s);
+	return found ? 0 : -ENOENT;
+}
+
+int store_highest(struct store *s, int64_t *iter, bool *found)
+{
+	rd_lock(s);
+	*found = s->ix.n > 0;
+	if (*found)
+		*iter = s->ix.e[s->ix.n - 1].iter;
+	un_lock(s);
+	return 0;
+}
+
+int store_list(struct store *s, size_t start, int64_t *out, size_t max,
+	       size_t *n)
+{
+	size_t i;
+
+	rd_lock(s);
+	for (i = 0; i < max && start + i < s->ix.n; i++)
+		out[i] = s->ix.e[start + i].iter;
+	*n = i;
+	un_lock(s);
+	return 0;
+}
+
+int store_read(struct store *s, int64_t iter, struct buf *line)
+{
+	struct ent e;
+	bool found;
+	size_t i;
+	int r;
+
+	rd_lock(s);
+	i = find_iter(&s->ix, iter, &found);
+	if (!found) {
+		r = -ENOENT;
+		goto out;
+	}
+	e = s->ix.e[i];
+	r = buf_reserve(line, e.len);
+	if (r < 0)
+		goto out;
+	r = pread_full(s->fd, line->data + line->len, e.len, e.off);
+	if (r < 0)
+		goto out;
+	line->len += e.len;
+	line->data[line->len] = '\0';
+out:
+	un_lock(s);
+	if (line->data)
+		line->data[line->len] = '\0';
+	return r;
+}
+
+int store_refresh(struct store *s, struct store_change *chg)
+{
+	struct stat st;
+	bool same_file, prefix = false, need_full = false;
+	int r, fd;
+
+	if (chg)
+		memset(chg, 0, sizeof(*chg));
+	up_lock(s);
+	r = open_path(s->path, &fd, &st);
+	if (r == -ENOENT) {
+		if (s->fd >= 0 || s->ix.size)
+			empty_locked(s, chg);
+		r = 0;
+		goto out;
+	}
+	if (r < 0) {
+		log_err("store: open %s: %s", s->path, strerror(-r));
+		goto out;
+	}
+	same_file = s->fd >= 0 && st.st_dev == s->dev && st.st_ino == s->ino;
+	if (same_file) {
+		/* Keep the fd we indexed; it is the same file. */
+		close(fd);
+		fd = s->fd;
+		if ((uint64_t)st.st_size == s->ix.size &&
+		    st.st_mtim.tv_sec == s->mtim.tv_sec &&
+		    st.st_mtim.tv_nsec == s->mtim.tv_nsec)
+			goto out;
+		/* Grown in place: trusted to be an extension.  Same size with
+		 * a new mtime, or shrunk: rewritten in place. */
+		prefix = (uint64_t)st.st_size > s->ix.size;
+	} else if (s->fd < 0) {
+		prefix = true;
+	} else if ((uint64_t)st.st_size >= s->ix.size) {
+		r = same_prefix(s->fd, fd, s->ix.size, &prefix);
+		if (r < 0) {
+			log_err("store: compare %s with the indexed file: %s",
+				s->path, strerror(-r));
+			close(fd);
+			goto out;
+		}
+	}
+	if (prefix) {
+		r = extend_locked(s, fd, &st, chg, &need_full);
+		if (!need_full) {
+			if (r < 0 && fd != s->fd)
+				close(fd);
+			goto out;
+		}
+	}
+	r = reindex_locked(s, fd, &st, true, chg);
+	if (r < 0 && fd != s->fd)
+		close(fd);
+out:
+	up_unlock(s);
+	return r;
+}
+
+void store_change_free(struct store_change *chg)
+{
+	if (!chg)
+		return;
+	free(chg->iters);
+	memset(chg, 0, sizeof(*chg));
+}
+
+int store_adopt(struct store *s, struct store_change *chg)
+{
+	struct stat st;
+	bool need_full = false;
+	int r, fd;
+
+	if (chg)
+		memset(chg, 0, sizeof(*chg));
+	up_lock(s);
+	r = open_path(s->path, &fd, &st);
+	if (r < 0) {
+		log_err("store: open %s after commit: %s", s->path,
+			strerror(-r));
+		goto out;
+	}
+	if ((uint64_t)st.st_size < s->ix.size) {
+		log_err("store: %s is shorter than the indexed content after "
+			"commit", s->path);
+		close(fd);
+		r = -EIO;
+		goto out;
+	}
+	r = extend_locked(s, fd, &st, chg, &need_full);
+	if (need_full)
+		r = reindex_locked(s, fd, &st, true, chg);
+	if (r < 0 && fd != s->fd)
+		close(fd);
+out:
+	up_unlock(s);
+	return r;
+}
+
+/* --- by-hash public ------------------------------------------------------ */
+
+int store_code_of(struct store *s, int64_t iter, unsigned char d[HASH_LEN],
+		  bool *has_code)
+{
+	bool found;
+	size_t i;
+	int r;
+
+	r = hash_rdlock(s);
+	if (r < 0)
+		return r;
+	i = find_iter(&s->ix, iter, &found);
+	if (found) {
+		*has_code = s->ix.slot[i].has;
+		if (*has_code)
+			memcpy(d, s->ix.slot[i].d, HASH_LEN);
+	}
+	un_lock(s);
+	return found ? 0 : -ENOENT;
+}
+
+static void code_fill(const struct idx *ix, size_t k, struct store_code *c)
+{
+	const struct hpair *p = &ix->pair[ix->cstart[k]];
+
+	memcpy(c->digest, p->d, HASH_LEN);
+	c->first_iter = p->iter;
+	c->count = ix->cstart[k + 1] - ix->cstart[k];
+}
+
+int store_codes(struct store *s, size_t start, struct store_code *out,
+		size_t max, size_t *n)
+{
+	size_t i;
+	int r;
+
+	r = hash_rdlock(s);
+	if (r < 0)
+		return r;
+	for (i = 0; i < max && start + i < s->ix.ncode; i++)
+		code_fill(&s->ix, start + i, &out[i]);
+	*n = i;
+	un_lock(s);
+	return 0;
+}
+
+int store_code_lookup(struct store *s, const unsigned char d[HASH_LEN],
+		      struct store_code *code, int64_t *iters, size_t max)
+{
+	const struct idx *ix = &s->ix;
+	size_t lo = 0, hi, i;
+	int r;
+
+	r = hash_rdlock(s);
+	if (r < 0)
+		return r;
+	hi = ix->ncode;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (memcmp(ix->pair[ix->cstart[mid]].d, d, HASH_LEN) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo >= ix->ncode ||
+	    memcmp(ix->pair[ix->cstart[lo]].d, d, HASH_LEN) != 0) {
+		r = -ENOENT;
+		goto out;
+	}
+	code_fill(ix, lo, code);
+	for (i = 0; i < max && i < code->count; i++)
+		iters[i] = ix->pair[ix->cstart[lo] + i].iter;
+out:
+	un_lock(s);
+	return r;
+}
