@@ -43,7 +43,8 @@ int commit_plan_new(struct store *s, struct commit_plan **out);
 /* Validate one drop and, if all of it is good, add its lines to the plan.
  * *count is the number of new records (0 for a pure re-send), *first and
  * *last their iteration numbers (-1 when *count is 0).  On error the plan
- * is unchanged and `why` says what was wrong.  Returns 0, -EINVAL, -EEXIST, -EFBIG, -ENOMEM. */
+ * is unchanged and `why` says what was wrong.  Returns 0, -EINVAL,
+ * -EEXIST, -EFBIG, -ENOMEM. */
 int commit_plan_add(struct commit_plan *p, const char *drop, size_t len,
 		    size_t max_record, size_t *count, int64_t *first,
 		    int64_t *last, char why[COMMIT_WHY_LEN]);
