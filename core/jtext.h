@@ -47,7 +47,8 @@ enum jtext_type jtext_type(struct jtext_span v);
 int jtext_parse_value(const char *p, size_t len, struct jtext_span *val);
 
 /* Split text holding one or more values separated by whitespace (a pretty
- * object, or several compact objects one per line) into values.  Calls
+ * object, or several compact objects one per line) into values; values that
+ * touch ("{}{}") are a syntax error at the second one.  Calls
  * cb(value, arg) for each in order; a non-zero return from cb stops and is
  * returned.  Returns 0, -EINVAL (syntax; *errpos, if non-NULL, is the byte
  * offset of the first bad byte) or cb's value.  Empty or whitespace-only text
@@ -74,7 +75,10 @@ bool jtext_key_is(struct jtext_span key, const char *name);
 
 /* Decode a string value (span includes the quotes) to raw UTF-8 bytes,
  * appended to `out`.  \u escapes, surrogate pairs included, become UTF-8.
- * Returns 0, -EINVAL (not a valid string), -ENOMEM. */
+ * cJSON does the decoding; what it cannot give back is handled around it:
+ * \u0000 becomes a real NUL byte in `out` (count on out->len, not strlen),
+ * and a lone surrogate escape (valid JSON, unrepresentable in UTF-8) becomes
+ * U+FFFD.  Returns 0, -EINVAL (not a valid string), -ENOMEM. */
 int jtext_string_decode(struct jtext_span str, struct buf *out);
 
 /* Append `s` encoded as a JSON string the way Python's
@@ -91,8 +95,9 @@ int jtext_compact(struct jtext_span v, struct buf *out);
 /* Append the contract's pretty form of the value: two-space indent,
  * "key": value, one member/element per line, {} and [] for empty
  * containers, number and literal text kept, strings decoded and re-encoded
- * with jtext_string_encode, and a final newline.  Returns 0, -EINVAL,
- * -ENOMEM. */
+ * with jtext_string_encode, and a final newline.  Duplicate keys fold as
+ * Python's json.loads does: one member, at the first one's place, with the
+ * last one's value.  Returns 0, -EINVAL, -ENOMEM. */
 int jtext_pretty(struct jtext_span v, struct buf *out);
 
 #endif

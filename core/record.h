@@ -12,7 +12,12 @@
  * A field whose value has the wrong type (null where a string is wanted, say)
  * counts as absent.  When "iteration" is present but not an integer >= 0 the
  * record has no iteration number; "iteration_num" is not consulted then
- * (first key present wins).
+ * (first key present wins).  The same holds for every alias chain: a
+ * present "code": null hides "strategy_code", a present "error" of any type
+ * hides execution_result.error_message.  Iteration numbers are JSON
+ * integers without fraction or exponent ("-0" is 0, as in Python); 12.0,
+ * "12", -1 and values beyond INT64_MAX are none.  With duplicate keys the
+ * last one counts, as in Python.
  *
  * Functions take the line without its terminating newline (a trailing CR is
  * tolerated) and are pure and thread-safe.  They return -EINVAL when the line
@@ -62,7 +67,13 @@ int view_by_name(const char *name, enum view_kind *k);
 int record_field(const char *line, size_t len, enum record_field f,
 		 struct jtext_span *val, const char **key, bool *found);
 
-/* The iteration number.  Returns 0 (with *found) or -EINVAL. */
+/* The iteration number.  Returns 0 (with *found) or -EINVAL.
+ * Fast path: when the number is the first member ({"iteration": 12, ... or
+ * {"iteration_num": 12, ...) and nothing later in the line can be another
+ * iteration key (no further "iteration... text, no \u escape), the number is
+ * read without walking the members, and the rest of the line is NOT checked
+ * for syntax: validate with jtext_parse_value first where garbage is
+ * possible.  Every other line gets a full, validating member walk. */
 int record_iteration(const char *line, size_t len, int64_t *n, bool *found);
 
 /* The timestamp as seconds since the epoch; a timestamp without offset is
