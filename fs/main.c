@@ -1,1 +1,638 @@
-int main(void) { return 1; }
+/* main.c - iterfs [options] STORE MOUNTPOINT: parse the command line, open
+ * the store, mount, detach once the mount is ready, serve until unmounted.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include <cJSON.h>
+#include <fuse_lowlevel.h>
+#include <openssl/crypto.h>
+
+#include "config.h"
+#include "iterfs.h"
+#include "log.h"
+#include "watch.h"
+#include "writer.h"
+
+/* Exit codes, documented in --help. */
+enum {
+	EXIT_USAGE = 1,
+	EXIT_STORE = 2,
+	EXIT_MOUNT = 3,
+};
+
+#define VCACHE_SLOTS 256
+
+static const char usage_text[] =
+"Usage: iterfs [options] STORE MOUNTPOINT\n"
+"       fusermount3 -u MOUNTPOINT\n";
+
+static const char help_text[] =
+"\n"
+"Mount the iteration history STORE, a JSON Lines file with one record per\n"
+"iteration, at MOUNTPOINT as a read-only directory tree that ls, cat, grep,\n"
+"diff, find, rsync and tar understand, and commit new records by writing\n"
+"files into incoming/.\n"
+"\n"
+"THE TREE\n"
+"  iterations/<n>/       one directory per iteration number n (decimal)\n"
+"      code.py           the strategy code (\"code\" or \"strategy_code\")\n"
+"      metrics.json      the metrics, pretty-printed\n"
+"      feedback.txt      the feedback (\"feedback\" or \"feedback_used\")\n"
+"      error.txt         the error (\"error\" or execution_result.error_message)\n"
+"      record.json       the whole record, pretty-printed\n"
+"  latest                symlink to iterations/<highest n>, absent while empty\n"
+"  by-hash/<sha256>/     one directory per distinct code\n"
+"      code.py           that code\n"
+"      <n>               symlink to ../../iterations/<n>, one per iteration\n"
+"  incoming/             the drop box (absent with -o ro)\n"
+"\n"
+"  A file exists only where the record has that field.  Files are 0444,\n"
+"  directories 0555, incoming/ is writable by the mounting user only.  The\n"
+"  modification time of iterations/<n>/ and its files is the record's\n"
+"  timestamp; sizes are exact before the first read and inode numbers are\n"
+"  the same on every mount, so rsync -a and tar see a stable tree.\n"
+"\n"
+"COMMITTING\n"
+"  Write one JSON object (pretty or compact, or several, one per line, which\n"
+"  commit together) to a new file in incoming/ and close it.  close()\n"
+"  returns 0 only once the record is durably in STORE.  A missing iteration\n"
+"  number is assigned (highest + 1), a missing timestamp is set to now.\n"
+"  close() fails with EINVAL (not a JSON object, a field of the wrong type),\n"
+"  EEXIST (the iteration number is taken by a different record), EFBIG\n"
+"  (larger than max_record), ENOSPC or EIO.  A drop that never committed\n"
+"  stays readable as incoming/<name>.rejected, with the reason in\n"
+"  incoming/<name>.reason, until removed with rm.\n"
+"\n"
+"  Changes made to STORE by other processes (iterfs-commit, the loop's own\n"
+"  saves) show in the mount within a second.\n"
+"\n"
+"OPTIONS\n"
+"  -h, --help            print this help and exit\n"
+"  -V, --version         print the versions of iterfs, libfuse, cJSON and\n"
+"                        OpenSSL and exit\n"
+"  -f                    stay in the foreground; messages go to stderr\n"
+"  -d                    debug: also log every FUSE request (implies -f)\n"
+"  -s                    serve requests in a single thread\n"
+"  -o OPT[,OPT...]       mount options:\n"
+"     ro                 read-only mount without incoming/\n"
+"     max_record=SIZE    largest drop accepted, in bytes, with an optional\n"
+"                        k, M or G suffix (default 16M)\n"
+"     allow_other        let other users use the mount (non-root users need\n"
+"                        user_allow_other in /etc/fuse.conf); the permission\n"
+"                        bits are then enforced (default_permissions), so\n"
+"                        only the mounting user can write to incoming/\n"
+"     max_threads=N      at most N worker threads (default 10)\n"
+"     max_idle_threads=N keep at most N idle worker threads\n"
+"     clone_fd           one /dev/fuse descriptor per worker thread\n"
+"     allow_root, default_permissions, auto_unmount, fsname=NAME,\n"
+"     subtype=NAME       as described in mount.fuse3(8)\n"
+"\n"
+"STORE\n"
+"  The JSONL file, in any of the dialects the loop has written (\"iteration\"\n"
+"  or \"iteration_num\", ...).  A missing file is an empty history, created\n"
+"  by the first commit; its directory must exist.  Lines that are not JSON\n"
+"  objects are not shown and are reported when mounting.  Commits lock\n"
+"  STORE.lock beside it with flock(2) and keep rejected drops in\n"
+"  STORE.rejected/.\n"
+"\n"
+"  Without -f, iterfs returns once the mount is ready and goes on serving it\n"
+"  in the background; its messages then go to syslog (journalctl -t iterfs).\n"
+"  fusermount3 -u MOUNTPOINT, SIGTERM and SIGINT unmount cleanly.\n"
+"\n"
+"EXIT STATUS\n"
+"  0  success (the mount is ready; in the foreground: unmounted cleanly)\n"
+"  1  usage: unknown option, bad option value, missing or extra argument\n"
+"  2  STORE cannot be read, or its directory does not exist\n"
+"  3  mounting failed (MOUNTPOINT missing or not a directory, no permission,\n"
+"     no /dev/fuse), or the daemon could not start serving\n"
+"\n"
+"EXAMPLES\n"
+"  iterfs history.jsonl /mnt/h\n"
+"  ls /mnt/h/iterations | wc -l\n"
+"  cat /mnt/h/latest/code.py\n"
+"  grep -l 'rolling(60)' /mnt/h/iterations/*/code.py\n"
+"  diff /mnt/h/iterations/3/code.py /mnt/h/iterations/4/code.py\n"
+"  ls /mnt/h/by-hash/*/ | head\n"
+"  echo '{\"code\": \"print(1)\", \"metrics\": {\"sharpe\": 1.2}}' \\\n"
+"      > /mnt/h/incoming/new.json\n"
+"  rsync -a /mnt/h/ backup/\n"
+"  iterfs -o ro,allow_other history.jsonl /srv/history\n"
+"  fusermount3 -u /mnt/h\n"
+"\n"
+"SEE ALSO\n"
+"  iterfs-commit(1), iterfs-check(1), fusermount3(1), mount.fuse3(8)\n";
+
+struct cli {
+	const char *store;
+	const char *mountpoint;
+	int nonopts;
+	bool help;
+	bool version;
+	bool ro;
+	bool allow_other;
+	bool has_fsname;
+	bool has_subtype;
+	bool bad;
+	size_t max_record;
+};
+
+enum {
+	KEY_HELP,
+	KEY_VERSION,
+	KEY_RO,
+	KEY_MAX_RECORD,
+	KEY_ALLOW_OTHER,
+	KEY_FSNAME,
+	KEY_SUBTYPE,
+};
+
+static const struct fuse_opt cli_opts[] = {
+	FUSE_OPT_KEY("-h", KEY_HELP),
+	FUSE_OPT_KEY("--help", KEY_HELP),
+	FUSE_OPT_KEY("-V", KEY_VERSION),
+	FUSE_OPT_KEY("--version", KEY_VERSION),
+	FUSE_OPT_KEY("ro", KEY_RO),
+	FUSE_OPT_KEY("max_record=", KEY_MAX_RECORD),
+	FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
+	FUSE_OPT_KEY("fsname=", KEY_FSNAME),
+	FUSE_OPT_KEY("subtype=", KEY_SUBTYPE),
+	FUSE_OPT_END
+};
+
+/* One line on stderr, "iterfs: what: reason", before any daemon exists. */
+static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void say(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("iterfs: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+/* "16M" -> 16 << 20.  Returns 0 or -EINVAL. */
+static int parse_size(const char *s, size_t *out)
+{
+	unsigned long long v;
+	unsigned shift = 0;
+	char *end;
+
+	if (*s < '0' || *s > '9')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno)
+		return -EINVAL;
+	switch (*end) {
+	case 'k': case 'K': shift = 10; end++; break;
+	case 'm': case 'M': shift = 20; end++; break;
+	case 'g': case 'G': shift = 30; end++; break;
+	}
+	if (*end || v == 0 || v > (SIZE_MAX >> shift))
+		return -EINVAL;
+	*out = (size_t)v << shift;
+	return 0;
+}
+
+static int cli_proc(void *data, const char *arg, int key,
+		    struct fuse_args *outargs)
+{
+	struct cli *c = data;
+
+	(void)outargs;
+	switch (key) {
+	case KEY_HELP:
+		c->help = true;
+		return 0;
+	case KEY_VERSION:
+		c->version = true;
+		return 0;
+	case KEY_RO:
+		/* Also a kernel mount flag: keep it for libfuse. */
+		c->ro = true;
+		return 1;
+	case KEY_MAX_RECORD:
+		if (parse_size(arg + strlen("max_record="), &c->max_record) < 0) {
+			say("invalid max_record '%s' (bytes, optional k/M/G)",
+			    arg + strlen("max_record="));
+			c->bad = true;
+		}
+		return 0;
+	case KEY_ALLOW_OTHER:
+		c->allow_other = true;
+		return 1;
+	case KEY_FSNAME:
+		c->has_fsname = true;
+		return 1;
+	case KEY_SUBTYPE:
+		c->has_subtype = true;
+		return 1;
+	case FUSE_OPT_KEY_NONOPT:
+		c->nonopts++;
+		if (c->nonopts == 1)
+			c->store = arg;
+		else if (c->nonopts == 2)
+			c->mountpoint = arg;
+		return 0;
+	}
+	return 1;
+}
+
+static void print_version(void)
+{
+	printf("iterfs %s\n", ITERFS_VERSION);
+	printf("libfuse %s (FUSE API %d.%d)\n", fuse_pkgversion(),
+	       FUSE_USE_VERSION / 100, FUSE_USE_VERSION % 100);
+	printf("cJSON %s\n", cJSON_Version());
+	printf("%s\n", OpenSSL_version(OPENSSL_VERSION));
+	fflush(stdout);
+	fuse_lowlevel_version();
+}
+
+/* libfuse's own messages, through our log (syslog once detached).  libfuse
+ * writes some messages in pieces: collect them up to the newline. */
+static void fuse_log_to_ours(enum fuse_log_level level, const char *fmt,
+			     va_list ap)
+{
+	static __thread char line[1024];
+	static __thread size_t used;
+	enum log_level lvl = LOG_LVL_DEBUG;
+	const char *p = line;
+
+	vsnprintf(line + used, sizeof(line) - used, fmt, ap);
+	used = strlen(line);
+	if (used < sizeof(line) - 1 && (used == 0 || line[used - 1] != '\n'))
+		return;
+	while (used && line[used - 1] == '\n')
+		line[--used] = '\0';
+	used = 0;
+	if (!line[0])
+		return;
+	if (strncmp(p, "fuse: ", 6) == 0)
+		p += 6;
+	if (level <= FUSE_LOG_ERR)
+		lvl = LOG_LVL_ERR;
+	else if (level == FUSE_LOG_WARNING)
+		lvl = LOG_LVL_WARN;
+	else if (level <= FUSE_LOG_INFO)
+		lvl = LOG_LVL_INFO;
+	log_msg(lvl, "%s", p);
+}
+
+static void syslog_sink(enum log_level lvl, const char *line)
+{
+	static const int prio[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG };
+
+	syslog(prio[lvl], "%s", line);
+}
+
+/* The store as an absolute path (the daemon leaves the working directory)
+ * and its directory, which must exist.  Prints the error; returns 0 or an
+ * exit code. */
+static int resolve_store(const char *arg, char **path, char **dir)
+{
+	const char *slash = strrchr(arg, '/');
+	const char *base = slash ? slash + 1 : arg;
+	char *d, real[PATH_MAX];
+	struct stat st;
+	size_t len;
+
+	if (!*base || strcmp(base, ".") == 0 || strcmp(base, "..") == 0) {
+		say("%s: is a directory, not a JSONL file", arg);
+		return EXIT_STORE;
+	}
+	if (!slash)
+		d = strdup(".");
+	else if (slash == arg)
+		d = strdup("/");
+	else
+		d = strndup(arg, (size_t)(slash - arg));
+	if (!d) {
+		say("%s: %s", arg, strerror(ENOMEM));
+		return EXIT_STORE;
+	}
+	if (!realpath(d, real)) {
+		say("%s: directory %s: %s", arg, d, strerror(errno));
+		free(d);
+		return EXIT_STORE;
+	}
+	free(d);
+	len = strlen(real) + 1 + strlen(base) + 1;
+	*path = malloc(len);
+	*dir = strdup(real);
+	if (!*path || !*dir) {
+		free(*path);
+		free(*dir);
+		say("%s: %s", arg, strerror(ENOMEM));
+		return EXIT_STORE;
+	}
+	snprintf(*path, len, "%s%s%s", real, strcmp(real, "/") ? "/" : "",
+		 base);
+	if (stat(*path, &st) == 0 && !S_ISREG(st.st_mode)) {
+		say("%s: %s", arg, S_ISDIR(st.st_mode) ?
+			"is a directory, not a JSONL file" :
+			"not a regular file");
+		free(*path);
+		free(*dir);
+		return EXIT_STORE;
+	}
+	return 0;
+}
+
+static void report_skipped(struct store *s, const char *arg)
+{
+	struct store_stats ss;
+	uint64_t lines[3];
+	size_t total, i, n;
+	char where[96] = "";
+	int w = 0;
+
+	if (store_stats(s, &ss) < 0 || ss.skipped == 0)
+		return;
+	store_skipped(s, lines, 3, &total);
+	n = total < 3 ? total : 3;
+	for (i = 0; i < n && w >= 0 && (size_t)w < sizeof(where); i++)
+		w += snprintf(where + w, sizeof(where) - (size_t)w, "%s%llu",
+			      i ? ", " : "", (unsigned long long)lines[i]);
+	log_warn("%s: %llu line%s not shown, not a JSON object with an "
+		 "iteration number (line %s%s)", arg,
+		 (unsigned long long)ss.skipped, ss.skipped == 1 ? "" : "s",
+		 where, total > n ? ", ..." : "");
+}
+
+static int add_opt(struct fuse_args *args, const char *name, const char *val)
+{
+	char *opt = NULL, *full;
+	size_t len = strlen(name) + strlen(val) + 1;
+	int r;
+
+	full = malloc(len);
+	if (!full)
+		return -1;
+	snprintf(full, len, "%s%s", name, val);
+	r = fuse_opt_add_opt_escaped(&opt, full);
+	free(full);
+	if (r == 0)
+		r = fuse_opt_add_arg(args, "-o");
+	if (r == 0)
+		r = fuse_opt_add_arg(args, opt);
+	free(opt);
+	return r;
+}
+
+static void on_store_change(const struct store_change *chg, void *arg)
+{
+	struct ifs *fs = arg;
+
+	notifier_push(fs->nt, chg);
+}
+
+static void on_commit(void *arg)
+{
+	struct ifs *fs = arg;
+
+	notifier_push(fs->nt, NULL);
+}
+
+/* Start the threads behind the session.  They must not take the signals
+ * that end the session loop, or the loop would not notice them. */
+static int start_threads(struct ifs *fs, struct watch **w)
+{
+	struct incoming_opts io = {
+		.max_record = fs->max_record,
+		.uid = fs->uid,
+		.gid = fs->gid,
+		.changed = on_commit,
+		.arg = fs,
+	};
+	sigset_t block, old;
+	int r;
+
+	sigemptyset(&block);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGHUP);
+	sigaddset(&block, SIGQUIT);
+	pthread_sigmask(SIG_BLOCK, &block, &old);
+
+	r = vcache_new(VCACHE_SLOTS, &fs->vc);
+	if (r < 0) {
+		log_err("view cache: %s", strerror(-r));
+		goto out;
+	}
+	r = notifier_start(fs, &fs->nt);
+	if (r < 0) {
+		log_err("notifier thread: %s", strerror(-r));
+		goto out;
+	}
+	if (!fs->ro) {
+		r = incoming_new(fs->store, &io, &fs->in);
+		if (r < 0) {
+			log_err("incoming/: %s", strerror(-r));
+			goto out;
+		}
+	}
+	r = watch_start(fs->store, on_store_change, fs, w);
+	if (r < 0)
+		log_err("watching the store: %s", strerror(-r));
+out:
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return r;
+}
+
+static void stop_threads(struct ifs *fs, struct watch *w)
+{
+	watch_stop(w);
+	/* Drops still queued commit now and feed the notifier. */
+	if (fs->in)
+		incoming_free(fs->in);
+	fs->in = NULL;
+	notifier_stop(fs->nt);
+	fs->nt = NULL;
+	vcache_free(fs->vc);
+	fs->vc = NULL;
+}
+
+static int serve(struct fuse_session *se, const struct fuse_cmdline_opts *o)
+{
+	struct fuse_loop_config *cfg;
+	int r;
+
+	if (o->singlethread)
+		return fuse_session_loop(se);
+	cfg = fuse_loop_cfg_create();
+	if (!cfg)
+		return -ENOMEM;
+	fuse_loop_cfg_set_clone_fd(cfg, (unsigned)o->clone_fd);
+	fuse_loop_cfg_set_max_threads(cfg, o->max_threads);
+	fuse_loop_cfg_set_idle_threads(cfg, o->max_idle_threads);
+	r = fuse_session_loop_mt(se, cfg);
+	fuse_loop_cfg_destroy(cfg);
+	return r;
+}
+
+/* The store argument as an absolute path, for the mount table (fsname). */
+static char *absolute(const char *arg)
+{
+	char cwd[PATH_MAX], *p;
+	size_t len;
+
+	if (arg[0] == '/')
+		return strdup(arg);
+	if (!getcwd(cwd, sizeof(cwd)))
+		return strdup(arg);
+	len = strlen(cwd) + 1 + strlen(arg) + 1;
+	p = malloc(len);
+	if (p)
+		snprintf(p, len, "%s/%s", cwd, arg);
+	return p;
+}
+
+int main(int argc, char *argv[])
+{
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	struct cli cli = { .max_record = WRITER_MAX_RECORD_DEFAULT };
+	struct fuse_cmdline_opts fo = { 0 };
+	struct ifs fs = { 0 };
+	struct watch *w = NULL;
+	char mnt[PATH_MAX], *path = NULL, *fsname;
+	struct stat st;
+	int rc = EXIT_USAGE, r;
+
+	log_set_prog("iterfs");
+	fuse_set_log_func(fuse_log_to_ours);
+
+	if (fuse_opt_parse(&args, &cli, cli_opts, cli_proc) < 0 || cli.bad)
+		goto out_usage;
+	if (cli.help) {
+		fputs(usage_text, stdout);
+		fputs(help_text, stdout);
+		rc = 0;
+		goto out_args;
+	}
+	if (cli.version) {
+		print_version();
+		rc = 0;
+		goto out_args;
+	}
+	if (cli.nonopts != 2) {
+		say(cli.nonopts < 2 ? "missing %s" : "too many arguments%s",
+		    cli.nonopts == 0 ? "STORE and MOUNTPOINT" :
+		    cli.nonopts == 1 ? "MOUNTPOINT" : "");
+		goto out_usage;
+	}
+	if (fuse_parse_cmdline(&args, &fo) < 0)
+		goto out_usage;
+	if (fo.debug)
+		log_set_level(LOG_LVL_DEBUG);
+
+	fsname = absolute(cli.store);
+	if (!fsname ||
+	    (!cli.has_fsname && add_opt(&args, "fsname=", fsname)) ||
+	    (!cli.has_subtype && add_opt(&args, "subtype=", "iterfs")) ||
+	    (cli.allow_other && fuse_opt_add_arg(&args, "-odefault_permissions"))) {
+		free(fsname);
+		say("%s", strerror(ENOMEM));
+		goto out_opts;
+	}
+	free(fsname);
+	/* Options first: a usage error is reported as one whatever else is
+	 * wrong.  libfuse names the option it refuses. */
+	fs.se = fuse_session_new(&args, &ifs_ops, sizeof(ifs_ops), &fs);
+	if (!fs.se) {
+		fputs("Try 'iterfs --help' for more information.\n", stderr);
+		goto out_opts;
+	}
+
+	rc = resolve_store(cli.store, &path, &fs.dir);
+	if (rc)
+		goto out_session;
+	r = store_open(path, STORE_TIMES, &fs.store);
+	if (r < 0) {
+		say("%s: %s", cli.store, strerror(-r));
+		rc = EXIT_STORE;
+		goto out_paths;
+	}
+	report_skipped(fs.store, cli.store);
+	if (!cli.ro && access(fs.dir, W_OK) < 0)
+		log_warn("%s: commits will fail: directory %s: %s", cli.store,
+			 fs.dir, strerror(errno));
+	fs.uid = getuid();
+	fs.gid = getgid();
+	fs.ro = cli.ro;
+	fs.max_record = cli.max_record;
+
+	rc = EXIT_MOUNT;
+	if (!realpath(cli.mountpoint, mnt)) {
+		say("%s: %s", cli.mountpoint, strerror(errno));
+		goto out_store;
+	}
+	if (stat(mnt, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		say("%s: %s", cli.mountpoint, strerror(ENOTDIR));
+		goto out_store;
+	}
+	if (fuse_set_signal_handlers(fs.se) < 0) {
+		say("cannot install signal handlers");
+		goto out_store;
+	}
+	if (fuse_session_mount(fs.se, mnt) < 0) {
+		say("%s: mount failed", cli.mountpoint);
+		goto out_signals;
+	}
+	/* Returns in the parent only after the mount is ready. */
+	if (fuse_daemonize(fo.foreground) < 0) {
+		say("cannot detach from the terminal");
+		goto out_unmount;
+	}
+	if (!fo.foreground) {
+		openlog("iterfs", LOG_PID, LOG_DAEMON);
+		log_set_sink(syslog_sink);
+	}
+	if (start_threads(&fs, &w) < 0)
+		goto out_threads;
+	log_info("%s mounted at %s%s", store_path(fs.store), mnt,
+		 fs.ro ? " read-only" : "");
+
+	r = serve(fs.se, &fo);
+	if (r < 0)
+		log_err("%s: session ended: %s", mnt, strerror(-r));
+	else
+		rc = 0;
+	log_info("%s unmounted", mnt);
+
+out_threads:
+	stop_threads(&fs, w);
+out_unmount:
+	fuse_session_unmount(fs.se);
+out_signals:
+	fuse_remove_signal_handlers(fs.se);
+out_store:
+	store_close(fs.store);
+out_paths:
+	free(path);
+	free(fs.dir);
+out_session:
+	fuse_session_destroy(fs.se);
+out_opts:
+	free(fo.mountpoint);
+out_args:
+	fuse_opt_free_args(&args);
+	return rc;
+
+out_usage:
+	fputs(usage_text, stderr);
+	fputs("Try 'iterfs --help' for more information.\n", stderr);
+	rc = EXIT_USAGE;
+	goto out_args;
+}

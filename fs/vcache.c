@@ -1,0 +1,165 @@
+/* vcache.c - a small LRU of rendered views (see iterfs.h). */
+#include "iterfs.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct vslot {
+	bool used;
+	bool present;
+	int64_t iter;
+	uint64_t offset;
+	uint32_t len;
+	enum view_kind kind;
+	uint64_t stamp;     /* last use, for LRU eviction */
+	struct buf data;
+};
+
+struct vcache {
+	pthread_mutex_t lock; /* guards everything below */
+	struct vslot *slot;
+	size_t nslot;
+	uint64_t clock;
+};
+
+int vcache_new(size_t slots, struct vcache **out)
+{
+	struct vcache *vc = calloc(1, sizeof(*vc));
+	int r;
+
+	if (!vc)
+		return -ENOMEM;
+	vc->slot = calloc(slots, sizeof(*vc->slot));
+	if (!vc->slot) {
+		r = -ENOMEM;
+		goto out_free;
+	}
+	vc->nslot = slots;
+	r = -pthread_mutex_init(&vc->lock, NULL);
+	if (r < 0)
+		goto out_slots;
+	*out = vc;
+	return 0;
+
+out_slots:
+	free(vc->slot);
+out_free:
+	free(vc);
+	return r;
+}
+
+void vcache_free(struct vcache *vc)
+{
+	size_t i;
+
+	if (!vc)
+		return;
+	for (i = 0; i < vc->nslot; i++)
+		buf_free(&vc->slot[i].data);
+	pthread_mutex_destroy(&vc->lock);
+	free(vc->slot);
+	free(vc);
+}
+
+void vcache_clear(struct vcache *vc)
+{
+	size_t i;
+
+	pthread_mutex_lock(&vc->lock);
+	for (i = 0; i < vc->nslot; i++) {
+		buf_free(&vc->slot[i].data);
+		vc->slot[i].used = false;
+	}
+	pthread_mutex_unlock(&vc->lock);
+}
+
+static bool slot_is(const struct vslot *v, const struct store_rec *rec,
+		    enum view_kind k)
+{
+	return v->used && v->iter == rec->iter && v->offset == rec->offset &&
+	       v->len == rec->len && v->kind == k;
+}
+
+/* Copy what the caller asked for out of a slot; called with vc->lock. */
+static int slot_copy(const struct vslot *v, bool *present, uint64_t *size,
+		     uint64_t off, size_t max, struct buf *out)
+{
+	*present = v->present;
+	*size = v->data.len;
+	if (!out || off >= v->data.len)
+		return 0;
+	if (max > v->data.len - off)
+		max = (size_t)(v->data.len - off);
+	return buf_append(out, v->data.data + off, max);
+}
+
+static struct vslot *slot_victim(struct vcache *vc)
+{
+	struct vslot *best = &vc->slot[0];
+	size_t i;
+
+	for (i = 0; i < vc->nslot; i++) {
+		if (!vc->slot[i].used)
+			return &vc->slot[i];
+		if (vc->slot[i].stamp < best->stamp)
+			best = &vc->slot[i];
+	}
+	return best;
+}
+
+int vcache_get(struct vcache *vc, struct store *s, const struct store_rec *rec,
+	       enum view_kind k, bool *present, uint64_t *size, uint64_t off,
+	       size_t max, struct buf *out)
+{
+	struct buf line = BUF_INIT, view = BUF_INIT;
+	struct vslot *v;
+	bool has;
+	size_t i;
+	int r;
+
+	pthread_mutex_lock(&vc->lock);
+	for (i = 0; i < vc->nslot; i++) {
+		if (slot_is(&vc->slot[i], rec, k)) {
+			vc->slot[i].stamp = ++vc->clock;
+			r = slot_copy(&vc->slot[i], present, size, off, max, out);
+			pthread_mutex_unlock(&vc->lock);
+			return r;
+		}
+	}
+	pthread_mutex_unlock(&vc->lock);
+
+	/* Render without the lock: other readers keep being served. */
+	r = store_read(s, rec->iter, &line);
+	if (r < 0)
+		goto out_line;
+	r = view_render(line.data, line.len, k, &view, &has);
+	if (r < 0)
+		goto out_view;
+
+	pthread_mutex_lock(&vc->lock);
+	/* Another thread may have rendered the same view meanwhile. */
+	for (i = 0; i < vc->nslot; i++)
+		if (slot_is(&vc->slot[i], rec, k))
+			break;
+	v = i < vc->nslot ? &vc->slot[i] : slot_victim(vc);
+	buf_free(&v->data);
+	v->data = view;
+	view = (struct buf)BUF_INIT;
+	v->used = true;
+	v->present = has;
+	v->iter = rec->iter;
+	v->offset = rec->offset;
+	v->len = rec->len;
+	v->kind = k;
+	v->stamp = ++vc->clock;
+	r = slot_copy(v, present, size, off, max, out);
+	pthread_mutex_unlock(&vc->lock);
+
+out_view:
+	buf_free(&view);
+out_line:
+	buf_free(&line);
+	return r;
+}
