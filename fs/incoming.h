@@ -16,6 +16,22 @@
  * store, and both show up in incoming/ as "<name>.rejected" and
  * "<name>.reason" (0444) until the user removes them with rm.
  *
+ * A failed commit keeps the drop right away (before flush returns the
+ * error), so the writer finds the reason as soon as close() fails; a drop
+ * that is changed and then commits after all has its kept copy removed.
+ * After a successful commit the name vanishes from incoming/ (lookup
+ * -ENOENT) but open handles keep working: bytes written past the committed
+ * ones form a new drop that commits at the next flush; rewriting committed
+ * bytes is -EINVAL (truncate to 0 starts over).  An empty drop closed
+ * without content is discarded.  Kept names are "<name>" (cut to 231
+ * bytes), then "<name>.1", "<name>.2"... when taken.
+ *
+ * The caller (ops.c) calls incoming_flush and incoming_fsync only for
+ * handles opened for writing (a cat of a drop being written must not commit
+ * it), and incoming_release once per successful create/open.  Entries
+ * change under the kernel's feet (a commit removes a name), so their entry
+ * and attribute timeouts must be 0 and their opens direct_io.
+ *
  * Inode numbers of incoming/ entries are >= INCOMING_INO_BASE and are not
  * stable across mounts (drops are transient).
  *
@@ -93,6 +109,10 @@ int incoming_create(struct incoming *in, const char *name,
  * reading); O_TRUNC empties a drop.  Returns 0, -ENOENT, -EACCES (writing a
  * rejected file). */
 int incoming_open(struct incoming *in, uint64_t ino, int flags);
+/* Write at `off` (a hole is filled with zeros).  Returns 0 when all n
+ * bytes were taken, -ENOENT, -EACCES (not a drop), -EINVAL (would change
+ * committed bytes), -EFBIG (past max_record: the drop then fails with
+ * EFBIG until truncated), -ENOMEM. */
 int incoming_write(struct incoming *in, uint64_t ino, const char *data,
 		   size_t n, uint64_t off);
 /* Append up to `size` bytes from `off` to out.  Returns 0 or -ENOENT. */
