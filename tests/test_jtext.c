@@ -675,6 +675,69 @@ out:
 	buf_free(&got);
 }
 
+/* Every prefix and many one-byte corruptions of valid documents, each in a
+ * buffer of exactly its size (so the sanitizer build sees any over-read):
+ * nothing crashes, and whatever is accepted is consistent. */
+static void check_consistent(const char *src, size_t n)
+{
+	char *p = malloc(n ? n : 1);
+	struct buf a = BUF_INIT, b = BUF_INIT, c = BUF_INIT;
+	struct jtext_span v;
+	int r;
+
+	if (!p)
+		abort();
+	memcpy(p, src, n);
+	r = jtext_parse_value(p, n, &v);
+	T_CHECK(jtext_pretty(SN(p, n), &a) == r, "pretty disagrees with parse");
+	T_CHECK(jtext_compact(SN(p, n), &b) == r, "compact disagrees with parse");
+	if (r == 0) {
+		buf_reset(&a);
+		T_CHECK(jtext_pretty(SN(b.data, b.len), &c) == 0 &&
+			jtext_pretty(v, &a) == 0, "pretty of compact");
+		T_CHECK_MEM(a.data, a.len, c.data, c.len, "pretty(compact(x))");
+		if (jtext_type(v) == JTEXT_STRING) {
+			buf_reset(&a);
+			T_CHECK(jtext_string_decode(v, &a) == 0, "decode");
+		}
+	} else if (n && p[0] == '"') {
+		T_CHECK(jtext_string_decode(SN(p, n), &a) == -EINVAL,
+			"decode accepted a bad string");
+	}
+	buf_free(&a);
+	buf_free(&b);
+	buf_free(&c);
+	free(p);
+}
+
+static void test_truncated_and_corrupted(void)
+{
+	static const char *const docs[] = {
+		"{\"iteration_num\": 3, \"strategy_code\": \"def f():\\n\\treturn "
+		"'\xe4\xb8\xad\\u4e2d\\ud83d\\ude00'\\n\", \"metrics\": {\"s\": "
+		"NaN, \"t\": -Infinity, \"u\": 1E-5, \"v\": [true, false, null, "
+		"-0.0, 12345678901234567890]}, \"e\": {}, \"f\": []}",
+		"\"\\u0000\\ud800\\udc00\\\\\\\"\\/\\b\\f\\n\\r\\t\"",
+		"[[[], {}], {\"a\": [1, 2.5e+3]}, \"x\"]",
+	};
+	static const char subst[] = "\"\\{}[],: 0-eE.uNI\x01\x7f\xff";
+	size_t d, i, j, n;
+	char buf[512];
+
+	for (d = 0; d < sizeof(docs) / sizeof(docs[0]); d++) {
+		n = strlen(docs[d]);
+		for (i = 0; i <= n; i++)
+			check_consistent(docs[d], i);
+		for (i = 0; i < n; i++) {
+			for (j = 0; j < sizeof(subst) - 1; j++) {
+				memcpy(buf, docs[d], n);
+				buf[i] = subst[j];
+				check_consistent(buf, n);
+			}
+		}
+	}
+}
+
 int main(void)
 {
 	T_RUN(test_parse_accepts);
@@ -693,5 +756,6 @@ int main(void)
 	T_RUN(test_pretty_keeps_number_text);
 	T_RUN(test_pretty_embedded_nul_and_lone_surrogate);
 	T_RUN(test_corpus_compact_and_python);
+	T_RUN(test_truncated_and_corrupted);
 	return t_done();
 }

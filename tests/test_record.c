@@ -740,6 +740,48 @@ static void test_real_histories_against_python(void)
 	}
 }
 
+/* Every prefix of a record, in a buffer of exactly its size: only the whole
+ * line is an object, and nothing reads past the end. */
+static void test_truncated_lines(void)
+{
+	static const char line[] =
+		"{\"a\": 1, \"iteration_num\": 3, \"strategy_code\": \"x\\u0000\", "
+		"\"metrics\": {\"s\": NaN}, \"feedback\": \"\\ud83d\\ude00\", "
+		"\"execution_result\": {\"error_message\": \"e\"}, "
+		"\"timestamp\": \"2025-10-11T15:46:35.605350+01:00\"}";
+	struct buf b = BUF_INIT;
+	struct jtext_span v;
+	size_t n, k, whole = sizeof(line) - 1;
+	unsigned mask;
+	bool found, present;
+	int64_t it;
+	time_t t;
+	char *p;
+	int want;
+
+	for (n = 0; n <= whole; n++) {
+		p = malloc(n ? n : 1);
+		if (!p)
+			abort();
+		memcpy(p, line, n);
+		want = n == whole ? 0 : -EINVAL;
+		T_CHECK(record_field(p, n, FIELD_CODE, &v, NULL, &found) == want,
+			"record_field on %zu bytes", n);
+		T_CHECK(record_iteration(p, n, &it, &found) == want,
+			"record_iteration on %zu bytes", n);
+		T_CHECK(record_timestamp(p, n, &t, &found) == want &&
+			found == (n == whole), "record_timestamp on %zu bytes", n);
+		T_CHECK(view_mask(p, n, &mask) == want, "view_mask on %zu", n);
+		for (k = 0; k < VIEW_COUNT; k++) {
+			buf_reset(&b);
+			T_CHECK(view_render(p, n, (enum view_kind)k, &b, &present) ==
+				want, "view_render %zu on %zu bytes", k, n);
+		}
+		free(p);
+	}
+	buf_free(&b);
+}
+
 int main(void)
 {
 	T_RUN(test_view_names);
@@ -754,6 +796,7 @@ int main(void)
 	T_RUN(test_views_old_dialect);
 	T_RUN(test_views_missing_and_wrong_types);
 	T_RUN(test_view_render_appends);
+	T_RUN(test_truncated_lines);
 	T_RUN(test_history_against_python);
 	T_RUN(test_real_histories_against_python);
 	return t_done();
