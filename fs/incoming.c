@@ -582,6 +582,9 @@ static void drop_keep(struct incoming *in, struct ent *d)
 
 	pthread_mutex_lock(&in->lock);
 	if (r == 0) {
+		/* The drop now lives on as <kept>.rejected: a writer re-sending
+		 * under the same name gets a new drop, not this failed one. */
+		d->listed = false;
 		snprintf(d->kept, sizeof(d->kept), "%s", kept);
 		d->kept_gen = gen;
 		now(&t);

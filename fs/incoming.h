@@ -17,8 +17,10 @@
  * "<name>.reason" (0444) until the user removes them with rm.
  *
  * A failed commit keeps the drop right away (before flush returns the
- * error), so the writer finds the reason as soon as close() fails; a drop
- * that is changed and then commits after all has its kept copy removed.
+ * error), so the writer finds the reason as soon as close() fails, and the
+ * drop's own name vanishes (a re-send under that name is a new drop); a
+ * drop that is changed through an open handle and then commits after all
+ * has its kept copy removed.
  * After a successful commit the name vanishes from incoming/ (lookup
  * -ENOENT) but open handles keep working: bytes written past the committed
  * ones form a new drop that commits at the next flush; rewriting committed

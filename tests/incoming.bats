@@ -1,5 +1,497 @@
 #!/usr/bin/env bats
+# incoming/: records dropped by cp, the shell and Python, their errors, the
+# rejected drops kept beside the store, concurrency and unmount mid-drop.
 
-@test "placeholder runs" {
-  true
+load helpers
+
+setup() {
+	STORE=$BATS_TEST_TMPDIR/hist.jsonl
+}
+
+teardown() {
+	iterfs_unmount_all
+}
+
+# Three records, numbers 0..2, in the "iteration" dialect.
+seed() {
+	local i
+	for i in 0 1 2; do
+		printf '{"iteration": %d, "code": "x = %d\\n", "metrics": {"sharpe": 0.%d}, "timestamp": "2025-10-11T15:46:3%d.605350"}\n' \
+			"$i" "$i" "$i" "$i"
+	done >"$1"
+}
+
+sum() {
+	sha256sum <"$1" | cut -d' ' -f1
+}
+
+# py_drop PATH TEXT: Python writes TEXT to PATH and closes it; prints "ok",
+# or the step that raised and the exception text.
+py_drop() {
+	python3 - "$1" "$2" <<'EOF'
+import sys
+path, text = sys.argv[1], sys.argv[2]
+try:
+    f = open(path, "wb")
+except OSError as e:
+    print("open:", e)
+    sys.exit(0)
+try:
+    f.write(text.encode())
+except OSError as e:
+    print("write:", e)
+try:
+    f.close()
+    print("ok")
+except OSError as e:
+    print("close:", e)
+EOF
+}
+
+# Lines of the store, as Python sees them: "<number> <key>" per record.
+numbers() {
+	python3 - "$1" <<'EOF'
+import json, sys
+for line in open(sys.argv[1], encoding="utf-8"):
+    r = json.loads(line)
+    key = "iteration" if "iteration" in r else "iteration_num"
+    print(r[key], key)
+EOF
+}
+
+# Nothing may be left in incoming/ but what the test expects.
+listing() {
+	LC_ALL=C ls -A "$MNT/incoming" | tr '\n' ' '
+}
+
+@test "a record copied in with cp commits and shows under iterations, latest and by-hash at once" {
+	seed "$STORE"
+	iterfs_mount "$STORE"
+	printf '{"code": "print(42)\\n", "metrics": {"sharpe": 1.5}}\n' >"$BATS_TEST_TMPDIR/rec.json"
+	cp "$BATS_TEST_TMPDIR/rec.json" "$MNT/incoming/rec.json"
+	[ "$(wc -l <"$STORE")" -eq 4 ]
+	[ "$(cat "$MNT/iterations/3/code.py")" = "print(42)" ]
+	[ "$(readlink "$MNT/latest")" = "iterations/3" ]
+	hash=$(printf 'print(42)\n' | sha256sum | cut -d' ' -f1)
+	[ "$(readlink "$MNT/by-hash/$hash/3")" = "../../iterations/3" ]
+	[ "$(listing)" = "" ]
+	run stat "$MNT/incoming/rec.json"
+	[ "$status" -ne 0 ]
+}
+
+@test "a record written by echo redirection commits under the number it gives" {
+	seed "$STORE"
+	iterfs_mount "$STORE"
+	echo '{"iteration": 10, "code": "y = 2"}' >"$MNT/incoming/ten"
+	[ "$(cat "$MNT/iterations/10/code.py")" = "y = 2" ]
+	[[ "$(tail -n 1 "$STORE")" == '{"iteration":10,"code":"y = 2","timestamp":"'* ]]
+	[ "$(readlink "$MNT/latest")" = "iterations/10" ]
+	[ "$(listing)" = "" ]
+}
+
+@test "a pretty record written by a cat heredoc is stored as one compact line" {
+	seed "$STORE"
+	iterfs_mount "$STORE"
+	cat <<'EOF' >"$MNT/incoming/pretty.json"
+{
+  "iteration": 7,
+  "code": "z = 3",
+  "metrics": {"sharpe": 1E-5, "n": 12345678901234567890},
+  "timestamp": "2025-10-12T10:00:00"
+}
+EOF
+	[ "$(tail -n 1 "$STORE")" = '{"iteration":7,"code":"z = 3","metrics":{"sharpe":1E-5,"n":12345678901234567890},"timestamp":"2025-10-12T10:00:00"}' ]
+	[ "$(wc -l <"$STORE")" -eq 4 ]
+	[ "$(cat "$MNT/iterations/7/code.py")" = "z = 3" ]
+}
+
+@test "a record written in pieces through one shell descriptor commits once at close" {
+	seed "$STORE"
+	iterfs_mount "$STORE"
+	exec 4>"$MNT/incoming/pieces"
+	printf '{"code": ' >&4
+	printf '"w = 4"}\n' >&4
+	exec 4>&-
+	[ "$(wc -l <"$STORE")" -eq 4 ]
+	[ "$(cat "$MNT/iterations/3/code.py")" = "w = 4" ]
+}
+
+@test "children of a shell writing one drop commit its record once" {
+	seed "$STORE"
+	iterfs_mount "$STORE"
+	# Each child closes its copy of the descriptor: the first flush sees
+	# unfinished JSON, the second the whole record, the shell's a no-op.
+	{ /usr/bin/printf '{"code": '; /usr/bin/printf '"v = 5"}\n'; } >"$MNT/incoming/kids"
+	[ "$(wc -l <"$STORE")" -eq 4 ]
+	[ "$(cat "$MNT/iterations/3/code.py")" = "v = 5" ]
+	[ "$(listing)" = "" ]
+}
+
+@test "Python close returns after the record is durable and visible, and the name vanishes" {
+	seed "$STORE"
+	iterfs_mount "$STORE"
+	run python3 - "$MNT" "$STORE" <<'EOF'
+import json, os, sys
+mnt, store = sys.argv[1], sys.argv[2]
+with open(os.path.join(mnt, "incoming", "py.json"), "w") as f:
+    f.write(json.dumps({"code": "def f():\n    return 'é'\n", "feedback": "ok"}))
+last = json.loads(open(store, encoding="utf-8").read().splitlines()[-1])
+assert last["iteration"] == 3, last
+assert open(os.path.join(mnt, "iterations", "3", "code.py"), encoding="utf-8").read() == "def f():\n    return 'é'\n"
+assert open(os.path.join(mnt, "iterations", "3", "feedback.txt")).read() == "ok"
+assert os.readlink(os.path.join(mnt, "latest")) == "iterations/3"
+assert os.listdir(os.path.join(mnt, "incoming")) == []
+print("done")
+EOF
+	[ "$status" -eq 0 ]
+	[ "$output" = "done" ]
+}
+
+@test "invalid JSON fails close with EINVAL, commits nothing and is kept with its reason" {
+	seed "$STORE"
+	before=$(sum "$STORE")
+	iterfs_mount "$STORE"
+	run py_drop "$MNT/incoming/bad" '{"code": "x",, }'
+	[ "$output" = "close: [Errno 22] Invalid argument" ]
+	[ "$(sum "$STORE")" = "$before" ]
+	[ "$(cat "$MNT/incoming/bad.rejected")" = '{"code": "x",, }' ]
+	grep -q '^Invalid argument: .*syntax error' "$MNT/incoming/bad.reason"
+	[ "$(cat "$STORE.rejected/bad")" = '{"code": "x",, }' ]
+	cmp "$STORE.rejected/bad.reason" "$MNT/incoming/bad.reason"
+	[ "$(stat -c %a "$MNT/incoming/bad.rejected")" = 444 ]
+	run stat "$MNT/incoming/bad"
+	[ "$status" -ne 0 ]
+	[ "$(ls "$MNT/iterations" | wc -l)" -eq 3 ]
+}
+
+@test "a JSON value that is not an object fails with EINVAL and commits nothing" {
+	seed "$STORE"
+	before=$(sum "$STORE")
+	iterfs_mount "$STORE"
+	run py_drop "$MNT/incoming/arr" '[1, 2, 3]'
+	[ "$output" = "close: [Errno 22] Invalid argument" ]
+	[ "$(sum "$STORE")" = "$before" ]
+	[ "$(cat "$MNT/incoming/arr.rejected")" = '[1, 2, 3]' ]
+	grep -q 'not a JSON object' "$MNT/incoming/arr.reason"
+	[ -f "$STORE.rejected/arr.reason" ]
+}
+
+@test "a field of the wrong type fails with EINVAL and commits nothing" {
+	seed "$STORE"
+	before=$(sum "$STORE")
+	iterfs_mount "$STORE"
+	run py_drop "$MNT/incoming/typed" '{"code": 42}'
+	[ "$output" = "close: [Errno 22] Invalid argument" ]
+	[ "$(sum "$STORE")" = "$before" ]
+	grep -q '"code" must be a string' "$MNT/incoming/typed.reason"
+	[ "$(cat "$STORE.rejected/typed")" = '{"code": 42}' ]
+}
+
+@test "a taken iteration number with different content fails with EEXIST and commits nothing" {
+	seed "$STORE"
+	before=$(sum "$STORE")
+	iterfs_mount "$STORE"
+	run py_drop "$MNT/incoming/dup" '{"iteration": 1, "code": "other"}'
+	[ "$output" = "close: [Errno 17] File exists" ]
+	[ "$(sum "$STORE")" = "$before" ]
+	grep -q '^File exists: ' "$MNT/incoming/dup.reason"
+	[ "$(cat "$MNT/incoming/dup.rejected")" = '{"iteration": 1, "code": "other"}' ]
+	[ "$(cat "$STORE.rejected/dup")" = '{"iteration": 1, "code": "other"}' ]
+	[ "$(cat "$MNT/iterations/1/code.py")" = "x = 1" ]
+}
+
+@test "a byte-identical re-send succeeds and adds nothing" {
+	seed "$STORE"
+	before=$(sum "$STORE")
+	iterfs_mount "$STORE"
+	run py_drop "$MNT/incoming/again" "$(sed -n 2p "$STORE")"
+	[ "$output" = "ok" ]
+	[ "$(sum "$STORE")" = "$before" ]
+	[ "$(listing)" = "" ]
+	[ ! -e "$STORE.rejected" ]
+}
+
+@test "a drop over max_record fails with EFBIG, commits nothing and is kept with its reason" {
+	seed "$STORE"
+	before=$(sum "$STORE")
+	iterfs_mount "$STORE" -o max_record=1000
+	big=$(python3 -c 'print("{\"code\": \"" + "a" * 1985 + "\"}", end="")')
+	[ "${#big}" -eq 1997 ]
+	run py_drop "$MNT/incoming/big" "$big"
+	[[ "$output" == *"[Errno 27] File too large"* ]]
+	[ "$output" != "ok" ]
+	[ "$(sum "$STORE")" = "$before" ]
+	[ "$(cat "$MNT/incoming/big.reason")" = "File too large: larger than max_record (1000 bytes)" ]
+	[ -e "$MNT/incoming/big.rejected" ]
+	cmp "$STORE.rejected/big.reason" "$MNT/incoming/big.reason"
+	# Under the limit the same mount takes records.
+	echo '{"code": "small"}' >"$MNT/incoming/small"
+	[ "$(cat "$MNT/iterations/3/code.py")" = "small" ]
+}
+
+@test "several records in one drop commit together with consecutive numbers" {
+	seed "$STORE"
+	iterfs_mount "$STORE"
+	printf '{"code": "a"}\n{"code": "b"}\n{"iteration": 9, "code": "c"}\n' >"$MNT/incoming/three"
+	[ "$(numbers "$STORE" | tail -n 3 | tr '\n' ' ')" = "3 iteration 4 iteration 9 iteration " ]
+	[ "$(cat "$MNT/iterations/3/code.py")$(cat "$MNT/iterations/4/code.py")$(cat "$MNT/iterations/9/code.py")" = "abc" ]
+}
+
+@test "one bad record rejects the whole drop and commits none of it" {
+	seed "$STORE"
+	before=$(sum "$STORE")
+	iterfs_mount "$STORE"
+	run py_drop "$MNT/incoming/mixed" $'{"code": "a"}\n{"code": "b"}\n{"iteration": 2, "code": "taken"}\n'
+	[ "$output" = "close: [Errno 17] File exists" ]
+	[ "$(sum "$STORE")" = "$before" ]
+	[ "$(ls "$MNT/iterations" | wc -l)" -eq 3 ]
+	[ "$(wc -l <"$MNT/incoming/mixed.rejected")" -eq 3 ]
+}
+
+@test "os.fsync commits the record before close and close then adds nothing" {
+	seed "$STORE"
+	iterfs_mount "$STORE"
+	run python3 - "$MNT" "$STORE" <<'EOF'
+import os, sys
+mnt, store = sys.argv[1], sys.argv[2]
+f = open(os.path.join(mnt, "incoming", "synced"), "w")
+f.write('{"code": "s = 1"}')
+f.flush()
+os.fsync(f.fileno())
+assert open(os.path.join(mnt, "iterations", "3", "code.py")).read() == "s = 1"
+assert len(open(store).read().splitlines()) == 4
+f.close()
+assert len(open(store).read().splitlines()) == 4
+print("done")
+EOF
+	[ "$status" -eq 0 ]
+	[ "$output" = "done" ]
+}
+
+@test "os.fsync of an unfinished record fails with EINVAL and commits nothing" {
+	seed "$STORE"
+	before=$(sum "$STORE")
+	iterfs_mount "$STORE"
+	run python3 - "$MNT" <<'EOF'
+import os, sys
+f = open(os.path.join(sys.argv[1], "incoming", "half"), "w")
+f.write('{"code": "s')
+f.flush()
+try:
+    os.fsync(f.fileno())
+    print("fsync ok")
+except OSError as e:
+    print("fsync:", e)
+f.write(' = 2"}')
+f.close()
+print("closed")
+EOF
+	[ "${lines[0]}" = "fsync: [Errno 22] Invalid argument" ]
+	[ "${lines[1]}" = "closed" ]
+	# Completed afterwards, the same drop commits at close.
+	[ "$(cat "$MNT/iterations/3/code.py")" = "s = 2" ]
+	[ "$(wc -l <"$STORE")" -eq 4 ]
+	[ ! -e "$STORE.rejected" ]
+	[ "$before" != "$(sum "$STORE")" ]
+}
+
+@test "eight processes dropping a hundred records each at once lose and duplicate nothing" {
+	seed "$STORE"
+	iterfs_mount "$STORE"
+	for p in 0 1 2 3 4 5 6 7; do
+		python3 - "$MNT" "$p" <<'EOF' 3>&- &
+import json, os, sys
+mnt, p = sys.argv[1], int(sys.argv[2])
+for j in range(100):
+    with open(os.path.join(mnt, "incoming", f"p{p}-{j}.json"), "w") as f:
+        f.write(json.dumps({"code": f"p = {p}; j = {j}\n"}))
+EOF
+	done
+	fail=0
+	for p in 0 1 2 3 4 5 6 7; do
+		wait -n || fail=1
+	done
+	[ "$fail" -eq 0 ]
+	run python3 - "$STORE" <<'EOF'
+import json, sys
+recs = [json.loads(l) for l in open(sys.argv[1], encoding="utf-8")]
+nums = [r["iteration"] for r in recs]
+codes = [r["code"] for r in recs[3:]]
+want = {f"p = {p}; j = {j}\n" for p in range(8) for j in range(100)}
+assert len(recs) == 803, len(recs)
+assert len(set(nums)) == 803, "duplicate numbers"
+assert sorted(nums) == list(range(803)), "numbers not consecutive"
+assert len(codes) == 800 and set(codes) == want, "lost or duplicated records"
+print("ok")
+EOF
+	[ "$output" = "ok" ]
+	[ "$(ls "$MNT/iterations" | wc -l)" -eq 803 ]
+	[ "$(readlink "$MNT/latest")" = "iterations/802" ]
+	[ "$(listing)" = "" ]
+}
+
+@test "an empty drop closed without content leaves nothing behind" {
+	seed "$STORE"
+	before=$(sum "$STORE")
+	iterfs_mount "$STORE"
+	touch "$MNT/incoming/empty"
+	: >"$MNT/incoming/empty2"
+	[ "$(listing)" = "" ]
+	[ "$(sum "$STORE")" = "$before" ]
+	[ ! -e "$STORE.rejected" ]
+}
+
+@test "drop names ending in .rejected or .reason are refused" {
+	seed "$STORE"
+	iterfs_mount "$STORE"
+	run touch "$MNT/incoming/x.rejected"
+	[ "$status" -ne 0 ]
+	run touch "$MNT/incoming/x.reason"
+	[ "$status" -ne 0 ]
+	[ "$(listing)" = "" ]
+}
+
+@test "a drop removed with rm before close is discarded, not committed" {
+	seed "$STORE"
+	before=$(sum "$STORE")
+	iterfs_mount "$STORE"
+	exec 4>"$MNT/incoming/gone"
+	printf '{"code": "never"}\n' >&4
+	[ "$(listing)" = "gone " ]
+	rm "$MNT/incoming/gone"
+	exec 4>&-
+	[ "$(sum "$STORE")" = "$before" ]
+	[ "$(listing)" = "" ]
+	[ ! -e "$STORE.rejected" ]
+}
+
+@test "rejected drops survive a remount, take free names, and rm removes them beside the store" {
+	seed "$STORE"
+	iterfs_mount "$STORE"
+	run py_drop "$MNT/incoming/bad" 'not json'
+	[ "$output" = "close: [Errno 22] Invalid argument" ]
+	run py_drop "$MNT/incoming/bad" '{"iteration": 0, "code": "clash"}'
+	[ "$output" = "close: [Errno 17] File exists" ]
+	[ "$(listing)" = "bad.1.reason bad.1.rejected bad.reason bad.rejected " ]
+	iterfs_unmount
+	iterfs_mount "$STORE"
+	[ "$(listing)" = "bad.1.reason bad.1.rejected bad.reason bad.rejected " ]
+	[ "$(cat "$MNT/incoming/bad.rejected")" = "not json" ]
+	[ "$(cat "$MNT/incoming/bad.1.rejected")" = '{"iteration": 0, "code": "clash"}' ]
+	run sh -c "echo x >'$MNT/incoming/bad.rejected'"
+	[ "$status" -ne 0 ]
+	rm "$MNT/incoming/bad.rejected" "$MNT/incoming/bad.reason"
+	[ ! -e "$STORE.rejected/bad" ]
+	[ ! -e "$STORE.rejected/bad.reason" ]
+	[ -e "$STORE.rejected/bad.1" ]
+	[ "$(listing)" = "bad.1.reason bad.1.rejected " ]
+}
+
+@test "a drop closed before its JSON is complete commits nothing and its bytes are kept" {
+	seed "$STORE"
+	before=$(sum "$STORE")
+	iterfs_mount "$STORE"
+	printf '{"code": "unfinished' >"$MNT/incoming/half"
+	# Release is asynchronous; unmounting settles it (kept at release or at
+	# unmount, either way before the daemon exits).
+	iterfs_unmount
+	[ "$(sum "$STORE")" = "$before" ]
+	[ "$(cat "$STORE.rejected/half")" = '{"code": "unfinished' ]
+	grep -Eq 'closed before the record was complete|unmounted before the drop was closed' "$STORE.rejected/half.reason"
+}
+
+# mid_drop: start Python writing part of a record into incoming/part and
+# holding it open; returns once the bytes are written.  $PY is its pid;
+# mid_drop_finish lets it close the file.
+mid_drop() {
+	mkfifo "$BATS_TEST_TMPDIR/ready" "$BATS_TEST_TMPDIR/go"
+	exec 5<>"$BATS_TEST_TMPDIR/ready" 6<>"$BATS_TEST_TMPDIR/go"
+	python3 - "$MNT/incoming/part" "$BATS_TEST_TMPDIR/ready" "$BATS_TEST_TMPDIR/go" <<'EOF' 3>&- 5>&- 6>&- &
+import sys
+path, ready, go = sys.argv[1:4]
+f = open(path, "w")
+f.write('{"iteration": 3, "code": "x = ')
+f.flush()
+with open(ready, "w") as r:
+    r.write("ready\n")
+with open(go) as g:
+    g.readline()
+try:
+    f.close()
+except OSError:
+    pass
+EOF
+	PY=$!
+	read -r -t 30 -u 5 line
+	[ "$line" = ready ]
+}
+
+mid_drop_finish() {
+	echo go >&6
+	wait "$PY" || true
+	exec 5>&- 6>&-
+}
+
+@test "SIGTERM in the middle of a drop commits nothing and keeps the partial bytes" {
+	seed "$STORE"
+	before=$(sum "$STORE")
+	iterfs_mount "$STORE"
+	mid_drop
+	kill -TERM "$IFS_PID"
+	iterfs_wait_exit "$IFS_PID"
+	mid_drop_finish
+	[ "$(sum "$STORE")" = "$before" ]
+	[ "$(cat "$STORE.rejected/part")" = '{"iteration": 3, "code": "x = ' ]
+	[ "$(cat "$STORE.rejected/part.reason")" = "unmounted before the drop was closed" ]
+}
+
+@test "a lazy unmount in the middle of a drop commits nothing and keeps the partial bytes" {
+	seed "$STORE"
+	before=$(sum "$STORE")
+	iterfs_mount "$STORE"
+	mid_drop
+	fusermount3 -u -z "$MNT"
+	mid_drop_finish
+	iterfs_wait_exit "$IFS_PID"
+	[ "$(sum "$STORE")" = "$before" ]
+	[ "$(cat "$STORE.rejected/part")" = '{"iteration": 3, "code": "x = ' ]
+	grep -Eq 'closed before the record was complete|unmounted before the drop was closed' "$STORE.rejected/part.reason"
+}
+
+# real_commit NAME: copy a real history, drop a record into the copy through
+# the mount; prints the new record's number and key as Python reads them.
+real_commit() {
+	need_real "$1"
+	cp "$HIST" "$STORE"
+	before=$(wc -l <"$STORE")
+	iterfs_mount "$STORE"
+	echo '{"strategy_code": "def strategy(data):\n    return None\n"}' >"$MNT/incoming/new"
+	[ "$(wc -l <"$STORE")" -eq $((before + 1)) ]
+	# The old content is untouched: the copy still starts with the original.
+	cmp -n "$(stat -c %s "$HIST")" "$HIST" "$STORE"
+	NEW=$(numbers "$STORE" | tail -n 1)
+	N=${NEW%% *}
+	[ "$(cat "$MNT/iterations/$N/code.py")" = "$(printf 'def strategy(data):\n    return None')" ]
+	[ "$(readlink "$MNT/latest")" = "iterations/$N" ]
+}
+
+@test "a record committed into a copy of llm_only_50 is numbered 50 under iteration_num" {
+	real_commit llm_only_50.jsonl
+	[ "$NEW" = "50 iteration_num" ]
+	[ "$(tail -n 1 "$STORE" | cut -c1-19)" = '{"iteration_num":50' ]
+}
+
+@test "a record committed into a copy of json_mode_test follows its dialect" {
+	real_commit json_mode_test.jsonl
+	[ "$NEW" = "20 iteration_num" ]
+}
+
+@test "a record committed into a copy of unified_factor_graph follows its dialect" {
+	real_commit unified_factor_graph.jsonl
+	[ "$NEW" = "21 iteration_num" ]
+}
+
+@test "a record committed into a copy of migrated_no_code follows its dialect" {
+	real_commit migrated_no_code.jsonl
+	[ "$NEW" = "20 iteration" ]
 }
