@@ -666,6 +666,7 @@ static int drop_commit(struct incoming *in, struct ent *d, enum commit_mode m)
 	if (!job.data)
 		return -ENOMEM;
 	memcpy(job.data, p, len);
+	job.data[len] = '\0';
 	job.len = len;
 	set_busy(in, d, true);
 	*in->tail = &job;
