@@ -202,6 +202,48 @@ int record_field(const char *line, size_t len, enum record_field f,
 	return 0;
 }
 
+typedef unsigned char vu8 __attribute__((vector_size(16)));
+typedef signed char vs8 __attribute__((vector_size(16)));
+
+/* Could [p, end) hold another iteration key?  True at any "iteration (the
+ * key itself, or iteration_num) and at any \\u (an escape could spell the key
+ * in disguise).  Looks for the pairs "i and \\u sixteen bytes at a time (two
+ * memmem passes ran at a fifth of memchr's speed), then checks the rare
+ * candidates byte by byte. */
+static bool iteration_key_later(const char *p, const char *end)
+{
+	static const char key[] = "\"iteration";
+	const char *q, *stop;
+	uint64_t lo, hi;
+	vu8 a, b;
+	vs8 m;
+
+	while (p < end) {
+		stop = end;
+		if (end - p >= 17) {
+			memcpy(&a, p, 16);
+			memcpy(&b, p + 1, 16);
+			m = ((a == '"') & (b == 'i')) | ((a == '\\') & (b == 'u'));
+			memcpy(&lo, &m, 8);
+			memcpy(&hi, (const char *)&m + 8, 8);
+			if (!(lo | hi)) {
+				p += 16;
+				continue;
+			}
+			stop = p + 16;
+		}
+		for (q = p; q < stop; q++) {
+			if (q[0] == '\\' && q + 1 < end && q[1] == 'u')
+				return true;
+			if (q[0] == '"' && (size_t)(end - q) >= sizeof(key) - 1 &&
+			    memcmp(q, key, sizeof(key) - 1) == 0)
+				return true;
+		}
+		p = stop;
+	}
+	return false;
+}
+
 /* The fast path for the usual layout, {"iteration": 12, ... or
  * {"iteration_num": 12, ...: read the number without walking the members.
  * It is only taken when nothing later in the line could be another
@@ -240,10 +282,7 @@ static bool iteration_fast(struct jtext_span obj, int64_t *n)
 	v.len = (size_t)(p - num);
 	if ((v.len > 1 && *num == '0') || !parse_count(v, n))
 		return false;
-	if (memmem(p, (size_t)(end - p), "\"iteration", 10) ||
-	    memmem(p, (size_t)(end - p), "\\u", 2))
-		return false;
-	return true;
+	return !iteration_key_later(p, end);
 }
 
 int record_iteration(const char *line, size_t len, int64_t *n, bool *found)
@@ -291,6 +330,58 @@ static int expect(const char **p, const char *end, char c)
 static bool leap(int y)
 {
 	return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+}
+
+/* The local wall time at instant u, as seconds read as if it were UTC. */
+static int wall_at(time_t u, time_t *w)
+{
+	struct tm tm;
+
+	if (!localtime_r(&u, &tm))
+		return -EINVAL;
+	*w = timegm(&tm);
+	return 0;
+}
+
+/* The instant whose local wall time is t (t: the wall time read as UTC),
+ * solved the way Python's datetime.timestamp() does for a naive datetime
+ * with fold=0: in a repeated hour the earlier instant, in a skipped hour
+ * the offset from before the change.  Not mktime(): its tm_isdst=-1 choice
+ * differs from Python in the repeated hour, and glibc's mktime stats
+ * /etc/localtime on every call, once per record while indexing. */
+static int local_to_utc(time_t t, time_t *out)
+{
+	const time_t max_fold = 24 * 3600;
+	time_t a, b, u1, u2, t1, t2, w;
+
+	if (wall_at(t, &w) < 0)
+		return -EINVAL;
+	a = w - t;
+	u1 = t - a;
+	if (wall_at(u1, &t1) < 0)
+		return -EINVAL;
+	if (t1 == t) {
+		u2 = u1 - max_fold;
+		if (wall_at(u2, &w) < 0)
+			return -EINVAL;
+		b = w - u2;
+		if (a == b) {
+			*out = u1;
+			return 0;
+		}
+	} else {
+		b = t1 - u1;
+	}
+	u2 = t - b;
+	if (wall_at(u2, &t2) < 0)
+		return -EINVAL;
+	if (t2 == t)
+		*out = u2;
+	else if (t1 == t)
+		*out = u1;
+	else
+		*out = u1 > u2 ? u1 : u2;
+	return 0;
 }
 
 int record_parse_time(const char *s, size_t len, time_t *t)
@@ -344,18 +435,12 @@ int record_parse_time(const char *s, size_t len, time_t *t)
 	tm.tm_hour = h;
 	tm.tm_min = mi;
 	tm.tm_sec = sec;
+	r = timegm(&tm);
 	if (sign) {
-		r = timegm(&tm);
 		*t = r - sign * (time_t)(oh * 3600 + om * 60);
 		return 0;
 	}
-	tm.tm_isdst = -1;
-	errno = 0;
-	r = mktime(&tm);
-	if (r == (time_t)-1 && errno)
-		return -EINVAL;
-	*t = r;
-	return 0;
+	return local_to_utc(r, t);
 }
 
 int record_timestamp(const char *line, size_t len, time_t *t, bool *found)

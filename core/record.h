@@ -77,12 +77,17 @@ int record_field(const char *line, size_t len, enum record_field f,
 int record_iteration(const char *line, size_t len, int64_t *n, bool *found);
 
 /* The timestamp as seconds since the epoch; a timestamp without offset is
- * local time (mktime), with "Z" or "+HH:MM" it is converted.  An unparsable
- * timestamp counts as absent.  Returns 0 or -EINVAL. */
+ * local time, read as Python's datetime.timestamp() reads a naive datetime
+ * (fold=0: the earlier instant of a repeated hour; a time in a skipped hour
+ * takes the offset from before the change), with "Z" or "+HH:MM" it is
+ * converted.  Fractions of a second are dropped.  An unparsable timestamp
+ * counts as absent.  Returns 0 or -EINVAL.  The local zone is read once
+ * (localtime_r); a process that changes TZ calls tzset() afterwards. */
 int record_timestamp(const char *line, size_t len, time_t *t, bool *found);
 
-/* Parse ISO 8601 text ("2025-10-11T15:46:35.605350", optional offset).
- * Returns 0 or -EINVAL. */
+/* Parse ISO 8601 text: "YYYY-MM-DDTHH:MM:SS" (or a space for the T), an
+ * optional fraction of any length, then nothing, "Z", "+HH:MM" or "+HHMM"
+ * (or "-").  Returns 0 or -EINVAL. */
 int record_parse_time(const char *s, size_t len, time_t *t);
 
 /* Bitmask (1u << view_kind) of the views this record has: VIEW_RECORD always;

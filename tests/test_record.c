@@ -287,6 +287,8 @@ static void test_field_rejects_non_objects(void)
 	buf_free(&b);
 }
 
+static bool have_python(void);
+
 static void check_time(const char *s, int rc, time_t want)
 {
 	time_t t = 12345;
@@ -296,6 +298,112 @@ static void check_time(const char *s, int rc, time_t want)
 	if (!rc && !r)
 		T_CHECK(t == want, "parse_time(%s) = %lld, want %lld", s,
 			(long long)t, (long long)want);
+}
+
+/* Local times, expected values from Python's
+ * datetime.fromisoformat(s).replace(microsecond=0).timestamp() under the
+ * same TZ: ordinary, the skipped hour, the repeated hour (Python takes the
+ * earlier instant), a 30-minute DST zone, before 1970 and after 2038. */
+static const char *const local_zones[] = {
+	"EST5EDT,M3.2.0,M11.1.0", "<+1030>-10:30<+11>-11,M10.1.0,M4.1.0",
+	"UTC0", "<-03>3",
+};
+static const char *const local_times[] = {
+	"2025-03-09T02:30:00", "2025-11-02T01:30:00", "2025-11-02T00:59:59",
+	"2025-11-02T02:00:00", "2025-10-05T02:15:00", "2025-04-06T01:45:00",
+	"2025-10-11T15:46:35.605350", "1969-12-31T23:59:59",
+	"2038-01-19T03:14:08", "1900-01-01T00:00:00",
+};
+static const long long local_want[4][10] = {
+	{ 1741505400, 1762061400, 1762059599, 1762066800, 1759644900,
+	  1743918300, 1760211995, 17999, 2147501648, -2208970800 },
+	{ 1741447800, 1762007400, 1762005599, 1762009200, 1759592700,
+	  1743864300, 1760157995, -39601, 2147444048, -2209028400 },
+	{ 1741487400, 1762047000, 1762045199, 1762048800, 1759630500,
+	  1743903900, 1760197595, -1, 2147483648, -2208988800 },
+	{ 1741498200, 1762057800, 1762055999, 1762059600, 1759641300,
+	  1743914700, 1760208395, 10799, 2147494448, -2208978000 },
+};
+
+static void set_tz(const char *tz)
+{
+	if (tz)
+		setenv("TZ", tz, 1);
+	else
+		unsetenv("TZ");
+	tzset();
+}
+
+static void test_parse_time_local(void)
+{
+	size_t z, i;
+
+	for (z = 0; z < 4; z++) {
+		set_tz(local_zones[z]);
+		for (i = 0; i < 10; i++)
+			check_time(local_times[i], 0, (time_t)local_want[z][i]);
+	}
+	set_tz(NULL);
+}
+
+/* Every 20 minutes across both DST changes of 2025, in two zones, against
+ * python3 at run time. */
+static void test_parse_time_local_python(void)
+{
+	static const char *const zones[] = {
+		"EST5EDT,M3.2.0,M11.1.0", "<+1030>-10:30<+11>-11,M10.1.0,M4.1.0",
+	};
+	static const char py[] =
+		"import datetime, sys\n"
+		"for l in sys.stdin:\n"
+		"    d = datetime.datetime.fromisoformat(l.strip())\n"
+		"    print(int(d.replace(microsecond=0).timestamp()))\n";
+	static const int days[][3] = { { 3, 8, 10 }, { 11, 1, 3 },
+				       { 10, 4, 6 }, { 4, 5, 7 } };
+	char *in = t_path("times.txt"), *script = t_path("times.py");
+	char cmd[1024], ts[64];
+	struct buf text = BUF_INIT;
+	long long want;
+	size_t z, d, n, k;
+	time_t t;
+	FILE *f;
+
+	if (!have_python()) {
+		printf("# python3 not found: local times not cross-checked\n");
+		goto out;
+	}
+	for (d = 0; d < 4; d++)
+		for (n = (size_t)days[d][1]; n <= (size_t)days[d][2]; n++)
+			for (k = 0; k < 72; k++)
+				buf_printf(&text, "2025-%02d-%02zuT%02zu:%02zu:07.5\n",
+					   days[d][0], n, k / 3, k % 3 * 20);
+	t_write_file(in, text.data, text.len);
+	t_write_file(script, py, strlen(py));
+	for (z = 0; z < 2; z++) {
+		snprintf(cmd, sizeof(cmd), "TZ='%s' python3 '%s' < '%s'", zones[z],
+			 script, in);
+		f = popen(cmd, "r");
+		T_CHECK(f != NULL, "popen");
+		if (!f)
+			continue;
+		set_tz(zones[z]);
+		for (k = 0; k < text.len; k += strlen(ts) + 1) {
+			sscanf(text.data + k, "%63s", ts);
+			if (fscanf(f, "%lld", &want) != 1) {
+				T_CHECK(0, "python gave no answer for %s", ts);
+				break;
+			}
+			T_CHECK(record_parse_time(L(ts), &t) == 0 && t == want,
+				"%s in %s: %lld, python %lld", ts, zones[z],
+				(long long)t, want);
+		}
+		T_CHECK(pclose(f) == 0, "python3 failed");
+	}
+	set_tz(NULL);
+out:
+	buf_free(&text);
+	free(in);
+	free(script);
 }
 
 static void test_parse_time(void)
@@ -314,11 +422,7 @@ static void test_parse_time(void)
 	};
 	size_t i;
 
-	/* Expected values from Python's datetime.fromisoformat(s)
-	 * .replace(microsecond=0).timestamp() with the same TZ. */
-	setenv("TZ", "EST5EDT,M3.2.0,M11.1.0", 1);
-	tzset();
-	check_time("2025-10-11T15:46:35.605350", 0, 1760211995);
+	set_tz("EST5EDT,M3.2.0,M11.1.0");
 	check_time("2025-10-11T15:46:35.999999999", 0, 1760211995);
 	check_time("2025-01-15 08:00:00", 0, 1736946000);
 	check_time("2025-10-11T15:46:35Z", 0, 1760197595);
@@ -333,11 +437,7 @@ static void test_parse_time(void)
 	check_time("1900-02-29T00:00:00Z", -EINVAL, 0);
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		check_time(bad[i], -EINVAL, 0);
-	setenv("TZ", "UTC0", 1);
-	tzset();
-	check_time("2025-10-11T15:46:35.605350", 0, 1760197595);
-	unsetenv("TZ");
-	tzset();
+	set_tz(NULL);
 }
 
 static void test_timestamp(void)
@@ -345,8 +445,7 @@ static void test_timestamp(void)
 	time_t t = 0;
 	bool found;
 
-	setenv("TZ", "UTC0", 1);
-	tzset();
+	set_tz("UTC0");
 	T_CHECK(record_timestamp(L("{\"timestamp\": \"2025-10-11T15:46:35Z\"}"),
 				 &t, &found) == 0 && found && t == 1760197595,
 		"plain: %lld", (long long)t);
@@ -363,8 +462,11 @@ static void test_timestamp(void)
 				 &t, &found) == 0 && !found, "other key");
 	T_CHECK(record_timestamp(L("{\"timestamp\": \"2025-10-11T15:46:35\\u0000\"}"),
 				 &t, &found) == 0 && !found, "embedded NUL");
-	unsetenv("TZ");
-	tzset();
+	set_tz("EST5EDT,M3.2.0,M11.1.0");
+	T_CHECK(record_timestamp(L("{\"timestamp\": \"2025-10-11T15:46:35.605350\"}"),
+				 &t, &found) == 0 && found && t == 1760211995,
+		"local time: %lld", (long long)t);
+	set_tz(NULL);
 }
 
 static void check_view(const char *line, enum view_kind k, const char *want,
@@ -791,6 +893,8 @@ int main(void)
 	T_RUN(test_field_types);
 	T_RUN(test_field_rejects_non_objects);
 	T_RUN(test_parse_time);
+	T_RUN(test_parse_time_local);
+	T_RUN(test_parse_time_local_python);
 	T_RUN(test_timestamp);
 	T_RUN(test_views_new_dialect);
 	T_RUN(test_views_old_dialect);
