@@ -481,25 +481,22 @@ static int cjson_decode(const char *q, size_t n, struct buf *out)
 	return r;
 }
 
-static int put_utf8(struct buf *out, unsigned u)
+/* Decode string content [p, p+n) (no quotes, no escape cJSON cannot
+ * take) by quoting it into `piece` for cJSON. */
+static int decode_piece(const char *p, size_t n, struct buf *piece,
+			struct buf *out)
 {
-	char s[4];
-	size_t n;
+	int r;
 
-	if (u < 0x80) {
-		s[0] = (char)u;
-		n = 1;
-	} else if (u < 0x800) {
-		s[0] = (char)(0xc0 | u >> 6);
-		s[1] = (char)(0x80 | (u & 0x3f));
-		n = 2;
-	} else {
-		s[0] = (char)(0xe0 | u >> 12);
-		s[1] = (char)(0x80 | (u >> 6 & 0x3f));
-		s[2] = (char)(0x80 | (u & 0x3f));
-		n = 3;
-	}
-	return buf_append(out, s, n);
+	buf_reset(piece);
+	r = buf_putc(piece, '"');
+	if (!r)
+		r = buf_append(piece, p, n);
+	if (!r)
+		r = buf_putc(piece, '"');
+	if (!r)
+		r = cjson_decode(piece->data, piece->len, out);
+	return r;
 }
 
 /* Strings holding \u0000 or a lone surrogate: cJSON hands back C strings
@@ -510,7 +507,7 @@ static int decode_pieces(struct jtext_span str, struct buf *out)
 	const char *p = str.p + 1, *end = str.p + str.len - 1, *start = p;
 	struct buf piece = BUF_INIT;
 	unsigned u, lo;
-	int r = 0;
+	int r;
 
 	while (p < end) {
 		if (*p != '\\') {
@@ -530,29 +527,15 @@ static int decode_pieces(struct jtext_span str, struct buf *out)
 			p += 6;
 			continue;
 		}
-		buf_reset(&piece);
-		r = buf_putc(&piece, '"');
+		r = decode_piece(start, (size_t)(p - start), &piece, out);
 		if (!r)
-			r = buf_append(&piece, start, (size_t)(p - start));
-		if (!r)
-			r = buf_putc(&piece, '"');
-		if (!r)
-			r = cjson_decode(piece.data, piece.len, out);
-		if (!r)
-			r = put_utf8(out, u ? 0xfffd : 0);
+			r = u ? buf_append(out, "\xef\xbf\xbd", 3) : buf_putc(out, '\0');
 		if (r)
 			goto out_piece;
 		p += 6;
 		start = p;
 	}
-	buf_reset(&piece);
-	r = buf_putc(&piece, '"');
-	if (!r)
-		r = buf_append(&piece, start, (size_t)(end - start));
-	if (!r)
-		r = buf_putc(&piece, '"');
-	if (!r)
-		r = cjson_decode(piece.data, piece.len, out);
+	r = decode_piece(start, (size_t)(end - start), &piece, out);
 out_piece:
 	buf_free(&piece);
 	return r;
@@ -632,7 +615,8 @@ int jtext_compact(struct jtext_span v, struct buf *out)
 	while (c.p < c.end) {
 		p = c.p;
 		if (*p == '"') {
-			scan_string(&c, &flags);
+			if (scan_string(&c, &flags) < 0)
+				return -EINVAL;
 		} else {
 			while (c.p < c.end && *c.p != '"' && !is_ws(*c.p))
 				c.p++;
@@ -645,8 +629,8 @@ int jtext_compact(struct jtext_span v, struct buf *out)
 	return 0;
 }
 
-/* Pretty printing.  Works on text already checked by jtext_parse_value, so
- * the scanner calls below cannot fail on syntax. */
+/* Pretty printing, on text already checked by jtext_parse_value: the
+ * scanner's errors below are kept only as a guard. */
 
 static int put_indent(struct buf *out, int depth)
 {
@@ -768,12 +752,15 @@ static int pretty_object(struct cur *c, int depth, struct buf *out)
 		}
 		memset(&m[n], 0, sizeof(*m));
 		m[n].order = n;
-		scan_key(c, &m[n].key);
+		if (scan_key(c, &m[n].key) < 0)
+			goto bad;
 		m[n].val.p = c->p;
-		scan_value(c, depth + 1);
+		if (scan_value(c, depth + 1) < 0)
+			goto bad;
 		m[n].val.len = (size_t)(c->p - m[n].val.p);
 		n++;
-		scan_next(c, '}', &more);
+		if (scan_next(c, '}', &more) < 0)
+			goto bad;
 	}
 	r = n > 1 ? merge_duplicates(m, n) : 0;
 	if (!r)
@@ -800,6 +787,9 @@ static int pretty_object(struct cur *c, int depth, struct buf *out)
 		r = put_indent(out, depth);
 	if (!r)
 		r = buf_putc(out, '}');
+	goto out;
+bad:
+	r = -EINVAL;
 out:
 	free(m);
 	return r;
@@ -821,11 +811,10 @@ static int pretty_array(struct cur *c, int depth, struct buf *out)
 		r = put_indent(out, depth + 1);
 		if (!r)
 			r = pretty_value(c, depth + 1, out);
-		if (!r) {
-			scan_next(c, ']', &more);
-			if (more)
-				r = buf_append(out, ",\n", 2);
-		}
+		if (!r && scan_next(c, ']', &more) < 0)
+			r = -EINVAL;
+		if (!r && more)
+			r = buf_append(out, ",\n", 2);
 	}
 	if (!r)
 		r = buf_putc(out, '\n');
@@ -847,11 +836,13 @@ static int pretty_value(struct cur *c, int depth, struct buf *out)
 	case '[':
 		return pretty_array(c, depth, out);
 	case '"':
-		scan_string(c, &flags);
+		if (scan_string(c, &flags) < 0)
+			return -EINVAL;
 		v.len = (size_t)(c->p - v.p);
 		return put_string(v, out);
 	default:
-		scan_value(c, depth);
+		if (scan_value(c, depth) < 0)
+			return -EINVAL;
 		v.len = (size_t)(c->p - v.p);
 		return buf_append(out, v.p, v.len);
 	}

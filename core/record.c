@@ -297,8 +297,7 @@ int record_iteration(const char *line, size_t len, int64_t *n, bool *found)
 		*found = true;
 		return 0;
 	}
-	memset(&ks, 0, sizeof(ks));
-	if (jtext_members(obj, keys_cb, &ks) < 0)
+	if (keys_collect(line, len, &ks, &obj) < 0)
 		return -EINVAL;
 	keys_field(&ks, FIELD_ITERATION, &v, NULL, found);
 	if (*found)

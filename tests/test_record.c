@@ -162,6 +162,43 @@ static void test_iteration_fast_matches_walk(void)
 	}
 }
 
+/* Which lines take the fast path shows in a syntax error after the number:
+ * the fast path does not look at it (record.h), the member walk does. */
+static void test_iteration_fast_path_taken(void)
+{
+	static const struct {
+		const char *line;
+		bool fast;
+	} c[] = {
+		{ "{\"iteration\": 5, \"x\": }", true },
+		{ "{\"iteration\":5,\"x\":}", true },
+		{ "{\"iteration_num\": 5, \"x\": }", true },
+		{ "{\"iteration_num\": 5, \"x\": [\"\xe4\xb8\xad \\\\n\"], }", true },
+		{ "{\"iteration_num\": 5, \"x\": \"\\u0041\", }", false },
+		{ "{\"iteration_num\": 5, \"iteration\": , }", false },
+		{ "{\"iteration_num\": 5, \"iteration_num\": , }", false },
+		{ "{\"iteration\": 5, \"c\": \"[\\\"iterations\\\"]\", }", false },
+		{ "{\"x\": 1, \"iteration\": 5, }", false },
+		{ "{\"iteration\": 5.0, \"x\": }", false },
+		{ "{\"iteration\": 5, \"x\": ", false },
+	};
+	int64_t n;
+	bool found;
+	size_t i;
+	int r;
+
+	for (i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		n = -1;
+		r = record_iteration(L(c[i].line), &n, &found);
+		if (c[i].fast)
+			T_CHECK(r == 0 && found && n == 5, "%s: not fast (%d)",
+				c[i].line, r);
+		else
+			T_CHECK(r == -EINVAL && !found, "%s: fast (%d, %lld)",
+				c[i].line, r, (long long)n);
+	}
+}
+
 static void check_field(const char *line, enum record_field f, bool want_found,
 			const char *want_val, const char *want_key)
 {
@@ -889,6 +926,7 @@ int main(void)
 	T_RUN(test_view_names);
 	T_RUN(test_iteration);
 	T_RUN(test_iteration_fast_matches_walk);
+	T_RUN(test_iteration_fast_path_taken);
 	T_RUN(test_field_aliases);
 	T_RUN(test_field_types);
 	T_RUN(test_field_rejects_non_objects);
