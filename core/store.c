@@ -154,7 +154,7 @@ static int grow(void **p, size_t *cap, size_t need, size_t size)
 	while (c < need) {
 		if (c > SIZE_MAX / 2 / size)
 			return -ENOMEM;
-		c += c / 2;
+		c = c < 16 ? 16 : c + c / 2;
 	}
 	q = realloc(*p, c * size);
 	if (!q)
@@ -860,7 +860,7 @@ static int idx_reserve(struct idx *ix, size_t need, bool times, bool slots)
 	while (c < need) {
 		if (c > SIZE_MAX / 2 / sizeof(struct hslot))
 			return -ENOMEM;
-		c += c / 2;
+		c = c < 16 ? 16 : c + c / 2;
 	}
 	p = realloc(ix->e, c * sizeof(*ix->e));
 	if (!p)

@@ -1,3 +1,1192 @@
+/* test_store.c - the index: dialects, bad lines, duplicates, refresh,
+ * adopt, by-hash, the real histories, and readers racing a refresher. */
 #include "testutil.h"
-static void test_placeholder(void) { T_CHECK(1, "placeholder"); }
-int main(void) { T_RUN(test_placeholder); return t_done(); }
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "hash.h"
+#include "record.h"
+#include "store.h"
+
+/* --- helpers ------------------------------------------------------------- */
+
+static char *fresh_path(const char *name)
+{
+	static int seq;
+	char n[128];
+
+	snprintf(n, sizeof(n), "%s-%d.jsonl", name, ++seq);
+	return t_path(n);
+}
+
+static void write_str(const char *path, const char *s)
+{
+	t_write_file(path, s, strlen(s));
+}
+
+static void append_str(const char *path, const char *s)
+{
+	size_t len = strlen(s);
+	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT, 0644);
+
+	if (fd < 0 || write(fd, s, len) != (ssize_t)len || close(fd) < 0)
+		abort();
+}
+
+/* Replace `path` by a new file holding `s`, the way the Python loop saves. */
+static void replace_str(const char *path, const char *s)
+{
+	char tmp[4096];
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	write_str(tmp, s);
+	if (rename(tmp, path) < 0)
+		abort();
+}
+
+static struct store *open_ok(const char *path, unsigned flags)
+{
+	struct store *s = NULL;
+	int r = store_open(path, flags, &s);
+
+	if (r < 0) {
+		fprintf(stderr, "store_open %s: %s\n", path, strerror(-r));
+		abort();
+	}
+	return s;
+}
+
+static struct store_stats stats(struct store *s)
+{
+	struct store_stats st;
+
+	T_CHECK(store_stats(s, &st) == 0, "store_stats");
+	return st;
+}
+
+/* The iterations listed, as "0,1,5". */
+static void listed(struct store *s, char *out, size_t max)
+{
+	int64_t it[4096];
+	size_t n, i, o = 0;
+
+	T_CHECK(store_list(s, 0, it, 4096, &n) == 0, "store_list");
+	out[0] = '\0';
+	for (i = 0; i < n && o + 24 < max; i++)
+		o += (size_t)snprintf(out + o, max - o, "%s%" PRId64,
+				      i ? "," : "", it[i]);
+}
+
+#define CHECK_LIST(s, want)                                              \
+	do {                                                             \
+		char got_[8192];                                         \
+		listed((s), got_, sizeof(got_));                         \
+		T_CHECK(strcmp(got_, (want)) == 0, "listed %s, want %s", \
+			got_, (want));                                   \
+	} while (0)
+
+static void changes(const struct store_change *c, char *out, size_t max)
+{
+	size_t i, o = 0;
+
+	out[0] = '\0';
+	for (i = 0; i < c->n && o + 24 < max; i++)
+		o += (size_t)snprintf(out + o, max - o, "%s%" PRId64,
+				      i ? "," : "", c->iters[i]);
+}
+
+#define CHECK_CHG(c, want_reset, want)                                    \
+	do {                                                              \
+		char got_[8192];                                          \
+		changes((c), got_, sizeof(got_));                         \
+		T_CHECK((c)->reset == (want_reset), "reset is %d",        \
+			(int)(c)->reset);                                 \
+		T_CHECK(strcmp(got_, (want)) == 0,                        \
+			"changed iters %s, want %s", got_, (want));       \
+	} while (0)
+
+#define CHECK_SKIPPED(s, want)                                           \
+	do {                                                             \
+		uint64_t l_[256];                                        \
+		size_t n_, i_, o_ = 0;                                   \
+		char g_[2048] = "";                                      \
+		T_CHECK(store_skipped((s), l_, 256, &n_) == 0, "skipped"); \
+		for (i_ = 0; i_ < n_ && i_ < 256; i_++)                  \
+			o_ += (size_t)snprintf(g_ + o_, sizeof(g_) - o_, \
+					       "%s%" PRIu64, i_ ? "," : "", \
+					       l_[i_]);                  \
+		T_CHECK(strcmp(g_, (want)) == 0, "skipped lines %s, want %s", \
+			g_, (want));                                     \
+	} while (0)
+
+/* The line of `iter` must be exactly `want`. */
+static void check_line(struct store *s, int64_t iter, const char *want)
+{
+	struct buf b = BUF_INIT;
+	int r = store_read(s, iter, &b);
+
+	T_CHECK(r == 0, "store_read %" PRId64 ": %d", iter, r);
+	if (r == 0) {
+		char what[64];
+
+		snprintf(what, sizeof(what), "line of %" PRId64, iter);
+		T_CHECK_MEM(b.data, b.len, want, strlen(want), what);
+	}
+	buf_free(&b);
+}
+
+/* --- a generator with a model of what it wrote --------------------------- */
+
+struct genrec {
+	int64_t iter;
+	uint64_t off, lineno;
+	uint32_t len;
+};
+
+struct gen {
+	struct buf text;
+	struct genrec *rec;   /* in file order */
+	size_t n;
+	uint64_t lineno;
+	unsigned seed;
+};
+
+static unsigned gen_rand(struct gen *g)
+{
+	g->seed = g->seed * 1103515245u + 12345u;
+	return (g->seed >> 8) & 0xffffff;
+}
+
+/* One record of the given dialect; the number first or after two members;
+ * every kind of content the loop writes. */
+static void gen_record(struct gen *g, int64_t iter, bool num_dialect,
+		       bool key_first, bool crlf)
+{
+	const char *key = num_dialect ? "iteration_num" : "iteration";
+	struct buf *t = &g->text;
+	size_t start = t->len, i, codelen = 200 + gen_rand(g) % 9000;
+
+	if (buf_putc(t, '{') < 0)
+		abort();
+	if (key_first && buf_printf(t, "\"%s\": %" PRId64 ", ", key, iter) < 0)
+		abort();
+	if (buf_printf(t, "\"%s\": \"def f():\\n    return '動能 %u'\\n#",
+		       num_dialect ? "strategy_code" : "code", gen_rand(g)) < 0)
+		abort();
+	for (i = 0; i < codelen; i++)
+		if (buf_putc(t, (char)('a' + i % 26)) < 0)
+			abort();
+	if (buf_printf(t, "\", \"metrics\": {\"sharpe\": %u.%u, \"x\": NaN, "
+		       "\"y\": null}", gen_rand(g) % 10, gen_rand(g)) < 0)
+		abort();
+	if (!key_first && buf_printf(t, ", \"%s\": %" PRId64, key, iter) < 0)
+		abort();
+	if (buf_puts(t, ", \"timestamp\": \"2025-11-17T14:57:03.138907\"}") < 0)
+		abort();
+	g->rec = realloc(g->rec, (g->n + 1) * sizeof(*g->rec));
+	if (!g->rec)
+		abort();
+	g->rec[g->n++] = (struct genrec){ iter, start, ++g->lineno,
+					  (uint32_t)(t->len - start) };
+	if (buf_puts(t, crlf ? "\r\n" : "\n") < 0)
+		abort();
+}
+
+static void gen_free(struct gen *g)
+{
+	buf_free(&g->text);
+	free(g->rec);
+}
+
+static void check_against_gen(struct store *s, const struct gen *g)
+{
+	size_t i;
+
+	for (i = 0; i < g->n; i++) {
+		const struct genrec *e = &g->rec[i];
+		struct store_rec r;
+		bool later = false;
+		size_t j;
+
+		for (j = i + 1; j < g->n; j++)
+			later |= g->rec[j].iter == e->iter;
+		if (later)
+			continue;
+		T_CHECK(store_lookup(s, e->iter, &r) == 0, "lookup %" PRId64,
+			e->iter);
+		T_CHECK(r.offset == e->off && r.len == e->len &&
+			r.lineno == e->lineno,
+			"iteration %" PRId64 ": off %" PRIu64 " len %u line %"
+			PRIu64 ", want %" PRIu64 " %u %" PRIu64, e->iter,
+			r.offset, r.len, r.lineno, e->off, e->len, e->lineno);
+	}
+}
+
+/* --- tests --------------------------------------------------------------- */
+
+static void test_both_dialects_key_first_and_late(void)
+{
+	int d;
+
+	for (d = 0; d < 2; d++) {
+		struct gen g = { .seed = 7u + (unsigned)d };
+		char *p = fresh_path("gen");
+		struct store *s;
+		struct store_stats st;
+		int64_t i;
+
+		for (i = 0; i < 1500; i++)
+			gen_record(&g, i, d == 1, i % 3 != 1, i % 5 == 4);
+		t_write_file(p, g.text.data, g.text.len);
+		s = open_ok(p, 0);
+		st = stats(s);
+		T_CHECK(st.records == 1500 && st.iterations == 1500 &&
+			st.lines == 1500 && st.skipped == 0 &&
+			st.duplicates == 0, "dialect %d: %" PRIu64 " records %"
+			PRIu64 " iterations %" PRIu64 " skipped", d, st.records,
+			st.iterations, st.skipped);
+		T_CHECK(st.file_size == g.text.len, "file_size %" PRIu64,
+			st.file_size);
+		check_against_gen(s, &g);
+		store_close(s);
+
+		/* Full validation finds exactly the same records. */
+		s = open_ok(p, STORE_VALIDATE);
+		st = stats(s);
+		T_CHECK(st.records == 1500 && st.skipped == 0,
+			"validated: %" PRIu64 " records", st.records);
+		check_against_gen(s, &g);
+		store_close(s);
+		gen_free(&g);
+		free(p);
+	}
+}
+
+static void test_lines_read_back_exactly(void)
+{
+	char *p = fresh_path("read");
+	struct store *s;
+	struct store_rec r;
+
+	write_str(p, "{\"iteration\": 0, \"code\": \"x\"}\r\n"
+		     "{\"iteration_num\": 1, \"v\": \"\\u00e9\"}\n"
+		     "  {\"a\": 1, \"iteration\": 2}  \n");
+	s = open_ok(p, 0);
+	CHECK_LIST(s, "0,1,2");
+	check_line(s, 0, "{\"iteration\": 0, \"code\": \"x\"}");
+	check_line(s, 1, "{\"iteration_num\": 1, \"v\": \"\\u00e9\"}");
+	check_line(s, 2, "  {\"a\": 1, \"iteration\": 2}  ");
+	T_CHECK(store_lookup(s, 0, &r) == 0 && r.len == 29 && r.offset == 0 &&
+		r.lineno == 1 && r.mtime == 0, "rec 0: len %u", r.len);
+	T_CHECK(store_lookup(s, 3, &r) == -ENOENT, "3 is not there");
+	{
+		struct buf b = BUF_INIT;
+
+		T_CHECK(store_read(s, 3, &b) == -ENOENT, "read of 3");
+		/* store_read appends. */
+		buf_puts(&b, ">");
+		T_CHECK(store_read(s, 1, &b) == 0 && b.len == 36 &&
+			b.data[0] == '>' && b.data[b.len] == '\0',
+			"appended read: %zu bytes", b.len);
+		buf_free(&b);
+	}
+	store_close(s);
+	free(p);
+}
+
+static void test_bom_crlf_and_empty_lines(void)
+{
+	char *p = fresh_path("bom");
+	struct store *s;
+	struct store_rec r;
+	struct store_stats st;
+
+	write_str(p, "\xef\xbb\xbf{\"iteration\": 4}\r\n"
+		     "\n"
+		     "\r\n"
+		     "   \t \n"
+		     "{\"iteration\": 5}\r\n"
+		     "\n");
+	s = open_ok(p, 0);
+	st = stats(s);
+	T_CHECK(st.records == 2 && st.lines == 2 && st.skipped == 0,
+		"%" PRIu64 " records %" PRIu64 " lines %" PRIu64 " skipped",
+		st.records, st.lines, st.skipped);
+	CHECK_LIST(s, "4,5");
+	T_CHECK(store_lookup(s, 4, &r) == 0 && r.offset == 3 && r.len == 16 &&
+		r.lineno == 1, "after BOM: off %" PRIu64 " len %u", r.offset,
+		r.len);
+	T_CHECK(store_lookup(s, 5, &r) == 0 && r.lineno == 5 && r.len == 16,
+		"line %" PRIu64, r.lineno);
+	check_line(s, 4, "{\"iteration\": 4}");
+	check_line(s, 5, "{\"iteration\": 5}");
+	store_close(s);
+	free(p);
+}
+
+static void test_bad_lines_are_skipped_with_their_numbers(void)
+{
+	char *p = fresh_path("bad");
+	unsigned fl;
+
+	write_str(p, "{\"iteration\": 0}\n"              /* 1 */
+		     "garbage here\n"                    /* 2 */
+		     "[1,2]\n"                           /* 3 */
+		     "\"str\"\n"                         /* 4 */
+		     "42\n"                              /* 5 */
+		     "{\"no_number\": true}\n"           /* 6 */
+		     "{\"iteration\": -1}\n"             /* 7 */
+		     "{\"iteration\": 1.5}\n"            /* 8 */
+		     "{\"iteration\": \"3\"}\n"          /* 9 */
+		     "{\"iteration\": null, \"iteration_num\": 9}\n" /* 10 */
+		     "{\"iteration\": 1, \"x\": [1, 2\n" /* 11 */
+		     "\n"                                /* 12 */
+		     "{\"iteration_num\": 2}\n"          /* 13 */
+		     "{\"iteration\": 3, \"t\": {\"a\": [");  /* 14 torn */
+	for (fl = 0; fl <= STORE_VALIDATE; fl += STORE_VALIDATE) {
+		struct store *s = open_ok(p, fl);
+		struct store_stats st = stats(s);
+
+		T_CHECK(st.lines == 13 && st.records == 2 && st.skipped == 11,
+			"flags %u: %" PRIu64 " lines %" PRIu64 " records %"
+			PRIu64 " skipped", fl, st.lines, st.records,
+			st.skipped);
+		CHECK_LIST(s, "0,2");
+		CHECK_SKIPPED(s, "2,3,4,5,6,7,8,9,10,11,14");
+		store_close(s);
+	}
+	free(p);
+}
+
+static void test_only_full_validation_catches_a_broken_middle(void)
+{
+	char *p = fresh_path("validate");
+	struct store *s;
+
+	/* Starts like a record and ends with '}', broken inside. */
+	write_str(p, "{\"iteration\": 0}\n"
+		     "{\"iteration\": 1, \"x\": [1,, 2]}\n"
+		     "{\"iteration\": 2}\n");
+	s = open_ok(p, STORE_VALIDATE);
+	CHECK_LIST(s, "0,2");
+	CHECK_SKIPPED(s, "2");
+	store_close(s);
+	free(p);
+}
+
+static void test_torn_tail_and_valid_last_line(void)
+{
+	char *p = fresh_path("tail");
+	struct store *s;
+	struct store_stats st;
+
+	write_str(p, "{\"iteration\": 0}\n{\"iteration\": 1, \"code\": \"de");
+	s = open_ok(p, 0);
+	st = stats(s);
+	T_CHECK(st.records == 1 && st.skipped == 1 && st.lines == 2,
+		"torn: %" PRIu64 " records %" PRIu64 " skipped", st.records,
+		st.skipped);
+	CHECK_SKIPPED(s, "2");
+	store_close(s);
+
+	/* A last line that ends in '}' but is not complete JSON. */
+	write_str(p, "{\"iteration\": 0}\n{\"iteration\": 1, \"x\": [}");
+	s = open_ok(p, 0);
+	CHECK_LIST(s, "0");
+	CHECK_SKIPPED(s, "2");
+	store_close(s);
+
+	write_str(p, "{\"iteration\": 0}\n{\"iteration\": 1, \"x\": [2]}\r");
+	s = open_ok(p, 0);
+	CHECK_LIST(s, "0,1");
+	CHECK_SKIPPED(s, "");
+	check_line(s, 1, "{\"iteration\": 1, \"x\": [2]}");
+	store_close(s);
+	free(p);
+}
+
+static void test_duplicates_later_line_wins(void)
+{
+	char *p = fresh_path("dup");
+	struct store *s;
+	struct store_stats st;
+	struct store_rec r;
+
+	write_str(p, "{\"iteration\": 0, \"v\": \"a\"}\n"
+		     "{\"iteration\": 1, \"v\": \"b\"}\n"
+		     "{\"iteration\": 0, \"v\": \"c\"}\n"
+		     "{\"iteration\": 2, \"v\": \"d\"}\n"
+		     "{\"iteration_num\": 0, \"v\": \"e\"}\n");
+	s = open_ok(p, 0);
+	st = stats(s);
+	T_CHECK(st.records == 5 && st.iterations == 3 && st.duplicates == 2,
+		"%" PRIu64 " records %" PRIu64 " iterations %" PRIu64 " dups",
+		st.records, st.iterations, st.duplicates);
+	CHECK_LIST(s, "0,1,2");
+	check_line(s, 0, "{\"iteration_num\": 0, \"v\": \"e\"}");
+	T_CHECK(store_lookup(s, 0, &r) == 0 && r.lineno == 5, "line %" PRIu64,
+		r.lineno);
+	store_close(s);
+	free(p);
+}
+
+static void test_out_of_order_numbers(void)
+{
+	char *p = fresh_path("order");
+	struct gen g = { .seed = 99 };
+	static const int64_t order[] = { 10, 3, 7, 3, 1000000000000, 0, 8, 7,
+					 2, 9, 1 };
+	struct store *s;
+	struct store_stats st;
+	size_t i;
+
+	for (i = 0; i < sizeof(order) / sizeof(order[0]); i++)
+		gen_record(&g, order[i], i % 2, i % 3 != 0, false);
+	t_write_file(p, g.text.data, g.text.len);
+	s = open_ok(p, 0);
+	st = stats(s);
+	T_CHECK(st.records == 11 && st.iterations == 9 && st.duplicates == 2,
+		"%" PRIu64 " iterations %" PRIu64 " dups", st.iterations,
+		st.duplicates);
+	CHECK_LIST(s, "0,1,2,3,7,8,9,10,1000000000000");
+	check_against_gen(s, &g);
+	{
+		int64_t hi;
+		bool found;
+
+		T_CHECK(store_highest(s, &hi, &found) == 0 && found &&
+			hi == 1000000000000, "highest %" PRId64, hi);
+	}
+	store_close(s);
+	gen_free(&g);
+	free(p);
+}
+
+static void test_list_pages(void)
+{
+	char *p = fresh_path("page");
+	struct gen g = { .seed = 5 };
+	struct store *s;
+	int64_t it[64], i;
+	size_t n, got = 0;
+	bool ok = true;
+
+	for (i = 0; i < 250; i++)
+		gen_record(&g, i * 2, false, true, false);
+	t_write_file(p, g.text.data, g.text.len);
+	s = open_ok(p, 0);
+	for (;;) {
+		size_t k;
+
+		T_CHECK(store_list(s, got, it, 64, &n) == 0, "list");
+		if (!n)
+			break;
+		for (k = 0; k < n; k++)
+			ok &= it[k] == (int64_t)(got + k) * 2;
+		got += n;
+		T_CHECK(n == 64 || got == 250, "page of %zu at %zu", n, got);
+	}
+	T_CHECK(ok && got == 250, "paged %zu, in order %d", got, ok);
+	T_CHECK(store_list(s, 1000, it, 64, &n) == 0 && n == 0, "past end");
+	T_CHECK(store_list(s, 3, it, 0, &n) == 0 && n == 0, "max 0");
+	store_close(s);
+	gen_free(&g);
+	free(p);
+}
+
+static void test_times_only_when_asked(void)
+{
+	char *p = fresh_path("times");
+	struct store *s;
+	struct store_rec r;
+
+	write_str(p, "{\"iteration\": 0, \"timestamp\": \"2025-01-02T03:04:05Z\"}\n"
+		     "{\"iteration\": 1}\n"
+		     "{\"iteration\": 2, \"timestamp\": \"not a time\"}\n"
+		     "{\"iteration\": 3, \"timestamp\": \"2025-01-02T05:04:05+02:00\"}\n");
+	s = open_ok(p, STORE_TIMES);
+	T_CHECK(store_lookup(s, 0, &r) == 0 && r.mtime == 1735787045,
+		"mtime %lld", (long long)r.mtime);
+	T_CHECK(store_lookup(s, 1, &r) == 0 && r.mtime == 0, "no timestamp");
+	T_CHECK(store_lookup(s, 2, &r) == 0 && r.mtime == 0, "bad timestamp");
+	T_CHECK(store_lookup(s, 3, &r) == 0 && r.mtime == 1735787045,
+		"offset: %lld", (long long)r.mtime);
+	/* Times of records added by refresh, out of order too. */
+	append_str(p, "{\"iteration\": 9, \"timestamp\": \"2025-01-02T03:04:06Z\"}\n"
+		      "{\"iteration\": 1, \"timestamp\": \"2025-01-02T03:04:07Z\"}\n");
+	T_CHECK(store_refresh(s, NULL) == 0, "refresh");
+	T_CHECK(store_lookup(s, 9, &r) == 0 && r.mtime == 1735787046,
+		"appended: %lld", (long long)r.mtime);
+	T_CHECK(store_lookup(s, 1, &r) == 0 && r.mtime == 1735787047,
+		"replaced: %lld", (long long)r.mtime);
+	T_CHECK(store_lookup(s, 3, &r) == 0 && r.mtime == 1735787045,
+		"kept: %lld", (long long)r.mtime);
+	store_close(s);
+
+	s = open_ok(p, 0);
+	T_CHECK(store_lookup(s, 0, &r) == 0 && r.mtime == 0,
+		"without STORE_TIMES: %lld", (long long)r.mtime);
+	store_close(s);
+
+	/* An empty store that grows keeps times too. */
+	write_str(p, "");
+	s = open_ok(p, STORE_TIMES);
+	append_str(p, "{\"iteration\": 0, \"timestamp\": \"2025-01-02T03:04:05Z\"}\n");
+	T_CHECK(store_refresh(s, NULL) == 0, "refresh");
+	T_CHECK(store_lookup(s, 0, &r) == 0 && r.mtime == 1735787045,
+		"grown from empty: %lld", (long long)r.mtime);
+	store_close(s);
+	free(p);
+}
+
+static void test_refresh_after_append_in_place(void)
+{
+	char *p = fresh_path("append");
+	struct store *s;
+	struct store_change c;
+	struct store_stats st0, st;
+
+	write_str(p, "{\"iteration\": 0}\n{\"iteration\": 1}\n");
+	s = open_ok(p, 0);
+	st0 = stats(s);
+	T_CHECK(store_refresh(s, &c) == 0, "refresh unchanged");
+	T_CHECK(!c.changed && !c.reset && c.n == 0, "nothing changed");
+	T_CHECK(stats(s).generation == st0.generation, "same generation");
+	store_change_free(&c);
+
+	append_str(p, "{\"iteration\": 2}\nbad\n{\"iteration\": 1, \"v\": 2}\n");
+	T_CHECK(store_refresh(s, &c) == 0, "refresh");
+	T_CHECK(c.changed, "changed");
+	CHECK_CHG(&c, false, "1,2");
+	store_change_free(&c);
+	st = stats(s);
+	T_CHECK(st.generation > st0.generation, "generation bumped");
+	T_CHECK(st.records == 4 && st.duplicates == 1 && st.skipped == 1 &&
+		st.lines == 5, "%" PRIu64 " records %" PRIu64 " dups",
+		st.records, st.duplicates);
+	CHECK_LIST(s, "0,1,2");
+	CHECK_SKIPPED(s, "4");
+	check_line(s, 1, "{\"iteration\": 1, \"v\": 2}");
+	store_close(s);
+	free(p);
+}
+
+static void test_refresh_completes_a_torn_tail(void)
+{
+	char *p = fresh_path("torn");
+	struct store *s;
+	struct store_change c;
+	struct store_stats st;
+	struct store_rec r;
+
+	write_str(p, "{\"iteration\": 0}\n\n{\"iteration\": 1, \"co");
+	s = open_ok(p, 0);
+	CHECK_SKIPPED(s, "3");
+	append_str(p, "de\": \"x\"}\n{\"iteration\": 2}\n");
+	T_CHECK(store_refresh(s, &c) == 0, "refresh");
+	CHECK_CHG(&c, false, "1,2");
+	store_change_free(&c);
+	st = stats(s);
+	T_CHECK(st.records == 3 && st.skipped == 0 && st.lines == 3,
+		"%" PRIu64 " records %" PRIu64 " skipped %" PRIu64 " lines",
+		st.records, st.skipped, st.lines);
+	CHECK_SKIPPED(s, "");
+	T_CHECK(store_lookup(s, 2, &r) == 0 && r.lineno == 4, "line %" PRIu64,
+		r.lineno);
+	check_line(s, 1, "{\"iteration\": 1, \"code\": \"x\"}");
+
+	/* Torn again, grown but still torn. */
+	append_str(p, "{\"iteration\": 3, ");
+	T_CHECK(store_refresh(s, &c) == 0, "refresh");
+	CHECK_CHG(&c, false, "");
+	T_CHECK(c.changed, "bytes were added");
+	store_change_free(&c);
+	CHECK_SKIPPED(s, "5");
+	append_str(p, "\"x\": 1");
+	T_CHECK(store_refresh(s, &c) == 0, "refresh");
+	store_change_free(&c);
+	CHECK_SKIPPED(s, "5");
+	T_CHECK(stats(s).skipped == 1 && stats(s).lines == 4, "counted once");
+	append_str(p, "}\n");
+	T_CHECK(store_refresh(s, &c) == 0, "refresh");
+	CHECK_CHG(&c, false, "3");
+	store_change_free(&c);
+	CHECK_SKIPPED(s, "");
+	CHECK_LIST(s, "0,1,2,3");
+	store_close(s);
+	free(p);
+}
+
+static void test_refresh_after_a_valid_unterminated_line(void)
+{
+	char *p = fresh_path("noeol");
+	struct store *s;
+	struct store_change c;
+	struct store_stats st;
+
+	write_str(p, "{\"iteration\": 0}\n{\"iteration\": 1}");
+	s = open_ok(p, 0);
+	CHECK_LIST(s, "0,1");
+	append_str(p, "\n{\"iteration\": 2}\n");
+	T_CHECK(store_refresh(s, &c) == 0, "refresh");
+	CHECK_CHG(&c, false, "2");
+	store_change_free(&c);
+	st = stats(s);
+	T_CHECK(st.records == 3 && st.lines == 3 && st.duplicates == 0,
+		"%" PRIu64 " records %" PRIu64 " lines", st.records, st.lines);
+
+	/* The unterminated record turns into something else: re-index. */
+	write_str(p, "{\"iteration\": 0}\n{\"iteration\": 1}");
+	T_CHECK(store_refresh(s, &c) == 0, "refresh");
+	store_change_free(&c);
+	append_str(p, " junk\n");
+	T_CHECK(store_refresh(s, &c) == 0, "refresh");
+	T_CHECK(c.reset, "re-indexed");
+	store_change_free(&c);
+	CHECK_LIST(s, "0");
+	CHECK_SKIPPED(s, "2");
+	store_close(s);
+	free(p);
+}
+
+static void test_refresh_after_rename_with_the_same_prefix(void)
+{
+	char *p = fresh_path("rename");
+	struct store *s;
+	struct store_change c;
+	struct store_stats st;
+	const char *old = "{\"iteration\": 0}\n{\"iteration\": 1}\nbad\n";
+	char next[512];
+
+	write_str(p, old);
+	s = open_ok(p, 0);
+	snprintf(next, sizeof(next), "%s{\"iteration\": 5}\n"
+		 "{\"iteration\": 0, \"again\": true}\n{\"iteration\": 3}\n",
+		 old);
+	replace_str(p, next);
+	T_CHECK(store_refresh(s, &c) == 0, "refresh");
+	CHECK_CHG(&c, false, "0,3,5");
+	store_change_free(&c);
+	st = stats(s);
+	T_CHECK(st.records == 5 && st.iterations == 4 && st.duplicates == 1 &&
+		st.skipped == 1, "%" PRIu64 " records %" PRIu64 " dups",
+		st.records, st.duplicates);
+	check_line(s, 0, "{\"iteration\": 0, \"again\": true}");
+	check_line(s, 5, "{\"iteration\": 5}");
+
+	/* The same content again under a new inode: nothing changed. */
+	replace_str(p, next);
+	T_CHECK(store_refresh(s, &c) == 0, "refresh");
+	T_CHECK(!c.changed && !c.reset && c.n == 0, "identical replacement");
+	store_change_free(&c);
+	T_CHECK(stats(s).generation == st.generation, "same generation");
+	check_line(s, 3, "{\"iteration\": 3}");
+	store_close(s);
+	free(p);
+}
+
+static void test_refresh_after_rename_with_other_content(void)
+{
+	char *p = fresh_path("other");
+	struct store *s;
+	struct store_change c;
+
+	write_str(p, "{\"iteration\": 0}\n{\"iteration\": 1}\n");
+	s = open_ok(p, 0);
+	/* Longer, but the first bytes differ. */
+	replace_str(p, "{\"iteration\": 7}\n{\"iteration\": 1}\n{\"iteration\": 2}\n");
+	T_CHECK(store_refresh(s, &c) == 0, "refresh");
+	T_CHECK(c.reset && c.changed, "reset");
+	store_change_free(&c);
+	CHECK_LIST(s, "1,2,7");
+	check_line(s, 7, "{\"iteration\": 7}");
+	/* Shorter. */
+	replace_str(p, "{\"iteration\": 9}\n");
+	T_CHECK(store_refresh(s, &c) == 0, "refresh");
+	T_CHECK(c.reset, "reset");
+	store_change_free(&c);
+	CHECK_LIST(s, "9");
+	store_close(s);
+	free(p);
+}
+
+static void test_refresh_after_truncation(void)
+{
+	char *p = fresh_path("trunc");
+	struct store *s;
+	struct store_change c;
+	struct buf b = BUF_INIT;
+
+	write_str(p, "{\"iteration\": 0}\n{\"iteration\": 1}\n{\"iteration\": 2}\n");
+	s = open_ok(p, 0);
+	if (truncate(p, 17) < 0)
+		abort();
+	/* Not refreshed yet: the record is past the end of the file. */
+	T_CHECK(store_read(s, 2, &b) == -EIO, "short read is -EIO");
+	buf_free(&b);
+	T_CHECK(store_refresh(s, &c) == 0, "refresh");
+	T_CHECK(c.reset, "reset");
+	store_change_free(&c);
+	CHECK_LIST(s, "0");
+	T_CHECK(stats(s).file_size == 17, "size");
+	store_close(s);
+	free(p);
+}
+
+static void test_adopt_indexes_only_the_tail(void)
+{
+	char *p = fresh_path("adopt");
+	struct store *s;
+	struct store_change c;
+	struct store_stats st;
+
+	write_str(p, "{\"iteration\": 0, \"v\": \"aa\"}\n{\"iteration\": 1}");
+	s = open_ok(p, 0);
+	/* What the writer renames over the store: old content, the LF it
+	 * lacked, new lines.  The old bytes are changed (same length) to show
+	 * that adopt trusts them instead of reading them. */
+	replace_str(p, "{\"iteration\": 0, \"v\": \"zz\"}\n{\"iteration\": 1}\n"
+		       "{\"iteration\": 2}\n{\"iteration\": 0, \"v\": \"new\"}\n");
+	T_CHECK(store_adopt(s, &c) == 0, "adopt");
+	CHECK_CHG(&c, false, "0,2");
+	store_change_free(&c);
+	st = stats(s);
+	T_CHECK(st.records == 4 && st.iterations == 3 && st.duplicates == 1,
+		"%" PRIu64 " records", st.records);
+	check_line(s, 0, "{\"iteration\": 0, \"v\": \"new\"}");
+	check_line(s, 2, "{\"iteration\": 2}");
+
+	/* A refresh now sees the same file: nothing to do. */
+	T_CHECK(store_refresh(s, &c) == 0 && !c.changed, "refresh after adopt");
+	store_change_free(&c);
+
+	/* A file shorter than what was indexed cannot be an extension. */
+	replace_str(p, "{\"iteration\": 0}\n");
+	T_CHECK(store_adopt(s, &c) == -EIO, "adopt of a shorter file");
+	CHECK_LIST(s, "0,1,2");
+	T_CHECK(store_refresh(s, &c) == 0 && c.reset, "refresh re-indexes");
+	store_change_free(&c);
+	CHECK_LIST(s, "0");
+	store_close(s);
+	free(p);
+}
+
+static void test_missing_file_is_an_empty_store(void)
+{
+	char *p = fresh_path("missing");
+	struct store *s;
+	struct store_change c;
+	struct store_stats st;
+	int64_t hi = -1;
+	bool found = true;
+	unsigned char d[HASH_LEN];
+	struct store_code code;
+	size_t n = 9;
+
+	unlink(p);
+	s = open_ok(p, STORE_TIMES);
+	st = stats(s);
+	T_CHECK(st.records == 0 && st.lines == 0 && st.file_size == 0,
+		"empty");
+	T_CHECK(store_highest(s, &hi, &found) == 0 && !found, "no highest");
+	T_CHECK(strcmp(store_path(s), p) == 0, "path");
+	T_CHECK(store_codes(s, 0, &code, 1, &n) == 0 && n == 0, "no codes");
+	memset(d, 0, sizeof(d));
+	T_CHECK(store_code_lookup(s, d, &code, NULL, 0) == -ENOENT, "no code");
+	T_CHECK(store_refresh(s, &c) == 0 && !c.changed, "still missing");
+	store_change_free(&c);
+
+	write_str(p, "{\"iteration\": 3, \"code\": \"c\"}\n");
+	T_CHECK(store_refresh(s, &c) == 0, "refresh");
+	CHECK_CHG(&c, false, "3");
+	store_change_free(&c);
+	T_CHECK(store_highest(s, &hi, &found) == 0 && found && hi == 3,
+		"highest %" PRId64, hi);
+	T_CHECK(store_codes(s, 0, &code, 1, &n) == 0 && n == 1 &&
+		code.first_iter == 3, "one code");
+
+	unlink(p);
+	T_CHECK(store_refresh(s, &c) == 0 && c.reset && c.changed,
+		"removed: reset");
+	store_change_free(&c);
+	CHECK_LIST(s, "");
+	T_CHECK(store_codes(s, 0, &code, 1, &n) == 0 && n == 0,
+		"no codes after removal");
+	store_close(s);
+	free(p);
+}
+
+static void digest_of(const char *code, unsigned char d[HASH_LEN])
+{
+	if (hash_sha256(code, strlen(code), d) < 0)
+		abort();
+}
+
+static void test_by_hash_groups(void)
+{
+	char *p = fresh_path("hash");
+	struct store *s;
+	struct store_change c;
+	struct store_code codes[8], one;
+	unsigned char da[HASH_LEN], db[HASH_LEN], dc[HASH_LEN], got[HASH_LEN];
+	int64_t its[8];
+	size_t n, i;
+	bool has;
+
+	write_str(p, "{\"iteration\": 5, \"code\": \"a\\u00e9\\n\"}\n"
+		     "{\"iteration\": 1, \"code\": null, \"strategy_code\": \"x\"}\n"
+		     "{\"iteration\": 2}\n"
+		     "{\"iteration_num\": 3, \"strategy_code\": \"a\u00e9\\n\"}\n"
+		     "{\"iteration\": 4, \"code\": \"b\"}\n"
+		     "{\"iteration\": 0, \"code\": \"b\"}\n");
+	digest_of("a\xc3\xa9\n", da);
+	digest_of("b", db);
+	digest_of("c", dc);
+	s = open_ok(p, 0);
+	T_CHECK(store_code_of(s, 5, got, &has) == 0 && has &&
+		memcmp(got, da, HASH_LEN) == 0, "code of 5");
+	T_CHECK(store_code_of(s, 1, got, &has) == 0 && !has, "null code");
+	T_CHECK(store_code_of(s, 2, got, &has) == 0 && !has, "no code");
+	T_CHECK(store_code_of(s, 6, got, &has) == -ENOENT, "no iteration 6");
+	T_CHECK(store_codes(s, 0, codes, 8, &n) == 0 && n == 2, "%zu codes", n);
+	for (i = 1; i < n; i++)
+		T_CHECK(memcmp(codes[i - 1].digest, codes[i].digest,
+			       HASH_LEN) < 0, "ordered by digest");
+	T_CHECK(store_code_lookup(s, da, &one, its, 8) == 0 &&
+		one.count == 2 && one.first_iter == 3 && its[0] == 3 &&
+		its[1] == 5, "code a: %zu, first %" PRId64, one.count,
+		one.first_iter);
+	T_CHECK(store_code_lookup(s, db, &one, NULL, 0) == 0 &&
+		one.count == 2 && one.first_iter == 0, "code b");
+	T_CHECK(store_code_lookup(s, dc, &one, NULL, 0) == -ENOENT, "no c");
+	T_CHECK(store_codes(s, 1, codes, 8, &n) == 0 && n == 1, "from rank 1");
+
+	/* Kept up to date: 0 changes code (b -> c), 7 joins a, 2 gets c. */
+	append_str(p, "{\"iteration\": 7, \"code\": \"a\u00e9\\n\"}\n"
+		      "{\"iteration\": 0, \"code\": \"c\"}\n"
+		      "{\"iteration\": 2, \"code\": \"c\"}\n");
+	T_CHECK(store_refresh(s, &c) == 0, "refresh");
+	CHECK_CHG(&c, false, "0,2,7");
+	store_change_free(&c);
+	T_CHECK(store_code_lookup(s, da, &one, its, 8) == 0 &&
+		one.count == 3 && its[2] == 7, "a has 7");
+	T_CHECK(store_code_lookup(s, db, &one, its, 8) == 0 &&
+		one.count == 1 && one.first_iter == 4, "b lost 0");
+	T_CHECK(store_code_lookup(s, dc, &one, its, 8) == 0 &&
+		one.count == 2 && one.first_iter == 0 && its[1] == 2,
+		"c: %zu", one.count);
+	T_CHECK(store_code_of(s, 0, got, &has) == 0 && has &&
+		memcmp(got, dc, HASH_LEN) == 0, "0 now has c");
+
+	/* Appended in order (the fast path) keeps them up to date too. */
+	append_str(p, "{\"iteration\": 8, \"code\": \"b\"}\n");
+	T_CHECK(store_refresh(s, &c) == 0, "refresh");
+	store_change_free(&c);
+	T_CHECK(store_code_lookup(s, db, &one, its, 8) == 0 &&
+		one.count == 2 && its[1] == 8, "b has 8");
+	T_CHECK(store_code_of(s, 8, got, &has) == 0 && has &&
+		memcmp(got, db, HASH_LEN) == 0, "code of 8");
+
+	/* After a reset the tables are rebuilt from the new file. */
+	replace_str(p, "{\"iteration\": 1, \"code\": \"c\"}\n");
+	T_CHECK(store_refresh(s, &c) == 0 && c.reset, "reset");
+	store_change_free(&c);
+	T_CHECK(store_codes(s, 0, codes, 8, &n) == 0 && n == 1 &&
+		memcmp(codes[0].digest, dc, HASH_LEN) == 0 &&
+		codes[0].count == 1 && codes[0].first_iter == 1,
+		"one code after reset");
+	store_close(s);
+	free(p);
+}
+
+static void test_long_lines_cross_read_chunks(void)
+{
+	char *p = fresh_path("long");
+	struct buf t = BUF_INIT;
+	struct store *s;
+	struct store_rec r;
+	size_t i, big = (size_t)3 << 20;
+
+	buf_puts(&t, "{\"iteration\": 0}\n{\"iteration\": 1, \"code\": \"");
+	for (i = 0; i < big; i++)
+		buf_putc(&t, (char)('a' + i % 26));
+	buf_puts(&t, "\"}\n{\"iteration\": 2}\n");
+	t_write_file(p, t.data, t.len);
+	s = open_ok(p, STORE_VALIDATE);
+	CHECK_LIST(s, "0,1,2");
+	T_CHECK(store_lookup(s, 1, &r) == 0 && r.len == big + 28,
+		"long line: %u", r.len);
+	T_CHECK(store_lookup(s, 2, &r) == 0 && r.lineno == 3 &&
+		r.offset == t.len - 17, "after it: %" PRIu64, r.offset);
+	store_close(s);
+	buf_free(&t);
+	free(p);
+}
+
+static void test_index_memory_per_record(void)
+{
+	char *p = fresh_path("mem");
+	struct buf t = BUF_INIT;
+	struct store *s;
+	struct store_stats st;
+	int64_t i;
+
+	for (i = 0; i < 100000; i++)
+		if (buf_printf(&t, "{\"iteration\": %" PRId64 ", \"v\": 1}\n",
+			       i) < 0)
+			abort();
+	t_write_file(p, t.data, t.len);
+	s = open_ok(p, 0);
+	st = stats(s);
+	T_CHECK(st.iterations == 100000, "%" PRIu64, st.iterations);
+	T_CHECK(st.index_bytes / st.records < 64,
+		"%" PRIu64 " index bytes a record", st.index_bytes / st.records);
+	store_close(s);
+	s = open_ok(p, STORE_TIMES);
+	st = stats(s);
+	T_CHECK(st.index_bytes / st.records < 64,
+		"with times: %" PRIu64 " a record", st.index_bytes / st.records);
+	store_close(s);
+	buf_free(&t);
+	free(p);
+}
+
+/* What Python's json module finds: "iteration lineno" per shown record. */
+static const char py_model[] =
+	"import json, sys\n"
+	"seen = {}\n"
+	"with open(sys.argv[1], 'rb') as f:\n"
+	"    for no, raw in enumerate(f, 1):\n"
+	"        if no == 1 and raw.startswith(b'\\xef\\xbb\\xbf'):\n"
+	"            raw = raw[3:]\n"
+	"        if not raw.strip():\n"
+	"            continue\n"
+	"        try:\n"
+	"            r = json.loads(raw)\n"
+	"        except ValueError:\n"
+	"            continue\n"
+	"        if not isinstance(r, dict):\n"
+	"            continue\n"
+	"        for k in ('iteration', 'iteration_num'):\n"
+	"            if k in r:\n"
+	"                v = r[k]\n"
+	"                if isinstance(v, int) and not isinstance(v, bool) and v >= 0:\n"
+	"                    seen[v] = no\n"
+	"                break\n"
+	"for k in sorted(seen):\n"
+	"    print(k, seen[k])\n";
+
+static void test_real_histories(void)
+{
+	static const struct {
+		const char *name;
+		uint64_t records;
+	} files[] = {
+		{ "llm_only_50.jsonl", 50 },
+		{ "unified_factor_graph.jsonl", 21 },
+		{ "json_mode_test.jsonl", 20 },
+		{ "migrated_no_code.jsonl", 20 },
+	};
+	char *script = t_path("model.py");
+	size_t f;
+
+	t_write_file(script, py_model, sizeof(py_model) - 1);
+	for (f = 0; f < sizeof(files) / sizeof(files[0]); f++) {
+		char *p = t_real_data(files[f].name), cmd[8192], line[128];
+		struct store *s;
+		struct store_stats st;
+		FILE *py;
+		size_t rank = 0, n;
+		int64_t it;
+
+		if (!p) {
+			printf("# skip %s: ITERFS_REAL_DATA not present\n",
+			       files[f].name);
+			continue;
+		}
+		s = open_ok(p, STORE_TIMES);
+		st = stats(s);
+		T_CHECK(st.records == files[f].records &&
+			st.iterations == files[f].records && st.skipped == 0,
+			"%s: %" PRIu64 " records %" PRIu64 " iterations",
+			files[f].name, st.records, st.iterations);
+		snprintf(cmd, sizeof(cmd), "python3 '%s' '%s'", script, p);
+		py = popen(cmd, "r");
+		T_CHECK(py != NULL, "python3");
+		while (py && fgets(line, sizeof(line), py)) {
+			long long want, wline;
+			struct store_rec r;
+
+			if (sscanf(line, "%lld %lld", &want, &wline) != 2)
+				continue;
+			T_CHECK(store_list(s, rank, &it, 1, &n) == 0 && n == 1 &&
+				it == want, "%s rank %zu: %" PRId64 ", python %lld",
+				files[f].name, rank, it, want);
+			T_CHECK(store_lookup(s, want, &r) == 0 &&
+				r.lineno == (uint64_t)wline, "%s %lld line",
+				files[f].name, want);
+			rank++;
+		}
+		T_CHECK(py && pclose(py) == 0, "python3 ran");
+		T_CHECK(rank == st.iterations, "%s: python found %zu",
+			files[f].name, rank);
+		/* The same with full validation. */
+		store_close(s);
+		s = open_ok(p, STORE_VALIDATE);
+		T_CHECK(stats(s).iterations == files[f].records, "validated");
+		store_close(s);
+		free(p);
+	}
+	free(script);
+}
+
+/* --- readers against a refresher ----------------------------------------- */
+
+struct race {
+	struct store *s;
+	atomic_int stop;
+	atomic_int bad;
+};
+
+static void *reader(void *arg)
+{
+	struct race *rc = arg;
+	struct buf b = BUF_INIT;
+	unsigned seed = (unsigned)(uintptr_t)&b;
+
+	while (!atomic_load(&rc->stop)) {
+		int64_t it[16], hi, n64;
+		size_t n, k;
+		bool found, has;
+		struct store_code codes[4];
+		unsigned char d[HASH_LEN];
+
+		if (store_highest(rc->s, &hi, &found) < 0 || !found)
+			continue;
+		seed = seed * 1103515245u + 12345u;
+		if (store_list(rc->s, (seed >> 8) % ((size_t)hi + 1), it, 16,
+			       &n) < 0)
+			atomic_fetch_add(&rc->bad, 1);
+		for (k = 0; k < n; k++) {
+			int r;
+
+			buf_reset(&b);
+			r = store_read(rc->s, it[k], &b);
+			/* A reset may remove it in between; never wrong bytes. */
+			if (r == -ENOENT)
+				continue;
+			if (r < 0 ||
+			    record_iteration(b.data, b.len, &n64, &found) < 0 ||
+			    !found || n64 != it[k])
+				atomic_fetch_add(&rc->bad, 1);
+			r = store_code_of(rc->s, it[k], d, &has);
+			if (r < 0 && r != -ENOENT)
+				atomic_fetch_add(&rc->bad, 1);
+		}
+		if (store_codes(rc->s, 0, codes, 4, &n) < 0)
+			atomic_fetch_add(&rc->bad, 1);
+	}
+	buf_free(&b);
+	return NULL;
+}
+
+/* Replace `path` atomically by `len` bytes. */
+static void replace_bytes(const char *path, const char *p, size_t len)
+{
+	char tmp[4096];
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	t_write_file(tmp, p, len);
+	if (rename(tmp, path) < 0)
+		abort();
+}
+
+static void test_readers_race_refresh(void)
+{
+	char *p = fresh_path("race");
+	struct gen g = { .seed = 3 };
+	struct race rc;
+	pthread_t th[4];
+	struct store_change c;
+	int64_t i;
+	int k;
+
+	atomic_init(&rc.stop, 0);
+	atomic_init(&rc.bad, 0);
+	for (i = 0; i < 50; i++)
+		gen_record(&g, i, false, true, false);
+	t_write_file(p, g.text.data, g.text.len);
+	rc.s = open_ok(p, STORE_TIMES);
+	for (k = 0; k < 4; k++)
+		if (pthread_create(&th[k], NULL, reader, &rc) != 0)
+			abort();
+	for (i = 50; i < 400; i++) {
+		size_t had = g.text.len;
+
+		gen_record(&g, i % 7 == 0 ? i / 2 : i, false, i % 2, false);
+		if (i % 50 == 1) {
+			/* Other content, then this: two resets. */
+			replace_bytes(p, g.text.data + 1, g.text.len - 1);
+			T_CHECK(store_refresh(rc.s, &c) == 0 && c.reset,
+				"reset");
+			store_change_free(&c);
+			replace_bytes(p, g.text.data, g.text.len);
+		} else if (i % 3 == 0) {
+			replace_bytes(p, g.text.data, g.text.len);
+		} else {
+			append_str(p, g.text.data + had);
+		}
+		T_CHECK(store_refresh(rc.s, i % 2 ? &c : NULL) == 0,
+			"refresh %" PRId64, i);
+		if (i % 2)
+			store_change_free(&c);
+	}
+	atomic_store(&rc.stop, 1);
+	for (k = 0; k < 4; k++)
+		pthread_join(th[k], NULL);
+	T_CHECK(atomic_load(&rc.bad) == 0, "%d bad reads",
+		atomic_load(&rc.bad));
+	check_against_gen(rc.s, &g);
+	store_close(rc.s);
+	gen_free(&g);
+	free(p);
+}
+
+int main(void)
+{
+	T_RUN(test_both_dialects_key_first_and_late);
+	T_RUN(test_lines_read_back_exactly);
+	T_RUN(test_bom_crlf_and_empty_lines);
+	T_RUN(test_bad_lines_are_skipped_with_their_numbers);
+	T_RUN(test_only_full_validation_catches_a_broken_middle);
+	T_RUN(test_torn_tail_and_valid_last_line);
+	T_RUN(test_duplicates_later_line_wins);
+	T_RUN(test_out_of_order_numbers);
+	T_RUN(test_list_pages);
+	T_RUN(test_times_only_when_asked);
+	T_RUN(test_refresh_after_append_in_place);
+	T_RUN(test_refresh_completes_a_torn_tail);
+	T_RUN(test_refresh_after_a_valid_unterminated_line);
+	T_RUN(test_refresh_after_rename_with_the_same_prefix);
+	T_RUN(test_refresh_after_rename_with_other_content);
+	T_RUN(test_refresh_after_truncation);
+	T_RUN(test_adopt_indexes_only_the_tail);
+	T_RUN(test_missing_file_is_an_empty_store);
+	T_RUN(test_by_hash_groups);
+	T_RUN(test_long_lines_cross_read_chunks);
+	T_RUN(test_index_memory_per_record);
+	T_RUN(test_real_histories);
+	T_RUN(test_readers_race_refresh);
+	return t_done();
+}
