@@ -382,6 +382,17 @@ static void test_only_full_validation_catches_a_broken_middle(void)
 	CHECK_LIST(s, "0,2");
 	CHECK_SKIPPED(s, "2");
 	store_close(s);
+	/* The documented price of the fast scan: such a line is trusted. */
+	s = open_ok(p, 0);
+	CHECK_LIST(s, "0,1,2");
+	store_close(s);
+	/* Not at the start, the number is found by a validating walk. */
+	write_str(p, "{\"iteration\": 0}\n"
+		     "{\"x\": [1,, 2], \"iteration\": 1}\n");
+	s = open_ok(p, 0);
+	CHECK_LIST(s, "0");
+	CHECK_SKIPPED(s, "2");
+	store_close(s);
 	free(p);
 }
 

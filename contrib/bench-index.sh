@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Index benchmark: how long store_open takes on a 100,000-record history
+# (about 700 MB) against `wc -l` on the same file, and how much memory the
+# index holds per record.  Run by hand; prints a markdown table.
+#
+#   contrib/bench-index.sh
+#
+# Environment:
+#   ITERFS_BUILD  build directory with tests/bench_index (default: build)
+#   BENCH_DIR     cache for the generated history (default /tmp/iterfs-bench);
+#                 the file is reused across runs
+#   RECORDS       records in the history (default 100000)
+#   RUNS          timed runs of each command; the median is shown (default 7)
+#
+# Both commands are timed as whole processes, page cache warm, one after the
+# other in each round so that drift hits both alike.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=${ITERFS_BUILD:-$root/build}
+dir=${BENCH_DIR:-/tmp/iterfs-bench}
+records=${RECORDS:-100000}
+runs=${RUNS:-7}
+bench=$build/tests/bench_index
+
+if [ ! -x "$bench" ]; then
+	echo "bench-index: $bench not built (ninja -C $build tests/bench_index)" >&2
+	exit 1
+fi
+mkdir -p "$dir"
+hist=$dir/history-$records.jsonl
+if [ ! -s "$hist" ]; then
+	echo "generating $hist ..." >&2
+	python3 "$root/contrib/gen-history.py" "$hist.tmp" --records "$records" --seed 1
+	mv "$hist.tmp" "$hist"
+fi
+
+# Warm the page cache so both commands read from memory.
+cat "$hist" >/dev/null
+
+now() { date +%s%N; }
+secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.4f", (b - a) / 1e9 }'; }
+median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
+wc_t=() idx_t=() times_t=() val_t=()
+out=
+for ((i = 0; i < runs; i++)); do
+	t0=$(now); wc -l "$hist" >/dev/null; t1=$(now)
+	wc_t+=("$(secs "$t0" "$t1")")
+	t0=$(now); out=$("$bench" "$hist"); t1=$(now)
+	idx_t+=("$(secs "$t0" "$t1")")
+	t0=$(now); "$bench" "$hist" times >/dev/null; t1=$(now)
+	times_t+=("$(secs "$t0" "$t1")")
+	t0=$(now); "$bench" "$hist" validate >/dev/null; t1=$(now)
+	val_t+=("$(secs "$t0" "$t1")")
+done
+
+read -r _ recs iters skipped bytes <<<"$out"
+if [ "$recs" -ne "$records" ] || [ "$skipped" -ne 0 ]; then
+	echo "bench-index: indexed $recs records ($skipped skipped), expected $records" >&2
+	exit 1
+fi
+m_wc=$(printf '%s\n' "${wc_t[@]}" | median)
+m_idx=$(printf '%s\n' "${idx_t[@]}" | median)
+m_times=$(printf '%s\n' "${times_t[@]}" | median)
+m_val=$(printf '%s\n' "${val_t[@]}" | median)
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+size_mb=$(awk -v s="$(stat -c %s "$hist")" 'BEGIN { printf "%.0f", s / 1e6 }')
+
+echo "Index of $recs records ($iters iterations, $size_mb MB), median of $runs runs, page cache warm:"
+echo
+echo "| command | seconds | vs wc -l |"
+echo "|---|---|---|"
+echo "| wc -l | $m_wc | 1.00 |"
+echo "| store_open | $m_idx | $(ratio "$m_idx" "$m_wc") |"
+echo "| store_open, STORE_TIMES | $m_times | $(ratio "$m_times" "$m_wc") |"
+echo "| store_open, STORE_VALIDATE | $m_val | $(ratio "$m_val" "$m_wc") |"
+echo
+echo "| index memory | bytes |"
+echo "|---|---|"
+echo "| total (store_stats index_bytes) | $bytes |"
+echo "| per record | $(awk -v b="$bytes" -v r="$recs" 'BEGIN { printf "%.1f", b / r }') |"

@@ -1,0 +1,50 @@
+/* bench_index - time store_open on one history (run by
+ * contrib/bench-index.sh, not a test).
+ *
+ *   bench_index FILE [times|validate]
+ *
+ * Prints one line: seconds records iterations skipped index_bytes.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "store.h"
+
+int main(int argc, char **argv)
+{
+	struct timespec t0, t1;
+	struct store_stats st;
+	struct store *s;
+	unsigned flags = 0;
+	int r;
+
+	if (argc < 2 || argc > 3) {
+		fprintf(stderr, "usage: bench_index FILE [times|validate]\n");
+		return 2;
+	}
+	if (argc == 3 && strcmp(argv[2], "times") == 0)
+		flags = STORE_TIMES;
+	else if (argc == 3 && strcmp(argv[2], "validate") == 0)
+		flags = STORE_VALIDATE;
+	else if (argc == 3) {
+		fprintf(stderr, "bench_index: unknown mode %s\n", argv[2]);
+		return 2;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	r = store_open(argv[1], flags, &s);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	if (r < 0) {
+		fprintf(stderr, "bench_index: %s: %s\n", argv[1], strerror(-r));
+		return 1;
+	}
+	store_stats(s, &st);
+	printf("%.6f %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 "\n",
+	       (double)(t1.tv_sec - t0.tv_sec) +
+		       (double)(t1.tv_nsec - t0.tv_nsec) / 1e9,
+	       st.records, st.iterations, st.skipped, st.index_bytes);
+	store_close(s);
+	return 0;
+}
