@@ -26,6 +26,8 @@
 
 #define SCAN_CHUNK ((size_t)1 << 20)
 #define CMP_CHUNK ((size_t)1 << 20)
+#define HASH_THREADS 8
+#define HASH_PARALLEL_MIN 2048
 
 /* One shown or pending record: what finds its line again. */
 struct ent {
@@ -482,17 +484,66 @@ static int hash_line(int fd, const struct ent *e, struct buf *line,
 	return 0;
 }
 
+struct hash_job {
+	int fd;
+	const struct ent *e;
+	size_t n;
+	struct hslot *slot;
+	int r;
+};
+
+static void *hash_job_run(void *arg)
+{
+	struct hash_job *j = arg;
+	struct buf line = BUF_INIT, code = BUF_INIT;
+	size_t i;
+
+	j->r = 0;
+	for (i = 0; i < j->n && !j->r; i++)
+		j->r = hash_line(j->fd, &j->e[i], &line, &code, &j->slot[i]);
+	buf_free(&line);
+	buf_free(&code);
+	return NULL;
+}
+
+/* Hash the code of n records.  Decoding and hashing a whole history is CPU
+ * bound (seconds at 100,000 records), so large batches are split over the
+ * online CPUs. */
 static int hash_slots(int fd, const struct ent *e, size_t n,
 		      struct hslot *slot)
 {
-	struct buf line = BUF_INIT, code = BUF_INIT;
-	size_t i;
+	struct hash_job job[HASH_THREADS];
+	pthread_t th[HASH_THREADS];
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	size_t nt = 1, started = 0, i, per;
 	int r = 0;
 
-	for (i = 0; i < n && !r; i++)
-		r = hash_line(fd, &e[i], &line, &code, &slot[i]);
-	buf_free(&line);
-	buf_free(&code);
+	if (n >= HASH_PARALLEL_MIN && cpus > 1)
+		nt = cpus < HASH_THREADS ? (size_t)cpus : HASH_THREADS;
+	per = (n + nt - 1) / nt;
+	for (i = 0; i < nt; i++) {
+		size_t lo = i * per < n ? i * per : n;
+		size_t hi = lo + per < n ? lo + per : n;
+
+		job[i] = (struct hash_job){ fd, e + lo, hi - lo, slot + lo, 0 };
+	}
+	/* Job 0 runs here; the others get threads while they can be had. */
+	for (i = 1; i < nt; i++) {
+		if (pthread_create(&th[i], NULL, hash_job_run, &job[i]) != 0)
+			break;
+		started++;
+	}
+	hash_job_run(&job[0]);
+	r = job[0].r;
+	for (i = 1; i <= started; i++) {
+		pthread_join(th[i], NULL);
+		if (!r)
+			r = job[i].r;
+	}
+	for (i = started + 1; i < nt && !r; i++) {
+		hash_job_run(&job[i]);
+		r = job[i].r;
+	}
 	return r;
 }
 

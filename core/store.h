@@ -20,8 +20,12 @@
  * Locking: every function may be called from any thread.  store->lock (a
  * rwlock) guards the index and the open file descriptor; readers share it,
  * store_refresh and the writer's adoption of a new file take it exclusively.
- * No callback is ever called with it held.  Lock order: writer's flock file
- * first, then store->lock.
+ * No callback is ever called with it held.  store->update_mu (a mutex)
+ * serialises the functions that change the index (store_refresh,
+ * store_adopt, and the by-hash build that the first store_code_of /
+ * store_codes / store_code_lookup runs); they do their file I/O holding only
+ * it, so readers are blocked only while results are installed.  Lock order:
+ * writer's flock file first, then store->update_mu, then store->lock.
  */
 #ifndef ITERFS_STORE_H
 #define ITERFS_STORE_H

@@ -921,6 +921,59 @@ static void test_by_hash_groups(void)
 	free(p);
 }
 
+/* Large enough that the by-hash build is split over threads: every
+ * record's digest must still land on its own iteration. */
+static void test_by_hash_of_a_large_history(void)
+{
+	char *p = fresh_path("bighash");
+	struct gen g = { .seed = 21 };
+	struct store *s;
+	struct buf code = BUF_INIT;
+	size_t i, n, total = 0, ncodes = 0;
+	struct store_code codes[64];
+	int64_t prev;
+	bool ok = true;
+
+	for (i = 0; i < 5000; i++)
+		gen_record(&g, (int64_t)i, i % 2, true, false);
+	t_write_file(p, g.text.data, g.text.len);
+	s = open_ok(p, 0);
+	for (i = 0; i < g.n; i += 7) {
+		unsigned char want[HASH_LEN], got[HASH_LEN];
+		bool present, has;
+		const struct genrec *e = &g.rec[i];
+
+		buf_reset(&code);
+		if (view_render(g.text.data + e->off, e->len, VIEW_CODE, &code,
+				&present) < 0 || !present ||
+		    hash_sha256(code.data, code.len, want) < 0)
+			abort();
+		ok &= store_code_of(s, e->iter, got, &has) == 0 && has &&
+		      memcmp(got, want, HASH_LEN) == 0;
+	}
+	T_CHECK(ok, "digests of a large history");
+	for (;;) {
+		size_t k;
+
+		T_CHECK(store_codes(s, ncodes, codes, 64, &n) == 0, "codes");
+		if (!n)
+			break;
+		for (k = 0; k < n; k++) {
+			T_CHECK(store_code_lookup(s, codes[k].digest, &codes[k],
+						  &prev, 1) == 0 &&
+				prev == codes[k].first_iter, "first iter");
+			total += codes[k].count;
+		}
+		ncodes += n;
+	}
+	T_CHECK(total == 5000, "%zu iterations with code in %zu codes", total,
+		ncodes);
+	store_close(s);
+	buf_free(&code);
+	gen_free(&g);
+	free(p);
+}
+
 static void test_long_lines_cross_read_chunks(void)
 {
 	char *p = fresh_path("long");
@@ -1195,6 +1248,7 @@ int main(void)
 	T_RUN(test_adopt_indexes_only_the_tail);
 	T_RUN(test_missing_file_is_an_empty_store);
 	T_RUN(test_by_hash_groups);
+	T_RUN(test_by_hash_of_a_large_history);
 	T_RUN(test_long_lines_cross_read_chunks);
 	T_RUN(test_index_memory_per_record);
 	T_RUN(test_real_histories);
