@@ -1,3 +1,724 @@
+/* test_commit - the commit rules: validation, normalisation, numbering,
+ * re-sends, all or none. */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "commit.h"
+#include "store.h"
 #include "testutil.h"
-static void test_placeholder(void) { T_CHECK(1, "placeholder"); }
-int main(void) { T_RUN(test_placeholder); return t_done(); }
+
+#define BIG ((size_t)1 << 20)
+#define TS_LEN 26 /* 2026-11-25T09:12:01.123456 */
+
+static struct store *open_store(const char *name, const char *content)
+{
+	char *path = t_path(name);
+	struct store *s;
+	int r;
+
+	if (content)
+		t_write_file(path, content, strlen(content));
+	else
+		unlink(path);
+	r = store_open(path, 0, &s);
+	if (r < 0) {
+		fprintf(stderr, "store_open %s: %s\n", path, strerror(-r));
+		abort();
+	}
+	free(path);
+	return s;
+}
+
+struct res {
+	int r;
+	size_t count;
+	int64_t first, last;
+	char why[COMMIT_WHY_LEN];
+	char *lines; /* NUL-terminated copy of the plan's lines */
+	size_t len;
+};
+
+static void res_free(struct res *x)
+{
+	free(x->lines);
+}
+
+static char *copy_lines(struct commit_plan *p, size_t *len)
+{
+	const char *l = commit_plan_lines(p, len);
+	char *c = malloc(*len + 1);
+
+	if (!c)
+		abort();
+	memcpy(c, l, *len);
+	c[*len] = '\0';
+	return c;
+}
+
+/* Drops added in order to one fresh plan; the result of the last one, and
+ * the plan's lines after all of them. */
+static struct res plan_n(struct store *s, const char *const *drops, size_t n,
+			 size_t max)
+{
+	struct commit_plan *p;
+	struct res x = { 0 };
+	size_t i;
+
+	if (commit_plan_new(s, &p) < 0)
+		abort();
+	for (i = 0; i < n; i++)
+		x.r = commit_plan_add(p, drops[i], strlen(drops[i]), max,
+				      &x.count, &x.first, &x.last, x.why);
+	x.lines = copy_lines(p, &x.len);
+	commit_plan_free(p);
+	return x;
+}
+
+static struct res plan1(struct store *s, const char *drop)
+{
+	return plan_n(s, &drop, 1, BIG);
+}
+
+static bool is_digits(const char *p, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (p[i] < '0' || p[i] > '9')
+			return false;
+	return true;
+}
+
+/* "YYYY-MM-DDTHH:MM:SS.ffffff" exactly. */
+static bool ts_format_ok(const char *t)
+{
+	return is_digits(t, 4) && t[4] == '-' && is_digits(t + 5, 2) &&
+	       t[7] == '-' && is_digits(t + 8, 2) && t[10] == 'T' &&
+	       is_digits(t + 11, 2) && t[13] == ':' && is_digits(t + 14, 2) &&
+	       t[16] == ':' && is_digits(t + 17, 2) && t[19] == '.' &&
+	       is_digits(t + 20, 6);
+}
+
+/* Each line of `lines` must end in an appended generated timestamp; they are
+ * cut out in place so the rest can be compared byte for byte.  Returns the
+ * new length, or (size_t)-1 with a failed check. */
+static size_t cut_timestamps(char *lines, size_t len)
+{
+	static const char tail[] = ",\"timestamp\":\"";
+	size_t tl = strlen(tail), in = 0, out = 0;
+
+	while (in < len) {
+		char *nl = memchr(lines + in, '\n', len - in);
+		size_t ll, keep;
+
+		if (!nl) {
+			T_CHECK(false, "line without LF in the plan");
+			return (size_t)-1;
+		}
+		ll = (size_t)(nl - (lines + in));
+		if (ll < tl + TS_LEN + 2 ||
+		    memcmp(lines + in + ll - tl - TS_LEN - 2, tail, tl) != 0 ||
+		    !ts_format_ok(lines + in + ll - TS_LEN - 2) ||
+		    memcmp(lines + in + ll - 2, "\"}", 2) != 0) {
+			T_CHECK(false, "no appended timestamp: %.*s", (int)ll,
+				lines + in);
+			return (size_t)-1;
+		}
+		keep = ll - tl - TS_LEN - 2;
+		memmove(lines + out, lines + in, keep);
+		out += keep;
+		lines[out++] = '}';
+		lines[out++] = '\n';
+		in += ll + 1;
+	}
+	lines[out] = '\0';
+	return out;
+}
+
+#define CHECK_LINES_NO_TS(x, want)                                        \
+	do {                                                              \
+		size_t n_ = cut_timestamps((x).lines, (x).len);           \
+		if (n_ != (size_t)-1)                                     \
+			T_CHECK_MEM((x).lines, n_, want, strlen(want),    \
+				    "lines");                             \
+	} while (0)
+
+static void expect_einval(struct store *s, const char *drop, const char *why)
+{
+	struct res x = plan1(s, drop);
+
+	T_CHECK(x.r == -EINVAL, "%s: r=%d, want -EINVAL", drop, x.r);
+	T_CHECK(strcmp(x.why, why) == 0, "%s: why '%s', want '%s'", drop,
+		x.why, why);
+	T_CHECK(x.len == 0, "%s: rejected drop left %zu bytes", drop, x.len);
+	res_free(&x);
+}
+
+static void test_not_json_or_not_object(void)
+{
+	struct store *s = open_store("a.jsonl", NULL);
+
+	expect_einval(s, "{\"a\": tru}", "not JSON: syntax error at byte 9");
+	expect_einval(s, "hello", "not JSON: syntax error at byte 0");
+	expect_einval(s, "", "no JSON object in the drop");
+	expect_einval(s, " \n\t\n", "no JSON object in the drop");
+	expect_einval(s, "[1, 2]", "record 1: not a JSON object (at byte 0)");
+	expect_einval(s, "{\"a\":1}\n42\n",
+		      "record 2: not a JSON object (at byte 8)");
+	expect_einval(s, "{\"a\":1}\n\"x\"",
+		      "record 2: not a JSON object (at byte 8)");
+	store_close(s);
+}
+
+static void test_field_types(void)
+{
+	struct store *s = open_store("a.jsonl", "{\"iteration\":0}\n");
+
+	expect_einval(s, "{\"iteration\": -1}",
+		      "record 1: \"iteration\" must be an integer >= 0");
+	expect_einval(s, "{\"iteration\": 1.5}",
+		      "record 1: \"iteration\" must be an integer >= 0");
+	expect_einval(s, "{\"iteration\": 1e2}",
+		      "record 1: \"iteration\" must be an integer >= 0");
+	expect_einval(s, "{\"iteration\": \"3\"}",
+		      "record 1: \"iteration\" must be an integer >= 0");
+	expect_einval(s, "{\"iteration\": null}",
+		      "record 1: \"iteration\" must be an integer >= 0");
+	expect_einval(s, "{\"iteration\": NaN}",
+		      "record 1: \"iteration\" must be an integer >= 0");
+	expect_einval(s, "{\"iteration\": 9223372036854775808}",
+		      "record 1: \"iteration\" must be an integer >= 0");
+	expect_einval(s, "{\"iteration_num\": true}",
+		      "record 1: \"iteration_num\" must be an integer >= 0");
+	/* Every alias is checked, not only the one that wins. */
+	expect_einval(s, "{\"iteration\": 4, \"iteration_num\": \"4\"}",
+		      "record 1: \"iteration_num\" must be an integer >= 0");
+	/* A duplicate key is checked too. */
+	expect_einval(s, "{\"iteration\": 4, \"iteration\": [4]}",
+		      "record 1: \"iteration\" must be an integer >= 0");
+	expect_einval(s, "{\"code\": 5}",
+		      "record 1: \"code\" must be a string or null");
+	expect_einval(s, "{\"strategy_code\": [\"x\"]}",
+		      "record 1: \"strategy_code\" must be a string or null");
+	expect_einval(s, "{\"feedback\": {}}",
+		      "record 1: \"feedback\" must be a string or null");
+	expect_einval(s, "{\"feedback_used\": false}",
+		      "record 1: \"feedback_used\" must be a string or null");
+	expect_einval(s, "{\"timestamp\": 1700000000}",
+		      "record 1: \"timestamp\" must be a string");
+	expect_einval(s, "{\"timestamp\": null}",
+		      "record 1: \"timestamp\" must be a string");
+	expect_einval(s, "{\"a\": 1}\n{\"iteration\": 9, \"code\": 1}",
+		      "record 2: \"code\" must be a string or null");
+	store_close(s);
+}
+
+static void test_accepted_types(void)
+{
+	static const char *const ok[] = {
+		"{\"iteration\": 5, \"code\": null, \"feedback\": null, "
+		"\"timestamp\": \"x\"}",
+		"{\"iteration_num\": 6, \"strategy_code\": \"s\", "
+		"\"feedback_used\": \"f\", \"metrics\": NaN, "
+		"\"timestamp\": \"2025-01-01T00:00:00\"}",
+		"{\"iteration\": 7, \"metrics\": [1, {\"a\": null}], "
+		"\"error\": 3, \"timestamp\": \"t\"}",
+		"{\"iteration\": 9223372036854775807, \"timestamp\": \"t\"}",
+	};
+	struct store *s = open_store("a.jsonl", "{\"iteration\":0}\n");
+	size_t i;
+
+	for (i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		struct res x = plan1(s, ok[i]);
+
+		T_CHECK(x.r == 0 && x.count == 1, "%s: r=%d (%s)", ok[i], x.r,
+			x.why);
+		res_free(&x);
+	}
+	store_close(s);
+}
+
+static void test_whitespace_stripped_bytes_kept(void)
+{
+	const char *drop =
+		"{\n  \"iteration\" : 1 ,\r\n  \"m\" : { \"x\" : 1E-5 , "
+		"\"y\" : NaN , \"z\" : -Infinity , \"w\" : Infinity ,\n"
+		"    \"big\" : 12345678901234567890 , \"neg\" : -0.0e+10 ,"
+		" \"e\" : [ ] , \"o\" : { } } ,\n"
+		"  \"s\" : \"a b\\u00e9\\n\\\"\\/ \xe6\x94\xb6\\ud83d\\ude00\" ,"
+		"\t\"k e y\" : [ true , false , null ] ,\n"
+		"  \"timestamp\" : \"2025-10-11T15:46:35.605350\"\n}\n";
+	const char *want =
+		"{\"iteration\":1,\"m\":{\"x\":1E-5,\"y\":NaN,\"z\":-Infinity,"
+		"\"w\":Infinity,\"big\":12345678901234567890,\"neg\":-0.0e+10,"
+		"\"e\":[],\"o\":{}},\"s\":\"a b\\u00e9\\n\\\"\\/ "
+		"\xe6\x94\xb6\\ud83d\\ude00\",\"k e y\":[true,false,null],"
+		"\"timestamp\":\"2025-10-11T15:46:35.605350\"}\n";
+	struct store *s = open_store("a.jsonl", NULL);
+	struct res x = plan1(s, drop);
+
+	T_CHECK(x.r == 0, "r=%d (%s)", x.r, x.why);
+	T_CHECK(x.count == 1 && x.first == 1 && x.last == 1,
+		"count %zu first %lld last %lld", x.count, (long long)x.first,
+		(long long)x.last);
+	T_CHECK_MEM(x.lines, x.len, want, strlen(want), "compact line");
+	res_free(&x);
+	store_close(s);
+}
+
+static void test_next_number_iteration_dialect(void)
+{
+	struct store *s = open_store("a.jsonl",
+				     "{\"iteration\": 0, \"a\": 1}\n"
+				     "{\"iteration\": 7, \"a\": 2}\n"
+				     "{\"iteration\": 3, \"a\": 3}\n");
+	struct res x = plan1(s, "{\"metrics\": {\"m\": 1}}");
+
+	T_CHECK(x.r == 0 && x.count == 1 && x.first == 8 && x.last == 8,
+		"r=%d count %zu first %lld", x.r, x.count, (long long)x.first);
+	CHECK_LINES_NO_TS(x, "{\"iteration\":8,\"metrics\":{\"m\":1}}\n");
+	res_free(&x);
+	store_close(s);
+}
+
+static void test_next_number_iteration_num_dialect(void)
+{
+	struct store *s = open_store("a.jsonl",
+				     "{\"iteration_num\": 0, \"a\": 1}\n"
+				     "{\"iteration_num\": 1, \"a\": 2}\n");
+	struct res x = plan1(s, "{\"strategy_code\": null}");
+
+	T_CHECK(x.r == 0 && x.first == 2, "r=%d first %lld (%s)", x.r,
+		(long long)x.first, x.why);
+	CHECK_LINES_NO_TS(x, "{\"iteration_num\":2,\"strategy_code\":null}\n");
+	res_free(&x);
+	store_close(s);
+}
+
+/* The key is the one of the highest record, not of the first. */
+static void test_next_number_key_of_the_latest_records(void)
+{
+	struct store *s = open_store("a.jsonl",
+				     "{\"iteration\": 0}\n"
+				     "{\"iteration_num\": 1}\n");
+	struct res x = plan1(s, "{\"a\": true}");
+
+	CHECK_LINES_NO_TS(x, "{\"iteration_num\":2,\"a\":true}\n");
+	res_free(&x);
+	store_close(s);
+}
+
+static void test_empty_and_missing_store_start_at_zero(void)
+{
+	struct store *s = open_store("missing.jsonl", NULL);
+	struct store *e = open_store("empty.jsonl", "");
+	struct res x = plan1(s, "{}");
+	struct res y = plan1(e, "{\"b\": 2}");
+
+	T_CHECK(x.r == 0 && x.first == 0, "missing: r=%d first %lld", x.r,
+		(long long)x.first);
+	CHECK_LINES_NO_TS(x, "{\"iteration\":0}\n");
+	T_CHECK(y.r == 0 && y.first == 0, "empty: r=%d first %lld", y.r,
+		(long long)y.first);
+	CHECK_LINES_NO_TS(y, "{\"iteration\":0,\"b\":2}\n");
+	res_free(&x);
+	res_free(&y);
+	store_close(s);
+	store_close(e);
+}
+
+/* Numbers taken earlier in the same plan count, explicit ones included. */
+static void test_next_number_counts_the_plan(void)
+{
+	static const char *const drops[] = {
+		"{\"a\": 1}",
+		"{\"iteration_num\": 10, \"a\": 2, "
+		"\"timestamp\": \"2000-01-01T00:00:00.000000\"}",
+		"{\"a\": 3}\n{\"a\": 4}",
+	};
+	struct store *s = open_store("a.jsonl", "{\"iteration_num\": 4}\n");
+	struct res x = plan_n(s, drops, 3, BIG);
+	/* The given timestamp of the second drop is cut like the others. */
+	const char *want = "{\"iteration_num\":5,\"a\":1}\n"
+			   "{\"iteration_num\":10,\"a\":2}\n"
+			   "{\"iteration_num\":11,\"a\":3}\n"
+			   "{\"iteration_num\":12,\"a\":4}\n";
+
+	T_CHECK(x.r == 0 && x.count == 2 && x.first == 11 && x.last == 12,
+		"r=%d count %zu first %lld last %lld", x.r, x.count,
+		(long long)x.first, (long long)x.last);
+	CHECK_LINES_NO_TS(x, want);
+	res_free(&x);
+	store_close(s);
+}
+
+static void test_empty_store_takes_the_plans_key(void)
+{
+	static const char *const drops[] = {
+		"{\"iteration_num\": 3, \"timestamp\": \"t\"}",
+		"{\"timestamp\": \"u\"}",
+	};
+	struct store *s = open_store("a.jsonl", NULL);
+	struct res x = plan_n(s, drops, 2, BIG);
+	const char *want = "{\"iteration_num\":3,\"timestamp\":\"t\"}\n"
+			   "{\"iteration_num\":4,\"timestamp\":\"u\"}\n";
+
+	T_CHECK(x.r == 0, "r=%d (%s)", x.r, x.why);
+	T_CHECK_MEM(x.lines, x.len, want, strlen(want), "lines");
+	res_free(&x);
+	store_close(s);
+}
+
+static void test_number_overflow_is_einval(void)
+{
+	struct store *s = open_store("a.jsonl",
+				     "{\"iteration\": 9223372036854775807}\n");
+	struct res x = plan1(s, "{\"a\": 1}");
+
+	T_CHECK(x.r == -EINVAL, "r=%d", x.r);
+	T_CHECK(strstr(x.why, "no iteration number left") != NULL, "why: %s",
+		x.why);
+	res_free(&x);
+	store_close(s);
+}
+
+static void test_timestamp_is_local_time_with_microseconds(void)
+{
+	struct store *s = open_store("a.jsonl", NULL);
+	const char *old = getenv("TZ");
+	char *saved = old ? strdup(old) : NULL;
+	struct tm tm = { 0 };
+	time_t before, after, t;
+	const char *ts;
+	struct res x;
+
+	/* A zone far from UTC, without tzdata: UTC+8 (POSIX sign). */
+	setenv("TZ", "TST-8", 1);
+	tzset();
+	before = time(NULL);
+	x = plan1(s, "{\"iteration\": 1, \"a\": 2}");
+	after = time(NULL);
+	T_CHECK(x.r == 0, "r=%d", x.r);
+	ts = strstr(x.lines, ",\"timestamp\":\"");
+	T_CHECK(ts != NULL, "no timestamp: %s", x.lines);
+	if (ts) {
+		ts += 14;
+		T_CHECK(ts_format_ok(ts) && strcmp(ts + TS_LEN, "\"}\n") == 0,
+			"format: %s", ts);
+		T_CHECK(strptime(ts, "%Y-%m-%dT%H:%M:%S", &tm) != NULL,
+			"strptime %s", ts);
+		tm.tm_isdst = -1;
+		t = mktime(&tm);
+		T_CHECK(t >= before && t <= after,
+			"timestamp %s is not local time now (%lld..%lld, got "
+			"%lld)", ts, (long long)before, (long long)after,
+			(long long)t);
+	}
+	CHECK_LINES_NO_TS(x, "{\"iteration\":1,\"a\":2}\n");
+	if (saved)
+		setenv("TZ", saved, 1);
+	else
+		unsetenv("TZ");
+	tzset();
+	free(saved);
+	res_free(&x);
+	store_close(s);
+}
+
+#define HASH_PRINT "cc42155088fca5730758db72b2a5bca33112a941dfaa2d43098ec422ce4ea213"
+#define HASH_CJK "a0d7d7466df4e06185f28bddf963c3e0e7e677bc1b33000edceb9e2c994eed35"
+
+static void test_code_hash_filled_when_the_store_uses_it(void)
+{
+	struct store *s = open_store(
+		"a.jsonl",
+		"{\"iteration\": 0, \"code\": \"x = 1\", \"code_hash\": "
+		"\"8ff436def1451285599a1b1ad70800493b8dcafde2912e1a38345633054e4c26\"}\n"
+		"{\"iteration\": 1, \"code\": null}\n");
+	struct res x = plan1(s, "{\"code\": \"print(1)\\n\"}\n"
+				"{\"code\": null}\n"
+				"{\"strategy_code\": \"def f():\\n    return "
+				"\\\"\\u6536\xe7\x9b\xa4\xe5\x83\xb9\\\"\\n\"}\n");
+	const char *want =
+		"{\"iteration\":2,\"code\":\"print(1)\\n\",\"code_hash\":\""
+		HASH_PRINT "\"}\n"
+		"{\"iteration\":3,\"code\":null}\n"
+		"{\"iteration\":4,\"strategy_code\":\"def f():\\n    return "
+		"\\\"\\u6536\xe7\x9b\xa4\xe5\x83\xb9\\\"\\n\",\"code_hash\":\""
+		HASH_CJK "\"}\n";
+
+	T_CHECK(x.r == 0 && x.count == 3, "r=%d (%s)", x.r, x.why);
+	CHECK_LINES_NO_TS(x, want);
+	res_free(&x);
+	store_close(s);
+}
+
+static void test_code_hash_not_added_when_the_store_lacks_it(void)
+{
+	struct store *s = open_store("a.jsonl", "{\"iteration\": 0, "
+				     "\"code\": \"x = 1\"}\n");
+	struct res x = plan1(s, "{\"code\": \"print(1)\\n\"}");
+
+	CHECK_LINES_NO_TS(x, "{\"iteration\":1,\"code\":\"print(1)\\n\"}\n");
+	res_free(&x);
+	store_close(s);
+}
+
+static void test_code_hash_given_is_verified(void)
+{
+	struct store *s = open_store("a.jsonl", NULL);
+	struct res x = plan1(s, "{\"code\": \"print(1)\\n\", \"code_hash\": \""
+				"CC42155088FCA5730758DB72B2A5BCA33112A941DFAA2D43"
+				"098EC422CE4EA213\", \"timestamp\": \"t\"}");
+	const char *want = "{\"iteration\":0,\"code\":\"print(1)\\n\","
+			   "\"code_hash\":\"CC42155088FCA5730758DB72B2A5BCA3"
+			   "3112A941DFAA2D43098EC422CE4EA213\","
+			   "\"timestamp\":\"t\"}\n";
+
+	/* Upper case matches and is kept as written. */
+	T_CHECK(x.r == 0, "r=%d (%s)", x.r, x.why);
+	T_CHECK_MEM(x.lines, x.len, want, strlen(want), "line");
+	res_free(&x);
+	expect_einval(s, "{\"code\": \"print(2)\\n\", \"code_hash\": \""
+		      HASH_PRINT "\"}",
+		      "record 1: \"code_hash\" does not match the code (sha256 "
+		      "0111afd387e1ad576083c5039aa542faa2ed4a53d3e128bd03de99"
+		      "0f9ea4255f)");
+	expect_einval(s, "{\"code\": \"print(1)\\n\", \"code_hash\": \"cc42\"}",
+		      "record 1: \"code_hash\" must be a string of 64 hex "
+		      "digits");
+	expect_einval(s, "{\"code\": \"x\", \"code_hash\": 5}",
+		      "record 1: \"code_hash\" must be a string of 64 hex "
+		      "digits");
+	expect_einval(s, "{\"code_hash\": \"" HASH_PRINT "\"}",
+		      "record 1: \"code_hash\" given but the record has no "
+		      "code");
+	store_close(s);
+}
+
+static void test_eexist_for_a_different_record(void)
+{
+	struct store *s = open_store("a.jsonl",
+				     "{\"iteration\": 3, \"a\": [1, 2]}\n"
+				     "{\"iteration\": 5, \"a\": 0}\n");
+	struct res x = plan1(s, "{\"iteration\": 3, \"a\": [1, 2, 3]}");
+
+	T_CHECK(x.r == -EEXIST, "r=%d", x.r);
+	T_CHECK(strcmp(x.why, "record 1: iteration 3 already exists with "
+			      "different content") == 0, "why: %s", x.why);
+	T_CHECK(x.len == 0, "lines after EEXIST");
+	res_free(&x);
+	/* A number below the highest that is free is fine. */
+	x = plan1(s, "{\"iteration\": 4, \"timestamp\": \"t\"}");
+	T_CHECK(x.r == 0 && x.count == 1 && x.first == 4, "free number: r=%d",
+		x.r);
+	res_free(&x);
+	store_close(s);
+}
+
+static void test_identical_resend_is_a_noop(void)
+{
+	struct store *s = open_store("a.jsonl",
+				     "{\"iteration\": 3, \"a\": [1, 2]}\r\n"
+				     "{\"iteration\": 5, \"m\": 1E-5, "
+				     "\"timestamp\": \"2025\"}\n");
+	struct res x = plan1(s, "{\n  \"iteration\": 3,\n  \"a\": [\n    1,\n"
+				"    2\n  ]\n}\n");
+
+	T_CHECK(x.r == 0 && x.count == 0, "r=%d count %zu (%s)", x.r, x.count,
+		x.why);
+	T_CHECK(x.len == 0, "a re-send added %zu bytes", x.len);
+	T_CHECK(x.first == -1 && x.last == -1, "first/last of a re-send");
+	res_free(&x);
+	/* Number text must be identical: 1e-5 is not 1E-5. */
+	x = plan1(s, "{\"iteration\": 5, \"m\": 1e-5, \"timestamp\": \"2025\"}");
+	T_CHECK(x.r == -EEXIST, "1e-5 vs 1E-5: r=%d", x.r);
+	res_free(&x);
+	store_close(s);
+}
+
+/* A drop the writer normalised (timestamp, code_hash added) and sends
+ * again, not knowing whether the first commit made it. */
+static void test_resend_of_a_normalised_drop_is_a_noop(void)
+{
+	struct store *s = open_store(
+		"a.jsonl",
+		"{\"iteration\":0,\"code\":\"x = 1\",\"code_hash\":\""
+		"8ff436def1451285599a1b1ad70800493b8dcafde2912e1a38345633054e4c26"
+		"\",\"timestamp\":\"2026-01-01T00:00:00.000001\"}\n");
+	struct res x = plan1(s, "{\"iteration\": 0, \"code\": \"x = 1\"}");
+
+	T_CHECK(x.r == 0 && x.count == 0 && x.len == 0, "r=%d count %zu (%s)",
+		x.r, x.count, x.why);
+	res_free(&x);
+	x = plan1(s, "{\"iteration\": 0, \"code\": \"x = 2\"}");
+	T_CHECK(x.r == -EEXIST, "different code: r=%d", x.r);
+	res_free(&x);
+	store_close(s);
+}
+
+static void test_same_number_twice_in_one_plan(void)
+{
+	static const char *const same[] = {
+		"{\"iteration\": 2, \"a\": 1, \"timestamp\": \"t\"}",
+		"{\"iteration\":2,\"a\":1,\"timestamp\":\"t\"}",
+	};
+	static const char *const diff[] = {
+		"{\"iteration\": 2, \"a\": 1, \"timestamp\": \"t\"}",
+		"{\"iteration\": 2, \"a\": 2, \"timestamp\": \"t\"}",
+	};
+	struct store *s = open_store("a.jsonl", NULL);
+	struct res x = plan_n(s, same, 2, BIG);
+	const char *want = "{\"iteration\":2,\"a\":1,\"timestamp\":\"t\"}\n";
+
+	T_CHECK(x.r == 0 && x.count == 0, "second identical: r=%d count %zu",
+		x.r, x.count);
+	T_CHECK_MEM(x.lines, x.len, want, strlen(want), "one line only");
+	res_free(&x);
+	x = plan_n(s, diff, 2, BIG);
+	T_CHECK(x.r == -EEXIST, "second different: r=%d", x.r);
+	T_CHECK_MEM(x.lines, x.len, want, strlen(want), "first drop kept");
+	res_free(&x);
+	/* Within one drop too. */
+	x = plan1(s, "{\"iteration\": 2, \"a\": 1, \"timestamp\": \"t\"}\n"
+		     "{\"iteration\": 2, \"a\": 9, \"timestamp\": \"t\"}");
+	T_CHECK(x.r == -EEXIST && x.len == 0, "in one drop: r=%d len %zu",
+		x.r, x.len);
+	T_CHECK(strcmp(x.why, "record 2: iteration 2 already exists with "
+			      "different content") == 0, "why: %s", x.why);
+	res_free(&x);
+	store_close(s);
+}
+
+static void test_several_objects_all_or_none(void)
+{
+	static const char *const drops[] = {
+		"{\"a\": 1}",
+		"{\"b\": 1}\n{\"b\": 2}\n{\"iteration\": \"x\"}\n",
+		"{\"c\": 1}\r\n{\"c\": 2}\r\n",
+	};
+	struct store *s = open_store("a.jsonl", "{\"iteration\": 0}\n");
+	struct commit_plan *p;
+	char why[COMMIT_WHY_LEN];
+	size_t count, len;
+	int64_t first, last;
+	char *lines;
+	int r;
+
+	if (commit_plan_new(s, &p) < 0)
+		abort();
+	r = commit_plan_add(p, drops[0], strlen(drops[0]), BIG, &count, &first,
+			    &last, why);
+	T_CHECK(r == 0 && count == 1 && first == 1, "drop 1: r=%d", r);
+	r = commit_plan_add(p, drops[1], strlen(drops[1]), BIG, &count, &first,
+			    &last, why);
+	T_CHECK(r == -EINVAL, "drop 2: r=%d", r);
+	T_CHECK(strcmp(why, "record 3: \"iteration\" must be an integer >= 0")
+		== 0, "why: %s", why);
+	r = commit_plan_add(p, drops[2], strlen(drops[2]), BIG, &count, &first,
+			    &last, why);
+	/* Numbers 2 and 3 were not used up by the rejected drop. */
+	T_CHECK(r == 0 && count == 2 && first == 2 && last == 3,
+		"drop 3: r=%d count %zu first %lld last %lld", r, count,
+		(long long)first, (long long)last);
+	lines = copy_lines(p, &len);
+	len = cut_timestamps(lines, len);
+	if (len != (size_t)-1) {
+		const char *want = "{\"iteration\":1,\"a\":1}\n"
+				   "{\"iteration\":2,\"c\":1}\n"
+				   "{\"iteration\":3,\"c\":2}\n";
+
+		T_CHECK_MEM(lines, len, want, strlen(want), "lines");
+	}
+	free(lines);
+	commit_plan_free(p);
+	store_close(s);
+}
+
+static void test_efbig(void)
+{
+	static const char drop[] = "{\"iteration\": 1, \"timestamp\": \"t\"}";
+	size_t n = strlen(drop);
+	struct store *s = open_store("a.jsonl", NULL);
+	struct res x = plan_n(s, (const char *const[]){ drop }, 1, n - 1);
+	char want[COMMIT_WHY_LEN];
+
+	snprintf(want, sizeof(want), "the drop is %zu bytes, over the limit "
+		 "of %zu", n, n - 1);
+	T_CHECK(x.r == -EFBIG, "r=%d", x.r);
+	T_CHECK(strcmp(x.why, want) == 0, "why: %s", x.why);
+	T_CHECK(x.len == 0, "lines after EFBIG");
+	res_free(&x);
+	/* Exactly at the limit is fine. */
+	x = plan_n(s, (const char *const[]){ drop }, 1, n);
+	T_CHECK(x.r == 0 && x.count == 1, "at the limit: r=%d (%s)", x.r,
+		x.why);
+	res_free(&x);
+	store_close(s);
+}
+
+/* The dialect is read from a real history, and a re-send of one of its own
+ * lines (pretty, not compact) is recognised. */
+static void test_real_history(void)
+{
+	char *path = t_real_data("llm_only_50.jsonl");
+	struct store *s;
+	struct buf line = BUF_INIT;
+	struct res x;
+	int64_t hi;
+	bool found;
+
+	if (!path) {
+		printf("# llm_only_50.jsonl not present, skipped\n");
+		return;
+	}
+	if (store_open(path, 0, &s) < 0)
+		abort();
+	store_highest(s, &hi, &found);
+	T_CHECK(found && hi == 49, "highest %lld", (long long)hi);
+	x = plan1(s, "{\"strategy_code\": \"pass\"}");
+	T_CHECK(x.r == 0 && x.first == 50, "r=%d first %lld (%s)", x.r,
+		(long long)x.first, x.why);
+	CHECK_LINES_NO_TS(x, "{\"iteration_num\":50,\"strategy_code\":\"pass\"}\n");
+	res_free(&x);
+	T_CHECK(store_read(s, 17, &line) == 0, "read 17");
+	x = plan1(s, line.data);
+	T_CHECK(x.r == 0 && x.count == 0, "re-send of line 17: r=%d count %zu "
+		"(%s)", x.r, x.count, x.why);
+	res_free(&x);
+	buf_free(&line);
+	store_close(s);
+	free(path);
+}
+
+int main(void)
+{
+	T_RUN(test_not_json_or_not_object);
+	T_RUN(test_field_types);
+	T_RUN(test_accepted_types);
+	T_RUN(test_whitespace_stripped_bytes_kept);
+	T_RUN(test_next_number_iteration_dialect);
+	T_RUN(test_next_number_iteration_num_dialect);
+	T_RUN(test_next_number_key_of_the_latest_records);
+	T_RUN(test_empty_and_missing_store_start_at_zero);
+	T_RUN(test_next_number_counts_the_plan);
+	T_RUN(test_empty_store_takes_the_plans_key);
+	T_RUN(test_number_overflow_is_einval);
+	T_RUN(test_timestamp_is_local_time_with_microseconds);
+	T_RUN(test_code_hash_filled_when_the_store_uses_it);
+	T_RUN(test_code_hash_not_added_when_the_store_lacks_it);
+	T_RUN(test_code_hash_given_is_verified);
+	T_RUN(test_eexist_for_a_different_record);
+	T_RUN(test_identical_resend_is_a_noop);
+	T_RUN(test_resend_of_a_normalised_drop_is_a_noop);
+	T_RUN(test_same_number_twice_in_one_plan);
+	T_RUN(test_several_objects_all_or_none);
+	T_RUN(test_efbig);
+	T_RUN(test_real_history);
+	return t_done();
+}
