@@ -203,13 +203,16 @@ int main(int argc, char **argv)
 	printf("distinct codes: %" PRIu64 "\n", codes);
 	printf("skipped lines: %" PRIu64, st.skipped);
 	for (i = 0; i < nskip && i < LIST_MAX; i++)
-		printf("%s%" PRIu64, i ? ", " : " (lines ", lines[i]);
+		printf("%s%" PRIu64, i ? ", " : nskip > 1 ? " (lines " : " (line ",
+		       lines[i]);
 	if (nskip)
 		printf("%s)", nskip > LIST_MAX ? ", ..." : "");
 	printf("\nduplicate numbers: %" PRIu64 "\n", st.duplicates);
 	printf("code_hash mismatches: %" PRIu64, t.mismatches);
 	for (i = 0; i < t.nbad; i++)
-		printf("%s%" PRId64, i ? ", " : " (iterations ", t.bad[i]);
+		printf("%s%" PRId64, i ? ", " :
+		       t.mismatches > 1 ? " (iterations " : " (iteration ",
+		       t.bad[i]);
 	if (t.nbad)
 		printf("%s)", t.mismatches > LIST_MAX ? ", ..." : "");
 	printf("\ntimestamps missing: %" PRIu64 "\n", t.no_time);
