@@ -28,6 +28,7 @@
 #define CMP_CHUNK ((size_t)1 << 20)
 #define HASH_THREADS 8
 #define HASH_PARALLEL_MIN 2048
+#define HASH_PATCH_MAX 64
 
 /* One shown or pending record: what finds its line again. */
 struct ent {
@@ -75,9 +76,9 @@ struct idx {
 	bool hashed;
 	struct hslot *slot;   /* parallel to e, cap long */
 	struct hpair *pair;
-	size_t npair;
+	size_t npair, pcap;
 	size_t *cstart;       /* code k owns pair[cstart[k] .. cstart[k+1]) */
-	size_t ncode;
+	size_t ncode, ccap;
 };
 
 struct store {
@@ -132,7 +133,7 @@ static void idx_free_hash(struct idx *ix)
 	ix->slot = NULL;
 	ix->pair = NULL;
 	ix->cstart = NULL;
-	ix->npair = ix->ncode = 0;
+	ix->npair = ix->pcap = ix->ncode = ix->ccap = 0;
 	ix->hashed = false;
 }
 
@@ -611,8 +612,10 @@ static int hash_build_locked(struct store *s)
 	ix->slot = slot;
 	ix->pair = pair;
 	ix->npair = npair;
+	ix->pcap = ix->n ? ix->n : 1;
 	ix->cstart = cstart;
 	ix->ncode = ncode;
+	ix->ccap = npair + 1;
 	ix->hashed = true;
 	un_lock(s);
 	return 0;
@@ -844,24 +847,15 @@ static int merge_build(const struct idx *ix, const struct scan *sc,
 	return 0;
 }
 
-/* New pair and code tables: the old pairs minus `gone`, plus the scan
- * records' codes. */
-static int hash_update(const struct idx *ix, struct hpair *gone, size_t ngone,
-		       const struct scan *sc, const struct hslot *nslot,
-		       struct hpair **opair, size_t *onpair, size_t **ocstart,
-		       size_t *oncode)
+/* The (digest, iter) pairs of the scan records that have code, sorted. */
+static int hash_adds(const struct scan *sc, const struct hslot *nslot,
+		     struct hpair **oadd, size_t *onadd)
 {
-	struct hpair *add, *pair;
-	size_t nadd = 0, i = 0, g = 0, a = 0, k = 0, j;
-	int r;
+	struct hpair *add = malloc(sc->n * sizeof(*add));
+	size_t j, nadd = 0;
 
-	add = malloc((sc->n ? sc->n : 1) * sizeof(*add));
-	pair = malloc((ix->npair + sc->n + 1) * sizeof(*pair));
-	if (!add || !pair) {
-		free(add);
-		free(pair);
+	if (!add)
 		return -ENOMEM;
-	}
 	for (j = 0; j < sc->n; j++) {
 		if (!nslot[j].has)
 			continue;
@@ -870,8 +864,25 @@ static int hash_update(const struct idx *ix, struct hpair *gone, size_t ngone,
 	}
 	if (nadd)
 		qsort(add, nadd, sizeof(*add), cmp_pair);
-	if (ngone)
-		qsort(gone, ngone, sizeof(*gone), cmp_pair);
+	*oadd = add;
+	*onadd = nadd;
+	return 0;
+}
+
+/* New pair and code tables: the old pairs minus `gone`, plus `add` (both
+ * sorted).  For many changes at once; hash_patch does a few in place. */
+static int hash_merge(const struct idx *ix, const struct hpair *gone,
+		      size_t ngone, const struct hpair *add, size_t nadd,
+		      struct hpair **opair, size_t *onpair, size_t **ocstart,
+		      size_t *oncode)
+{
+	struct hpair *pair;
+	size_t i = 0, g = 0, a = 0, k = 0;
+	int r;
+
+	pair = malloc((ix->npair + nadd + 1) * sizeof(*pair));
+	if (!pair)
+		return -ENOMEM;
 	while (i < ix->npair || a < nadd) {
 		if (i < ix->npair) {
 			while (g < ngone && cmp_pair(&gone[g], &ix->pair[i]) < 0)
@@ -887,7 +898,6 @@ static int hash_update(const struct idx *ix, struct hpair *gone, size_t ngone,
 		else
 			pair[k++] = ix->pair[i++];
 	}
-	free(add);
 	r = hash_codes(pair, k, ocstart, oncode);
 	if (r < 0) {
 		free(pair);
@@ -896,6 +906,118 @@ static int hash_update(const struct idx *ix, struct hpair *gone, size_t ngone,
 	*opair = pair;
 	*onpair = k;
 	return 0;
+}
+
+/* First pair not less than x. */
+static size_t pair_lower(const struct idx *ix, const struct hpair *x)
+{
+	size_t lo = 0, hi = ix->npair;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (cmp_pair(&ix->pair[mid], x) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* First code whose start is >= pos (ix->ncode when none). */
+static size_t code_lower(const struct idx *ix, size_t pos)
+{
+	size_t lo = 0, hi = ix->ncode;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (ix->cstart[mid] < pos)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* The code holding pair `pos`. */
+static size_t code_at(const struct idx *ix, size_t pos)
+{
+	size_t k = code_lower(ix, pos + 1);
+
+	return k - 1;
+}
+
+/* Room for hash_patch to add `nadd` pairs (store->lock held exclusively).
+ * On failure the tables are unchanged. */
+static int hash_patch_reserve(struct idx *ix, size_t nadd)
+{
+	size_t pc = ix->pcap, cc = ix->ccap;
+	int r;
+
+	r = grow((void **)&ix->pair, &pc, ix->npair + nadd, sizeof(*ix->pair));
+	if (r < 0)
+		return r;
+	ix->pcap = pc;
+	r = grow((void **)&ix->cstart, &cc, ix->ncode + nadd + 1,
+		 sizeof(*ix->cstart));
+	if (r < 0)
+		return r;
+	ix->ccap = cc;
+	return 0;
+}
+
+/* Remove `gone` and insert `add` in place: a commit adds a record or a few,
+ * and rebuilding every table for them would make its latency grow with the
+ * history.  Needs hash_patch_reserve(nadd) first; cannot fail. */
+static void hash_patch(struct idx *ix, const struct hpair *gone, size_t ngone,
+		       const struct hpair *add, size_t nadd)
+{
+	size_t i, j, p, k;
+
+	for (i = 0; i < ngone; i++) {
+		p = pair_lower(ix, &gone[i]);
+		if (p >= ix->npair || cmp_pair(&ix->pair[p], &gone[i]) != 0)
+			continue;
+		k = code_at(ix, p);
+		memmove(&ix->pair[p], &ix->pair[p + 1],
+			(ix->npair - p - 1) * sizeof(*ix->pair));
+		ix->npair--;
+		for (j = k + 1; j <= ix->ncode; j++)
+			ix->cstart[j]--;
+		if (ix->cstart[k] == ix->cstart[k + 1]) {
+			memmove(&ix->cstart[k], &ix->cstart[k + 1],
+				(ix->ncode - k) * sizeof(*ix->cstart));
+			ix->ncode--;
+		}
+	}
+	for (i = 0; i < nadd; i++) {
+		bool prev, next;
+
+		p = pair_lower(ix, &add[i]);
+		prev = p > 0 && memcmp(ix->pair[p - 1].d, add[i].d,
+				       HASH_LEN) == 0;
+		next = p < ix->npair && memcmp(ix->pair[p].d, add[i].d,
+					       HASH_LEN) == 0;
+		if (prev) {
+			k = code_at(ix, p - 1);
+		} else if (next) {
+			k = code_at(ix, p); /* p starts it and still will */
+		} else {
+			/* A new code, starting at p. */
+			k = code_lower(ix, p);
+			memmove(&ix->cstart[k + 1], &ix->cstart[k],
+				(ix->ncode + 1 - k) * sizeof(*ix->cstart));
+			ix->cstart[k] = p;
+			ix->ncode++;
+		}
+		memmove(&ix->pair[p + 1], &ix->pair[p],
+			(ix->npair - p) * sizeof(*ix->pair));
+		ix->pair[p] = add[i];
+		ix->npair++;
+		for (j = k + 1; j <= ix->ncode; j++)
+			ix->cstart[j]++;
+	}
 }
 
 /* Make every per-entry array hold `need` entries (store->lock held
@@ -946,10 +1068,11 @@ static int extend_locked(struct store *s, int fd, const struct stat *st,
 	bool times = s->flags & STORE_TIMES;
 	struct hslot *nslot = NULL;
 	struct merged m = { 0 };
-	struct hpair *pair = NULL;
-	size_t *cstart = NULL, npair = 0, ncode = 0, nskip = ix->nskip;
+	struct hpair *pair = NULL, *add = NULL;
+	size_t *cstart = NULL, npair = 0, ncode = 0, nadd = 0;
+	size_t nskip = ix->nskip;
 	uint64_t hidden, lines = ix->lines, records = ix->records;
-	bool append, changed, hash_keep = ix->hashed;
+	bool append, changed, patch = true, hash_keep = ix->hashed;
 	int r, oldfd = -1;
 
 	*need_full = false;
@@ -993,10 +1116,19 @@ static int extend_locked(struct store *s, int fd, const struct stat *st,
 		if (r < 0)
 			goto out;
 	}
-	if (hash_keep && sc.n &&
-	    hash_update(ix, m.gone, m.ngone, &sc, nslot, &pair, &npair,
-			&cstart, &ncode) < 0)
-		hash_keep = false;
+	if (hash_keep && sc.n) {
+		if (hash_adds(&sc, nslot, &add, &nadd) < 0) {
+			hash_keep = false;
+		} else if (nadd + m.ngone > HASH_PATCH_MAX) {
+			patch = false;
+			if (m.ngone)
+				qsort(m.gone, m.ngone, sizeof(*m.gone),
+				      cmp_pair);
+			if (hash_merge(ix, m.gone, m.ngone, add, nadd, &pair,
+				       &npair, &cstart, &ncode) < 0)
+				hash_keep = false;
+		}
+	}
 	changed = sc.n || sc.end != ix->size;
 	if (changed) {
 		r = change_set(chg, false, sc.e, sc.n);
@@ -1005,6 +1137,8 @@ static int extend_locked(struct store *s, int fd, const struct stat *st,
 	}
 
 	wr_lock(s);
+	if (hash_keep && sc.n && patch && hash_patch_reserve(ix, nadd) < 0)
+		hash_keep = false;
 	if (append)
 		r = idx_reserve(ix, ix->n + sc.n, times, hash_keep);
 	if (!r && nskip + sc.nskip > ix->skipcap)
@@ -1040,13 +1174,16 @@ static int extend_locked(struct store *s, int fd, const struct stat *st,
 			m.slot = NULL;
 		}
 	}
-	if (hash_keep && sc.n) {
+	if (hash_keep && sc.n && patch) {
+		hash_patch(ix, m.gone, m.ngone, add, nadd);
+	} else if (hash_keep && sc.n) {
 		free(ix->pair);
 		free(ix->cstart);
 		ix->pair = pair;
-		ix->npair = npair;
+		ix->npair = ix->pcap = npair;
 		ix->cstart = cstart;
 		ix->ncode = ncode;
+		ix->ccap = npair + 1;
 		pair = NULL;
 		cstart = NULL;
 	} else if (!hash_keep && ix->hashed) {
@@ -1081,6 +1218,7 @@ out:
 	merged_free(&m);
 	free(pair);
 	free(cstart);
+	free(add);
 	free(nslot);
 	scan_free(&sc);
 	return r;
@@ -1220,8 +1358,8 @@ static uint64_t index_bytes(const struct store *s)
 	b += ix->skipcap * sizeof(*ix->skip);
 	if (ix->hashed) {
 		b += ix->cap * sizeof(*ix->slot);
-		b += ix->npair * sizeof(*ix->pair);
-		b += (ix->ncode + 1) * sizeof(*ix->cstart);
+		b += ix->pcap * sizeof(*ix->pair);
+		b += ix->ccap * sizeof(*ix->cstart);
 	}
 	return b;
 }

@@ -974,6 +974,88 @@ static void test_by_hash_of_a_large_history(void)
 	free(p);
 }
 
+/* Every by-hash answer of `a` equals that of `b`. */
+static void same_codes(struct store *a, struct store *b, const char *when)
+{
+	struct store_code ca[128], cb[128];
+	int64_t ia[512], ib[512], it[512];
+	size_t na, nb, i, n;
+
+	T_CHECK(store_codes(a, 0, ca, 128, &na) == 0 &&
+		store_codes(b, 0, cb, 128, &nb) == 0, "codes");
+	T_CHECK(na == nb, "%s: %zu codes, rebuilt %zu", when, na, nb);
+	for (i = 0; i < na && i < nb; i++) {
+		struct store_code x, y;
+
+		T_CHECK(memcmp(ca[i].digest, cb[i].digest, HASH_LEN) == 0 &&
+			ca[i].count == cb[i].count &&
+			ca[i].first_iter == cb[i].first_iter,
+			"%s: code %zu: %zu/%" PRId64 " vs %zu/%" PRId64, when,
+			i, ca[i].count, ca[i].first_iter, cb[i].count,
+			cb[i].first_iter);
+		T_CHECK(store_code_lookup(a, ca[i].digest, &x, ia, 512) == 0 &&
+			store_code_lookup(b, ca[i].digest, &y, ib, 512) == 0 &&
+			x.count == y.count && x.count <= 512 &&
+			memcmp(ia, ib, x.count * sizeof(*ia)) == 0,
+			"%s: iterations of code %zu", when, i);
+	}
+	T_CHECK(store_list(b, 0, it, 512, &n) == 0, "list");
+	for (i = 0; i < n; i++) {
+		unsigned char da[HASH_LEN], db[HASH_LEN];
+		bool ha = false, hb = false;
+
+		T_CHECK(store_code_of(a, it[i], da, &ha) == 0 &&
+			store_code_of(b, it[i], db, &hb) == 0 && ha == hb &&
+			(!ha || memcmp(da, db, HASH_LEN) == 0),
+			"%s: code of %" PRId64, when, it[i]);
+	}
+}
+
+/* Tables kept up to date through many refreshes, small (patched in place)
+ * and large (merged), equal the tables built from scratch. */
+static void test_by_hash_updates_match_a_rebuild(void)
+{
+	char *p = fresh_path("hashupd");
+	struct store *s, *fresh;
+	struct store_change c;
+	unsigned seed = 77;
+	int round, k;
+
+	write_str(p, "{\"iteration\": 0, \"code\": \"c0\"}\n");
+	s = open_ok(p, 0);
+	T_CHECK(store_codes(s, 0, NULL, 0, &(size_t){ 0 }) == 0, "build");
+	for (round = 0; round < 60; round++) {
+		int lines = round % 10 == 9 ? 100 : 1 + round % 3;
+		char when[32];
+
+		for (k = 0; k < lines; k++) {
+			char l[128];
+			unsigned it, code;
+
+			seed = seed * 1103515245u + 12345u;
+			it = (seed >> 8) % 300;
+			code = (seed >> 20) % 12;
+			if (code == 11)
+				snprintf(l, sizeof(l), "{\"iteration\": %u}\n",
+					 it);
+			else
+				snprintf(l, sizeof(l), "{\"iteration\": %u, "
+					 "\"code\": \"c%u\"}\n", it, code);
+			append_str(p, l);
+		}
+		T_CHECK(store_refresh(s, &c) == 0 && !c.reset, "refresh");
+		store_change_free(&c);
+		if (round % 5 != 4)
+			continue;
+		snprintf(when, sizeof(when), "round %d", round);
+		fresh = open_ok(p, 0);
+		same_codes(s, fresh, when);
+		store_close(fresh);
+	}
+	store_close(s);
+	free(p);
+}
+
 static void test_long_lines_cross_read_chunks(void)
 {
 	char *p = fresh_path("long");
@@ -1249,6 +1331,7 @@ int main(void)
 	T_RUN(test_missing_file_is_an_empty_store);
 	T_RUN(test_by_hash_groups);
 	T_RUN(test_by_hash_of_a_large_history);
+	T_RUN(test_by_hash_updates_match_a_rebuild);
 	T_RUN(test_long_lines_cross_read_chunks);
 	T_RUN(test_index_memory_per_record);
 	T_RUN(test_real_histories);
