@@ -341,7 +341,11 @@ static int check_record(struct commit_plan *p, struct jtext_span v,
 	if (r < 0)
 		return reject(why, -EINVAL, "record %zu: not a valid JSON object",
 			      rc->idx);
-	r = code_digest(rc->compact.data, rc->compact.len, d, &has_code);
+	/* Hashing megabytes of code is only worth it when a hash is wanted. */
+	has_code = false;
+	if (p->use_hash || rc->f.has_hash)
+		r = code_digest(rc->compact.data, rc->compact.len, d,
+				&has_code);
 	if (r == -ENOMEM)
 		return r;
 	if (r < 0)
@@ -554,7 +558,8 @@ int commit_plan_add(struct commit_plan *p, const char *drop, size_t len,
 		    int64_t *last, char why[COMMIT_WHY_LEN])
 {
 	struct vals vs = { NULL, 0, 0 };
-	size_t old_len = p->lines.len, nent = p->nent, i, errpos = 0, added_n = 0;
+	size_t old_len = p->lines.len, nent = p->nent, i, errpos = 0, skip = 0;
+	size_t added_n = 0;
 	int64_t highest = p->highest, num = 0, lo = 0, hi = 0;
 	bool have_highest = p->have_highest, added = false;
 	const char *key = p->key;
@@ -566,7 +571,12 @@ int commit_plan_add(struct commit_plan *p, const char *drop, size_t len,
 	if (len > max_record)
 		return reject(why, -EFBIG, "the drop is %zu bytes, over the "
 			      "limit of %zu", len, max_record);
-	r = jtext_split_values(drop, len, vals_push, &vs, &errpos);
+	/* Some editors start a file with a UTF-8 BOM; it is not JSON. */
+	if (len >= 3 && memcmp(drop, "\xef\xbb\xbf", 3) == 0)
+		skip = 3;
+	r = jtext_split_values(drop + skip, len - skip, vals_push, &vs,
+			       &errpos);
+	errpos += skip;
 	if (r == -EINVAL) {
 		r = reject(why, -EINVAL, "not JSON: syntax error at byte %zu",
 			   errpos);

@@ -14,6 +14,9 @@
  * Success is reported only after step 4.  Any failure: the temp is removed,
  * the store is untouched, each accepted drop gets the errno, and the step,
  * the path and strerror are logged.  After a failed fsync nothing is renamed.
+ * The one failure that comes after the rename, fsync(directory), cannot be
+ * undone: the store holds the new records (and is adopted), but they may not
+ * survive a power loss; its errno is still returned, with a reason saying so.
  *
  * Fault injection for tests: ITERFS_FAULT="<step>:<ERRNO>" makes a step fail
  * with that errno (ENOSPC, EIO, ...), ITERFS_FAULT="<step>:crash" kills the

@@ -271,6 +271,22 @@ static void test_whitespace_stripped_bytes_kept(void)
 	store_close(s);
 }
 
+/* A file saved by an editor that writes a BOM still commits. */
+static void test_bom_before_the_drop_is_ignored(void)
+{
+	struct store *s = open_store("a.jsonl", NULL);
+	struct res x = plan1(s, "\xef\xbb\xbf{\"iteration\": 1, \"timestamp\": "
+				"\"t\"}\n");
+	const char *want = "{\"iteration\":1,\"timestamp\":\"t\"}\n";
+
+	T_CHECK(x.r == 0 && x.count == 1, "r=%d (%s)", x.r, x.why);
+	T_CHECK_MEM(x.lines, x.len, want, strlen(want), "line");
+	res_free(&x);
+	expect_einval(s, "\xef\xbb\xbf{\"a\": tru}",
+		      "not JSON: syntax error at byte 12");
+	store_close(s);
+}
+
 static void test_next_number_iteration_dialect(void)
 {
 	struct store *s = open_store("a.jsonl",
@@ -702,6 +718,7 @@ int main(void)
 	T_RUN(test_field_types);
 	T_RUN(test_accepted_types);
 	T_RUN(test_whitespace_stripped_bytes_kept);
+	T_RUN(test_bom_before_the_drop_is_ignored);
 	T_RUN(test_next_number_iteration_dialect);
 	T_RUN(test_next_number_iteration_num_dialect);
 	T_RUN(test_next_number_key_of_the_latest_records);
