@@ -53,7 +53,7 @@ for ((i = 0; i < runs; i++)); do
 	t0=$(now); "$bench" "$hist" validate >/dev/null; t1=$(now)
 	val_t+=("$(secs "$t0" "$t1")")
 	hout=$("$bench" "$hist" hash)
-	hash_t+=("${hout%% *}")
+	hash_t+=("$(awk -v t="${hout%% *}" 'BEGIN { printf "%.4f", t }')")
 done
 
 read -r _ recs iters skipped bytes <<<"$out"

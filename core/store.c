@@ -81,9 +81,11 @@ struct idx {
 	size_t ncode, ccap;
 };
 
+/* Fields marked "guarded by store->lock" are read under it (shared) and
+ * written under it (exclusive) by update_mu holders only. */
 struct store {
-	char *path;
-	unsigned flags;
+	char *path;              /* immutable */
+	unsigned flags;          /* immutable */
 	pthread_mutex_t update_mu;
 	pthread_rwlock_t lock;
 	int fd;                  /* guarded by store->lock; -1: no file */
