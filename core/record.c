@@ -80,13 +80,24 @@ struct keys {
 	bool have[K_COUNT];
 };
 
+/* Called for every member of every line the index reads: compare raw key
+ * text by length first, and decode only keys that hold an escape. */
 static int keys_cb(struct jtext_span key, struct jtext_span val, void *arg)
 {
+	const char *raw = key.p + 1;
+	size_t n = key.len - 2;
+	bool plain = !memchr(raw, '\\', n);
 	struct keys *ks = arg;
 	unsigned i;
+	bool is;
 
 	for (i = 0; i < K_COUNT; i++) {
-		if (jtext_key_is(key, key_names[i])) {
+		if (plain)
+			is = n == strlen(key_names[i]) &&
+			     memcmp(raw, key_names[i], n) == 0;
+		else
+			is = jtext_key_is(key, key_names[i]);
+		if (is) {
 			ks->v[i] = val;
 			ks->have[i] = true;
 			break;
