@@ -1281,6 +1281,7 @@ static int open_path(const char *path, int *fd, struct stat *st)
 
 int store_open(const char *path, unsigned flags, struct store **out)
 {
+	pthread_rwlockattr_t attr;
 	struct store *s;
 	struct stat st;
 	int r, fd;
@@ -1299,10 +1300,20 @@ int store_open(const char *path, unsigned flags, struct store **out)
 		r = -ENOMEM;
 		goto out_path;
 	}
-	if (pthread_rwlock_init(&s->lock, NULL) != 0) {
+	/* glibc's default lets a stream of readers starve the refresher, so
+	 * writers go first (no function here takes the lock recursively). */
+	if (pthread_rwlockattr_init(&attr) != 0) {
 		r = -ENOMEM;
 		goto out_mutex;
 	}
+	if (pthread_rwlockattr_setkind_np(&attr,
+			PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP) != 0 ||
+	    pthread_rwlock_init(&s->lock, &attr) != 0) {
+		pthread_rwlockattr_destroy(&attr);
+		r = -ENOMEM;
+		goto out_mutex;
+	}
+	pthread_rwlockattr_destroy(&attr);
 	r = open_path(path, &fd, &st);
 	if (r == -ENOENT) {
 		*out = s;
