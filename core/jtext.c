@@ -287,7 +287,8 @@ static int scan_array(struct cur *c, int depth)
 		return 0;
 	}
 	while (more) {
-		if (scan_value(c, depth + 1) < 0 || scan_next(c, ']', &more) < 0)
+		if (scan_value(c, depth + 1) < 0 ||
+		    scan_next(c, ']', &more) < 0)
 			return -EINVAL;
 	}
 	return 0;
@@ -306,7 +307,9 @@ static int scan_value(struct cur *c, int depth)
 	case '[':
 		if (depth >= JTEXT_MAX_DEPTH)
 			return -EINVAL;
-		return *c->p == '{' ? scan_object(c, depth) : scan_array(c, depth);
+		if (*c->p == '{')
+			return scan_object(c, depth);
+		return scan_array(c, depth);
 	case '"':
 		return scan_string(c, &flags);
 	case 't':
@@ -518,8 +521,9 @@ static int decode_pieces(struct jtext_span str, struct buf *out)
 			p += 2;
 			continue;
 		}
-		if (u >= 0xd800 && u <= 0xdbff && read_u16(p + 6, end, &lo) == 0 &&
-		    lo >= 0xdc00 && lo <= 0xdfff) {
+		if (u >= 0xd800 && u <= 0xdbff &&
+		    read_u16(p + 6, end, &lo) == 0 && lo >= 0xdc00 &&
+		    lo <= 0xdfff) {
 			p += 12;
 			continue;
 		}
@@ -528,8 +532,10 @@ static int decode_pieces(struct jtext_span str, struct buf *out)
 			continue;
 		}
 		r = decode_piece(start, (size_t)(p - start), &piece, out);
-		if (!r)
-			r = u ? buf_append(out, "\xef\xbf\xbd", 3) : buf_putc(out, '\0');
+		if (!r && u)
+			r = buf_append(out, "\xef\xbf\xbd", 3);
+		else if (!r)
+			r = buf_putc(out, '\0');
 		if (r)
 			goto out_piece;
 		p += 6;

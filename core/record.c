@@ -65,7 +65,8 @@ static const struct {
 	unsigned nkey;
 	enum jtext_type type; /* JTEXT_NULL: any non-null value */
 } fields[] = {
-	[FIELD_ITERATION] = { { K_ITERATION, K_ITERATION_NUM }, 2, JTEXT_NUMBER },
+	[FIELD_ITERATION] = { { K_ITERATION, K_ITERATION_NUM }, 2,
+			      JTEXT_NUMBER },
 	[FIELD_CODE] = { { K_CODE, K_STRATEGY_CODE }, 2, JTEXT_STRING },
 	[FIELD_METRICS] = { { K_METRICS }, 1, JTEXT_NULL },
 	[FIELD_FEEDBACK] = { { K_FEEDBACK, K_FEEDBACK_USED }, 2, JTEXT_STRING },
@@ -188,7 +189,8 @@ static void keys_field(const struct keys *ks, enum record_field f,
 		v = nested;
 	}
 	t = jtext_type(v);
-	if (fields[f].type == JTEXT_NULL ? t == JTEXT_NULL : t != fields[f].type)
+	if (fields[f].type == JTEXT_NULL ? t == JTEXT_NULL :
+					   t != fields[f].type)
 		return;
 	if (f == FIELD_ITERATION && !parse_count(v, &n))
 		return;
@@ -234,7 +236,8 @@ static bool iteration_key_later(const char *p, const char *end)
 		if (end - p >= 17) {
 			memcpy(&a, p, 16);
 			memcpy(&b, p + 1, 16);
-			m = ((a == '"') & (b == 'i')) | ((a == '\\') & (b == 'u'));
+			m = ((a == '"') & (b == 'i')) |
+			    ((a == '\\') & (b == 'u'));
 			memcpy(&lo, &m, 8);
 			memcpy(&hi, (const char *)&m + 8, 8);
 			if (!(lo | hi)) {
@@ -246,7 +249,8 @@ static bool iteration_key_later(const char *p, const char *end)
 		for (q = p; q < stop; q++) {
 			if (q[0] == '\\' && q + 1 < end && q[1] == 'u')
 				return true;
-			if (q[0] == '"' && (size_t)(end - q) >= sizeof(key) - 1 &&
+			if (q[0] == '"' &&
+			    (size_t)(end - q) >= sizeof(key) - 1 &&
 			    memcmp(q, key, sizeof(key) - 1) == 0)
 				return true;
 		}
