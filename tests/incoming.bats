@@ -9,6 +9,8 @@ setup() {
 }
 
 teardown() {
+	# A failed mid-drop test leaves its Python writer waiting for "go".
+	[ -z "${PY:-}" ] || kill "$PY" 2>/dev/null || true
 	iterfs_unmount_all
 }
 
@@ -356,9 +358,12 @@ EOF
 	before=$(sum "$STORE")
 	iterfs_mount "$STORE"
 	exec 4>"$MNT/incoming/gone"
-	printf '{"code": "never"}\n' >&4
+	# Unfinished so far: the subshells below inherit FD 4 and flush it.
+	printf '{"code": ' >&4
 	[ "$(listing)" = "gone " ]
 	rm "$MNT/incoming/gone"
+	[ "$(listing)" = "" ]
+	printf '"never"}\n' >&4
 	exec 4>&-
 	[ "$(sum "$STORE")" = "$before" ]
 	[ "$(listing)" = "" ]
@@ -400,26 +405,32 @@ EOF
 	grep -Eq 'closed before the record was complete|unmounted before the drop was closed' "$STORE.rejected/half.reason"
 }
 
-# mid_drop: start Python writing part of a record into incoming/part and
-# holding it open; returns once the bytes are written.  $PY is its pid;
-# mid_drop_finish lets it close the file.
+# mid_drop [TEXT [MORE]]: start Python writing TEXT (by default part of a
+# record) into incoming/part and holding it open; returns once the bytes are
+# written.  mid_drop_finish lets it write MORE and close the file; what the
+# close gave ("ok" or the exception) is then in $BATS_TEST_TMPDIR/py.out.
 mid_drop() {
+	local text='{"iteration": 3, "code": "x = ' more=${2-}
+	[ $# -eq 0 ] || text=$1
 	mkfifo "$BATS_TEST_TMPDIR/ready" "$BATS_TEST_TMPDIR/go"
 	exec 5<>"$BATS_TEST_TMPDIR/ready" 6<>"$BATS_TEST_TMPDIR/go"
-	python3 - "$MNT/incoming/part" "$BATS_TEST_TMPDIR/ready" "$BATS_TEST_TMPDIR/go" <<'EOF' 3>&- 5>&- 6>&- &
-import sys
-path, ready, go = sys.argv[1:4]
+	python3 - "$MNT/incoming/part" "$BATS_TEST_TMPDIR" "$text" "$more" <<'EOF' 3>&- 5>&- 6>&- &
+import os, sys
+path, tmp, text, more = sys.argv[1:5]
 f = open(path, "w")
-f.write('{"iteration": 3, "code": "x = ')
+f.write(text)
 f.flush()
-with open(ready, "w") as r:
+with open(os.path.join(tmp, "ready"), "w") as r:
     r.write("ready\n")
-with open(go) as g:
+with open(os.path.join(tmp, "go")) as g:
     g.readline()
-try:
-    f.close()
-except OSError:
-    pass
+with open(os.path.join(tmp, "py.out"), "w") as out:
+    try:
+        f.write(more)
+        f.close()
+        out.write("ok\n")
+    except OSError as e:
+        out.write(f"close: {e}\n")
 EOF
 	PY=$!
 	read -r -t 30 -u 5 line
@@ -456,6 +467,20 @@ mid_drop_finish() {
 	[ "$(sum "$STORE")" = "$before" ]
 	[ "$(cat "$STORE.rejected/part")" = '{"iteration": 3, "code": "x = ' ]
 	grep -Eq 'closed before the record was complete|unmounted before the drop was closed' "$STORE.rejected/part.reason"
+}
+
+@test "reading a drop while it is being written commits none of it" {
+	seed "$STORE"
+	before=$(sum "$STORE")
+	iterfs_mount "$STORE"
+	mid_drop $'{"code": "one"}\n' $'{"code": "two"}\n'
+	# A complete first record is there; cat's close must not commit it.
+	[ "$(cat "$MNT/incoming/part")" = '{"code": "one"}' ]
+	[ "$(sum "$STORE")" = "$before" ]
+	mid_drop_finish
+	[ "$(cat "$BATS_TEST_TMPDIR/py.out")" = ok ]
+	[ "$(numbers "$STORE" | tail -n 2 | tr '\n' ' ')" = "3 iteration 4 iteration " ]
+	[ "$(cat "$MNT/iterations/3/code.py")$(cat "$MNT/iterations/4/code.py")" = onetwo ]
 }
 
 # real_commit NAME: copy a real history, drop a record into the copy through
