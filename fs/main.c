@@ -290,6 +290,31 @@ static void fuse_log_to_ours(enum fuse_log_level level, const char *fmt,
 	log_msg(lvl, "%s", p);
 }
 
+/* While the store is opened the user is told about failures in one line of
+ * ours; the core's own lines are held back and shown only on success. */
+static struct {
+	char line[8][256];
+	enum log_level lvl[8];
+	unsigned n;
+} held;
+
+static void hold_sink(enum log_level lvl, const char *line)
+{
+	if (held.n < 8) {
+		snprintf(held.line[held.n], sizeof(held.line[0]), "%s", line);
+		held.lvl[held.n++] = lvl;
+	}
+}
+
+static void held_replay(void)
+{
+	unsigned i;
+
+	for (i = 0; i < held.n; i++)
+		log_msg(held.lvl[i], "%s", held.line[i]);
+	held.n = 0;
+}
+
 static void syslog_sink(enum log_level lvl, const char *line)
 {
 	static const int prio[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG };
@@ -475,8 +500,11 @@ static int serve(struct fuse_session *se, const struct fuse_cmdline_opts *o)
 	if (!cfg)
 		return -ENOMEM;
 	fuse_loop_cfg_set_clone_fd(cfg, (unsigned)o->clone_fd);
-	fuse_loop_cfg_set_max_threads(cfg, o->max_threads);
-	fuse_loop_cfg_set_idle_threads(cfg, o->max_idle_threads);
+	/* UINT_MAX: not given, keep libfuse's default. */
+	if (o->max_threads != UINT_MAX)
+		fuse_loop_cfg_set_max_threads(cfg, o->max_threads);
+	if (o->max_idle_threads != UINT_MAX)
+		fuse_loop_cfg_set_idle_threads(cfg, o->max_idle_threads);
 	r = fuse_session_loop_mt(se, cfg);
 	fuse_loop_cfg_destroy(cfg);
 	return r;
@@ -558,7 +586,11 @@ int main(int argc, char *argv[])
 	rc = resolve_store(cli.store, &path, &fs.dir);
 	if (rc)
 		goto out_session;
+	log_set_sink(hold_sink);
 	r = store_open(path, STORE_TIMES, &fs.store);
+	log_set_sink(NULL);
+	if (r == 0)
+		held_replay();
 	if (r < 0) {
 		say("%s: %s", cli.store, strerror(-r));
 		rc = EXIT_STORE;

@@ -81,7 +81,9 @@ static void attr_fill(struct ifs *fs, struct stat *st, uint64_t ino,
 	st->st_gid = fs->gid;
 	st->st_size = (off_t)size;
 	st->st_blksize = 4096;
-	st->st_blocks = (blkcnt_t)((size + 511) / 512);
+	/* Directories and symlinks occupy no blocks, as fast symlinks and
+	 * this tree's directories hold no data of their own. */
+	st->st_blocks = S_ISREG(mode) ? (blkcnt_t)((size + 511) / 512) : 0;
 	st->st_atim = mtime;
 	st->st_mtim = mtime;
 	st->st_ctim = mtime;
