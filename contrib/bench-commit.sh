@@ -40,13 +40,14 @@ ratio() { python3 -c "import sys; print(f'{float(sys.argv[1]) / float(sys.argv[2
 printf '| fs | records | iterfs median | seed median | append+fdatasync | seed / iterfs | iterfs / append |\n'
 printf '|---|---:|---:|---:|---:|---:|---:|\n'
 declare -A at100
+growth=""
 for fs in ext4 xfs-reflink; do
 	dir=$BENCH_DIR/local
 	[ "$fs" = xfs-reflink ] && dir=$xfs_mnt
 	mkdir -p "$dir"
 	for n in $SIZES; do
-		src=$BENCH_DIR/hist-$n.jsonl
-		[ -s "$src" ] || python3 contrib/gen-history.py "$src" --records "$n" --seed 7
+		src=$BENCH_DIR/history-$n.jsonl
+		[ -s "$src" ] || python3 contrib/gen-history.py "$src" --records "$n" --seed 1
 		runs=20 seed_runs=5
 		[ "$n" -ge 100000 ] && { runs=7; seed_runs=3; }
 		cp "$src" "$dir/ours.jsonl"
@@ -62,6 +63,8 @@ for fs in ext4 xfs-reflink; do
 		printf '| %s | %s | %s µs | %s µs | %s µs | %sx | %sx |\n' "$fs" "$n" "$ours" "$seed" "$app" \
 			"$(ratio "$seed" "$ours")" "$(ratio "$ours" "$app")"
 		[ "$n" = 100000 ] && [ -n "${at100[$fs]:-}" ] &&
-			echo "  ($fs: latency at 100,000 records / at 100 = $(ratio "$ours" "${at100[$fs]}")x)"
+			growth+="$fs: latency at 100,000 records / at 100 = $(ratio "$ours" "${at100[$fs]}")x"$'\n'
 	done
 done
+echo
+printf '%s' "$growth"

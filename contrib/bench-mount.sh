@@ -25,10 +25,10 @@ secs() { python3 -c 'import sys,time,subprocess; t=time.monotonic(); subprocess.
 ratio() { python3 -c "import sys; print(f'{float(sys.argv[1]) / float(sys.argv[2]):.2f}')" "$1" "$2"; }
 dropcache() { sync; echo 3 >/proc/sys/vm/drop_caches; }
 
-h10k=$BENCH_DIR/hist-10000.jsonl
-[ -s "$h10k" ] || python3 contrib/gen-history.py "$h10k" --records 10000 --seed 7
-h100k=$BENCH_DIR/hist-100000.jsonl
-[ -s "$h100k" ] || python3 contrib/gen-history.py "$h100k" --records 100000 --seed 7
+h10k=$BENCH_DIR/history-10000.jsonl
+[ -s "$h10k" ] || python3 contrib/gen-history.py "$h10k" --records 10000 --seed 1
+h100k=$BENCH_DIR/history-100000.jsonl
+[ -s "$h100k" ] || python3 contrib/gen-history.py "$h100k" --records 100000 --seed 1
 
 # The same tree as real files on the same disk.
 real=$BENCH_DIR/real-10000
