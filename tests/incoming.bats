@@ -231,6 +231,29 @@ EOF
 	[ "$(cat "$MNT/iterations/3/code.py")" = "small" ]
 }
 
+@test "a full disk fails close with ENOSPC, leaves the store unchanged and keeps the drop" {
+	seed "$STORE"
+	before=$(sum "$STORE")
+	ITERFS_FAULT=fsync_temp:ENOSPC iterfs_mount "$STORE"
+	run py_drop "$MNT/incoming/full" '{"code": "lost?"}'
+	[ "$output" = "close: [Errno 28] No space left on device" ]
+	[ "$(sum "$STORE")" = "$before" ]
+	grep -q '^No space left on device: ' "$MNT/incoming/full.reason"
+	[ "$(cat "$STORE.rejected/full")" = '{"code": "lost?"}' ]
+	[ -z "$(ls -A "$(dirname "$STORE")" | grep iterfs-tmp)" ]
+}
+
+@test "an I/O error at rename fails close with EIO and leaves the store unchanged" {
+	seed "$STORE"
+	before=$(sum "$STORE")
+	ITERFS_FAULT=rename:EIO iterfs_mount "$STORE"
+	run py_drop "$MNT/incoming/eio" '{"code": "e"}'
+	[ "$output" = "close: [Errno 5] Input/output error" ]
+	[ "$(sum "$STORE")" = "$before" ]
+	[ "$(ls "$MNT/iterations" | wc -l)" -eq 3 ]
+	[ -e "$MNT/incoming/eio.rejected" ]
+}
+
 @test "several records in one drop commit together with consecutive numbers" {
 	seed "$STORE"
 	iterfs_mount "$STORE"
