@@ -961,6 +961,21 @@ static void ifs_releasedir(fuse_req_t req, fuse_ino_t ino,
 
 /* --- files ---------------------------------------------------------------- */
 
+/* A reader's close must not commit a drop that a writer is still
+ * writing: read-only handles of incoming/ entries are never flushed (the
+ * access mode is kept in fh, for kernels that ignore noflush). */
+static void incoming_handle(struct fuse_file_info *fi)
+{
+	fi->fh = (uint64_t)(fi->flags & O_ACCMODE);
+	if ((fi->flags & O_ACCMODE) == O_RDONLY)
+		fi->noflush = 1;
+}
+
+static bool handle_writes(const struct fuse_file_info *fi)
+{
+	return fi && fi->fh != (uint64_t)O_RDONLY;
+}
+
 static int do_open(struct ifs *fs, uint64_t ino, struct fuse_file_info *fi)
 {
 	struct fuse_entry_param e;
@@ -974,6 +989,7 @@ static int do_open(struct ifs *fs, uint64_t ino, struct fuse_file_info *fi)
 			return r;
 		/* Drops change under the reader; never serve stale pages. */
 		fi->direct_io = 1;
+		incoming_handle(fi);
 		return 0;
 	}
 	if (is_dir_ino(ino))
@@ -1082,8 +1098,7 @@ static void ifs_flush(fuse_req_t req, fuse_ino_t ino,
 	struct ifs *fs = fs_of(req);
 	int r = 0;
 
-	(void)fi;
-	if (ino >= INCOMING_INO_BASE && fs->in)
+	if (ino >= INCOMING_INO_BASE && fs->in && handle_writes(fi))
 		r = incoming_flush(fs->in, ino);
 	if (r < 0)
 		reply_err(req, "flush", ino, r);
@@ -1152,6 +1167,7 @@ static void ifs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		return;
 	}
 	fi->direct_io = 1;
+	incoming_handle(fi);
 	if (fuse_reply_create(req, &e, fi) != 0)
 		incoming_release(fs->in, e.ino);
 }
