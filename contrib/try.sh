@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Try iterfs: on Debian 12, as root, install what is missing, build, mount a
+# history and print what to try.
+#
+# Usage: bash contrib/try.sh [STORE.jsonl]
+#   STORE   the history to mount; without it, the bundled sample
+#           (200 generated records, contrib/sample.sh)
+#   MNT     environment: where to mount (default /tmp/iterfs-try)
+#   BUILD   environment: the build directory (default build)
+set -euo pipefail
+store=${1:+$(realpath -m -- "$1")}
+cd "$(dirname "$0")/.."
+MNT=${MNT:-/tmp/iterfs-try}
+BUILD=${BUILD:-build}
+
+# The packages contrib/test.sh installs, from its own list.
+eval "$(sed -n '/^pkgs=(/,/)/p' contrib/test.sh)"
+missing=()
+for p in "${pkgs[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "try.sh: missing packages: ${missing[*]}; run as root to install them" >&2
+		exit 1
+	fi
+	echo "installing: ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+[ -d "$BUILD" ] || meson setup "$BUILD"
+ninja -C "$BUILD"
+
+if [ -z "$store" ]; then
+	store=$(bash contrib/sample.sh "$BUILD/sample/history.jsonl")
+fi
+
+mkdir -p "$MNT"
+if mountpoint -q "$MNT"; then
+	fusermount3 -u "$MNT"
+fi
+"$BUILD/fs/iterfs" "$store" "$MNT"
+
+n=$(ls "$MNT/iterations" | wc -l)
+first=$(ls "$MNT/by-hash" | head -n 1)
+a=$(ls "$MNT/iterations" | sort -n | sed -n 1p)
+b=$(ls "$MNT/iterations" | sort -n | sed -n 2p)
+cat <<TXT
+
+$store is mounted at $MNT ($n iterations).
+
+Browse it:
+  ls $MNT
+  ls $MNT/iterations | sort -n | tail
+  ls -l $MNT/latest/
+  cat $MNT/latest/code.py
+  cat $MNT/latest/metrics.json
+  grep -l 'rolling(' $MNT/iterations/*/code.py | head
+  grep -l NaN $MNT/iterations/*/metrics.json | wc -l
+  diff $MNT/iterations/${a:-0}/code.py $MNT/iterations/${b:-1}/code.py
+  ls -l $MNT/by-hash/${first:-<sha256>}/
+  du -sh $MNT; find $MNT -name error.txt | wc -l
+
+Commit a record by writing it into incoming/ (close returns once it is durable):
+  echo '{"code": "print(\"hello\")\\n", "metrics": {"sharpe": 1.5}}' > $MNT/incoming/mine.json
+  readlink $MNT/latest; cat $MNT/latest/code.py
+  cp $MNT/latest/record.json /tmp/again.json && cp /tmp/again.json $MNT/incoming/    # an identical re-send adds nothing
+  echo 'not json' > /tmp/bad.json; cp /tmp/bad.json $MNT/incoming/    # cp: failed to close: Invalid argument
+  cat $MNT/incoming/bad.json.reason; rm $MNT/incoming/bad.json.*
+  python3 -c 'open("$MNT/incoming/p.json", "w").write("{\"iteration\": 0, \"code\": \"x\"}")'    # OSError: File exists
+
+Unmount:
+  fusermount3 -u $MNT
+TXT
