@@ -69,7 +69,7 @@ Commit a record by writing it into incoming/ (close returns once it is durable):
   cp $MNT/latest/record.json /tmp/again.json && cp /tmp/again.json $MNT/incoming/    # an identical re-send adds nothing
   echo 'not json' > /tmp/bad.json; cp /tmp/bad.json $MNT/incoming/    # cp: failed to close: Invalid argument
   cat $MNT/incoming/bad.json.reason; rm $MNT/incoming/bad.json.*
-  python3 -c 'open("$MNT/incoming/p.json", "w").write("{\"iteration\": 0, \"code\": \"x\"}")'    # OSError: File exists
+  python3 -c 'with open("$MNT/incoming/p.json", "w") as f: f.write("{\"iteration\": 0, \"code\": \"x\"}")'    # OSError: [Errno 17] File exists
 
 Unmount:
   fusermount3 -u $MNT
