@@ -304,6 +304,15 @@ static int fsync_dir(const char *dir)
 	return r;
 }
 
+/* Cleanup after a failed step: the failure is already reported, a temp
+ * left behind is only logged. */
+static void remove_tmp(int dfd, const char *dir, const char *tmp)
+{
+	if (unlinkat(dfd, tmp, 0) < 0)
+		log_warn("incoming: unlink %s/%s: %s", dir, tmp,
+			 strerror(errno));
+}
+
 /* Write `n` bytes durably into a new temporary file `tmp` in dfd. */
 static int write_tmp(int dfd, const char *dir, const char *tmp, const char *p,
 		     size_t n)
@@ -339,7 +348,7 @@ out_close:
 	}
 	if (r < 0) {
 		log_err("incoming: %s %s/%s: %s", step, dir, tmp, strerror(-r));
-		unlinkat(dfd, tmp, 0);
+		remove_tmp(dfd, dir, tmp);
 	}
 	return r;
 }
@@ -450,7 +459,7 @@ static int keep_files(struct incoming *in, const char *base, const char *reuse,
 	if (r < 0) {
 		log_err("incoming: rename %s/%s: %s", in->rejdir, tmp,
 			strerror(-r));
-		unlinkat(dfd, tmp, 0);
+		remove_tmp(dfd, in->rejdir, tmp);
 		goto out_close;
 	}
 	snprintf(rname, sizeof(rname), "%s" SUFFIX_REASON, cand);
@@ -462,7 +471,7 @@ static int keep_files(struct incoming *in, const char *base, const char *reuse,
 		r = -errno;
 		log_err("incoming: rename %s/%s: %s", in->rejdir, tmp,
 			strerror(-r));
-		unlinkat(dfd, tmp, 0);
+		remove_tmp(dfd, in->rejdir, tmp);
 		goto out_close;
 	}
 	if (fsync(dfd) < 0) {
