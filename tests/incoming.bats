@@ -355,6 +355,35 @@ EOF
 	[ "$(listing)" = "" ]
 }
 
+@test "two mounts of one store committing at once lose and duplicate nothing" {
+	seed "$STORE"
+	iterfs_mount "$STORE"
+	first=$MNT
+	MNT=$BATS_TEST_TMPDIR/mnt2
+	iterfs_mount "$STORE"
+	for m in "$first" "$MNT"; do
+		python3 - "$m" <<'EOF' 3>&- &
+import json, os, sys
+mnt = sys.argv[1]
+for j in range(50):
+    with open(os.path.join(mnt, "incoming", f"d{j}"), "w") as f:
+        f.write(json.dumps({"code": f"{mnt} {j}"}))
+EOF
+	done
+	wait -n
+	wait -n
+	run python3 - "$STORE" "$first" "$MNT" <<'EOF'
+import json, sys
+recs = [json.loads(l) for l in open(sys.argv[1], encoding="utf-8")]
+nums = sorted(r["iteration"] for r in recs)
+want = {f"{m} {j}" for m in sys.argv[2:4] for j in range(50)}
+assert nums == list(range(103)), nums
+assert {r["code"] for r in recs[3:]} == want
+print("ok")
+EOF
+	[ "$output" = "ok" ]
+}
+
 @test "an empty drop closed without content leaves nothing behind" {
 	seed "$STORE"
 	before=$(sum "$STORE")
