@@ -46,8 +46,10 @@ extern const struct fuse_lowlevel_ops ifs_ops;
  * getattr must report the exact size, so a view is rendered before it is
  * read; lookup, getattr, open and read of one file then hit the same entry.
  * Entries are keyed by (iteration, line offset, line length, view), so a
- * record replaced by a later line is a different entry.  vc->lock (a mutex)
- * guards the slots; rendering happens outside it.  Thread-safe. */
+ * record replaced by a later line is a different entry.  Sizes are also kept
+ * in a larger direct-mapped table, because the kernel asks for attributes
+ * again after reads long after the bytes were evicted.  vc->lock (a mutex)
+ * guards both; rendering happens outside it.  Thread-safe. */
 
 int vcache_new(size_t slots, struct vcache **out);
 void vcache_free(struct vcache *vc);

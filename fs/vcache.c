@@ -17,11 +17,27 @@ struct vslot {
 	struct buf data;
 };
 
+/* Sizes outlive the rendered bytes: the kernel asks for attributes again
+ * after every read of a writable mount (the atime it must refresh), long
+ * after the bytes left the LRU.  Direct-mapped: a collision overwrites. */
+struct vsize {
+	bool used;
+	bool present;
+	enum view_kind kind;
+	uint32_t len;
+	int64_t iter;
+	uint64_t offset;
+	uint64_t size;
+};
+
+#define VSIZE_SLOTS 65536
+
 struct vcache {
 	pthread_mutex_t lock; /* guards everything below */
 	struct vslot *slot;
 	size_t nslot;
 	uint64_t clock;
+	struct vsize *sizes;  /* VSIZE_SLOTS of them */
 };
 
 int vcache_new(size_t slots, struct vcache **out)
@@ -37,12 +53,19 @@ int vcache_new(size_t slots, struct vcache **out)
 		goto out_free;
 	}
 	vc->nslot = slots;
+	vc->sizes = calloc(VSIZE_SLOTS, sizeof(*vc->sizes));
+	if (!vc->sizes) {
+		r = -ENOMEM;
+		goto out_slots;
+	}
 	r = -pthread_mutex_init(&vc->lock, NULL);
 	if (r < 0)
-		goto out_slots;
+		goto out_sizes;
 	*out = vc;
 	return 0;
 
+out_sizes:
+	free(vc->sizes);
 out_slots:
 	free(vc->slot);
 out_free:
@@ -59,6 +82,7 @@ void vcache_free(struct vcache *vc)
 	for (i = 0; i < vc->nslot; i++)
 		buf_free(&vc->slot[i].data);
 	pthread_mutex_destroy(&vc->lock);
+	free(vc->sizes);
 	free(vc->slot);
 	free(vc);
 }
@@ -72,7 +96,24 @@ void vcache_clear(struct vcache *vc)
 		buf_free(&vc->slot[i].data);
 		vc->slot[i].used = false;
 	}
+	memset(vc->sizes, 0, VSIZE_SLOTS * sizeof(*vc->sizes));
 	pthread_mutex_unlock(&vc->lock);
+}
+
+static struct vsize *size_slot(struct vcache *vc, const struct store_rec *rec,
+			       enum view_kind k)
+{
+	uint64_t h = ((uint64_t)rec->iter * VIEW_COUNT + (uint64_t)k) *
+		     UINT64_C(0x9e3779b97f4a7c15);
+
+	return &vc->sizes[h >> (64 - 16)];
+}
+
+static bool size_is(const struct vsize *z, const struct store_rec *rec,
+		    enum view_kind k)
+{
+	return z->used && z->iter == rec->iter && z->offset == rec->offset &&
+	       z->len == rec->len && z->kind == k;
 }
 
 static bool slot_is(const struct vslot *v, const struct store_rec *rec,
@@ -115,11 +156,19 @@ int vcache_get(struct vcache *vc, struct store *s, const struct store_rec *rec,
 {
 	struct buf line = BUF_INIT, view = BUF_INIT;
 	struct vslot *v;
+	struct vsize *z;
 	bool has;
 	size_t i;
 	int r;
 
 	pthread_mutex_lock(&vc->lock);
+	z = size_slot(vc, rec, k);
+	if (!out && size_is(z, rec, k)) {
+		*present = z->present;
+		*size = z->size;
+		pthread_mutex_unlock(&vc->lock);
+		return 0;
+	}
 	for (i = 0; i < vc->nslot; i++) {
 		if (slot_is(&vc->slot[i], rec, k)) {
 			vc->slot[i].stamp = ++vc->clock;
@@ -154,6 +203,9 @@ int vcache_get(struct vcache *vc, struct store *s, const struct store_rec *rec,
 	v->len = rec->len;
 	v->kind = k;
 	v->stamp = ++vc->clock;
+	*z = (struct vsize){ .used = true, .present = has, .kind = k,
+			     .len = rec->len, .iter = rec->iter,
+			     .offset = rec->offset, .size = v->data.len };
 	r = slot_copy(v, present, size, off, max, out);
 	pthread_mutex_unlock(&vc->lock);
 
