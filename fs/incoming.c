@@ -95,7 +95,10 @@ struct ent {
 	uint64_t kept_gen;        /* gen whose bytes the kept copy holds */
 };
 
-/* A commit request; it lives on the stack of the thread that waits for it. */
+/* A commit request; it lives on the stack of the thread that waits for it.
+ * The waiter fills data and len before queuing it; the committer fills the
+ * results without the lock (nobody reads them yet), then sets `done` under
+ * in->lock, after which they belong to the waiter again. */
 struct job {
 	char *data;
 	size_t len;
