@@ -542,3 +542,18 @@ sys.stdout.buffer.write(c.encode())' "$f" "$n")
 	[ "$(ls "$MNT/by-hash" | wc -l)" -eq "$(python3 "$EXPECT" tree "$BATS_TEST_TMPDIR/g.jsonl" "$BATS_TEST_TMPDIR/exp" && ls "$BATS_TEST_TMPDIR/exp/by-hash" | wc -l)" ]
 	diff <(ls "$MNT/by-hash") <(ls "$BATS_TEST_TMPDIR/exp/by-hash")
 }
+
+@test "eight readers at once all read the exact bytes" {
+	gen "$BATS_TEST_TMPDIR/g.jsonl" --records 400 --seed 13 --code-bytes 2000
+	iterfs_mount "$BATS_TEST_TMPDIR/g.jsonl"
+	python3 "$EXPECT" tree "$BATS_TEST_TMPDIR/g.jsonl" "$BATS_TEST_TMPDIR/exp"
+	local want i
+	want=$(cd "$BATS_TEST_TMPDIR/exp" && cat iterations/*/record.json iterations/*/code.py | sha256sum)
+	for i in 1 2 3 4 5 6 7 8; do
+		(cd "$MNT" && cat iterations/*/record.json iterations/*/code.py | sha256sum >"$BATS_TEST_TMPDIR/r$i") &
+	done
+	wait
+	for i in 1 2 3 4 5 6 7 8; do
+		[ "$(cat "$BATS_TEST_TMPDIR/r$i")" = "$want" ]
+	done
+}
