@@ -259,7 +259,7 @@ static int node_get(struct ifs *fs, uint64_t ino, struct fuse_entry_param *e)
 
 	memset(e, 0, sizeof(*e));
 	e->ino = ino;
-	if (ino >= INCOMING_INO_BASE) {
+	if (incoming_owns(ino)) {
 		if (!fs->in)
 			return -ENOENT;
 		r = incoming_getattr(fs->in, ino, &ia);
@@ -343,7 +343,7 @@ static bool is_dir_ino(uint64_t ino)
 	enum ino_kind k;
 	int64_t n;
 
-	if (ino >= INCOMING_INO_BASE)
+	if (incoming_owns(ino))
 		return false;
 	if (!ino_split(ino, &n, &k))
 		return true;
@@ -482,7 +482,7 @@ static int do_lookup(struct ifs *fs, uint64_t parent, const char *name,
 		return 0;
 	default:
 		if (!ino_split(parent, &n, &k))
-			return parent >= INCOMING_INO_BASE ? -ENOTDIR : -ENOENT;
+			return incoming_owns(parent) ? -ENOTDIR : -ENOENT;
 		if (k == IK_ITER_DIR) {
 			r = view_by_name(name, &v);
 			if (r == 0)
@@ -543,7 +543,7 @@ static int do_setattr(struct ifs *fs, uint64_t ino, const struct stat *attr,
 {
 	int r;
 
-	if (ino < INCOMING_INO_BASE || !fs->in)
+	if (!incoming_owns(ino) || !fs->in)
 		return -EROFS;
 	/* A drop belongs to the mounting user and has no mode of its own;
 	 * times (touch, cp -p) are accepted and not kept. */
@@ -616,7 +616,7 @@ static mode_t ino_type(uint64_t ino)
 	enum ino_kind k;
 	int64_t n;
 
-	if (ino >= INCOMING_INO_BASE)
+	if (incoming_owns(ino))
 		return S_IFREG;
 	if (!ino_split(ino, &n, &k))
 		return S_IFDIR;
@@ -877,7 +877,7 @@ static int do_readdir(struct dfill *f, uint64_t ino, off_t off)
 		return fill_incoming(f, off);
 	}
 	if (!ino_split(ino, &n, &k))
-		return ino >= INCOMING_INO_BASE ? -ENOTDIR : -ENOENT;
+		return incoming_owns(ino) ? -ENOTDIR : -ENOENT;
 	if (k == IK_ITER_DIR)
 		return fill_iter_dir(f, n, off);
 	if (k == IK_HASH_DIR)
@@ -981,7 +981,7 @@ static int do_open(struct ifs *fs, uint64_t ino, struct fuse_file_info *fi)
 	struct fuse_entry_param e;
 	int r;
 
-	if (ino >= INCOMING_INO_BASE) {
+	if (incoming_owns(ino)) {
 		if (!fs->in)
 			return -ENOENT;
 		r = incoming_open(fs->in, ino, fi->flags);
@@ -1016,7 +1016,7 @@ static void ifs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	/* An interrupted open is never released by the kernel. */
-	if (fuse_reply_open(req, fi) != 0 && ino >= INCOMING_INO_BASE)
+	if (fuse_reply_open(req, fi) != 0 && incoming_owns(ino))
 		incoming_release(fs->in, ino);
 }
 
@@ -1033,7 +1033,7 @@ static int do_read(struct ifs *fs, uint64_t ino, size_t size, off_t off,
 
 	if (off < 0)
 		return -EINVAL;
-	if (ino >= INCOMING_INO_BASE) {
+	if (incoming_owns(ino)) {
 		if (!fs->in)
 			return -ENOENT;
 		return incoming_read(fs->in, ino, (uint64_t)off, size, out);
@@ -1073,7 +1073,7 @@ static void ifs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 static int do_write(struct ifs *fs, uint64_t ino, const char *data,
 		    size_t size, off_t off)
 {
-	if (ino < INCOMING_INO_BASE || !fs->in)
+	if (!incoming_owns(ino) || !fs->in)
 		return -EROFS;
 	if (off < 0)
 		return -EINVAL;
@@ -1098,7 +1098,7 @@ static void ifs_flush(fuse_req_t req, fuse_ino_t ino,
 	struct ifs *fs = fs_of(req);
 	int r = 0;
 
-	if (ino >= INCOMING_INO_BASE && fs->in && handle_writes(fi))
+	if (incoming_owns(ino) && fs->in && handle_writes(fi))
 		r = incoming_flush(fs->in, ino);
 	if (r < 0)
 		reply_err(req, "flush", ino, r);
@@ -1114,7 +1114,7 @@ static void ifs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 
 	(void)datasync;
 	(void)fi;
-	if (ino >= INCOMING_INO_BASE && fs->in)
+	if (incoming_owns(ino) && fs->in)
 		r = incoming_fsync(fs->in, ino);
 	if (r < 0)
 		reply_err(req, "fsync", ino, r);
@@ -1129,7 +1129,7 @@ static void ifs_release(fuse_req_t req, fuse_ino_t ino,
 	int r = 0;
 
 	(void)fi;
-	if (ino >= INCOMING_INO_BASE && fs->in)
+	if (incoming_owns(ino) && fs->in)
 		r = incoming_release(fs->in, ino);
 	/* Nobody waits for this answer; the drop box logged the reason. */
 	if (r < 0)
@@ -1247,7 +1247,7 @@ static int do_access(struct ifs *fs, uint64_t ino, int mask)
 		return r;
 	if (!(mask & W_OK))
 		return 0;
-	if (ino == INO_INCOMING || ino >= INCOMING_INO_BASE)
+	if (ino == INO_INCOMING || incoming_owns(ino))
 		return (e.attr.st_mode & 0200) ? 0 : -EACCES;
 	return -EROFS;
 }
