@@ -55,8 +55,8 @@ int vcache_new(size_t slots, struct vcache **out);
 void vcache_free(struct vcache *vc);
 /* View `k` of the record `rec`: *present says whether the record has that
  * file, *size its length; when `out` is non-NULL, bytes [off, off + max) of
- * it are appended.  Returns 0, -ENOENT (the record is gone), -EIO, -EINVAL
- * (the line is no longer a record), -ENOMEM. */
+ * it are appended.  Returns 0, -ENOENT (the record is gone), -EIO (also
+ * when the line is not a record after all: logged), -ENOMEM. */
 int vcache_get(struct vcache *vc, struct store *s, const struct store_rec *rec,
 	       enum view_kind k, bool *present, uint64_t *size, uint64_t off,
 	       size_t max, struct buf *out);

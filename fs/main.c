@@ -589,7 +589,7 @@ int main(int argc, char *argv[])
 	if (rc)
 		goto out_session;
 	log_set_sink(hold_sink);
-	r = store_open(path, STORE_TIMES, &fs.store);
+	r = store_open(path, STORE_TIMES | STORE_VALIDATE, &fs.store);
 	log_set_sink(NULL);
 	if (r == 0)
 		held_replay();

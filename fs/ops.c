@@ -815,6 +815,11 @@ static int fill_iter_dir(struct dfill *f, int64_t n, off_t off)
 	if (r < 0)
 		goto out;
 	r = view_mask(line.data, line.len, &mask);
+	if (r == -EINVAL) {
+		log_err("%s: iteration %" PRId64 ": not a JSON object",
+			store_path(f->fs->store), n);
+		r = -EIO;
+	}
 	if (r < 0)
 		goto out;
 	r = fill_dots(f, ino_make(n, IK_ITER_DIR), INO_ITERATIONS, &off);

@@ -2,9 +2,12 @@
 #include "iterfs.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "log.h"
 
 struct vslot {
 	bool used;
@@ -184,6 +187,13 @@ int vcache_get(struct vcache *vc, struct store *s, const struct store_rec *rec,
 	if (r < 0)
 		goto out_line;
 	r = view_render(line.data, line.len, k, &view, &has);
+	if (r == -EINVAL) {
+		/* The index trusted a line that is no record after all. */
+		log_err("%s: iteration %" PRId64 " (line %" PRIu64
+			"): not a JSON object", store_path(s), rec->iter,
+			rec->lineno);
+		r = -EIO;
+	}
 	if (r < 0)
 		goto out_view;
 

@@ -557,3 +557,20 @@ sys.stdout.buffer.write(c.encode())' "$f" "$n")
 		[ "$(cat "$BATS_TEST_TMPDIR/r$i")" = "$want" ]
 	done
 }
+
+@test "lines that are no record, even ones that start like one, are skipped and reported" {
+	printf '%s\n' '{"iteration": 0, "code": "a"}' '{"iteration": 1, "code": "b" oops}' \
+		'{"iteration": 2, "code": "c"}' 'not json' >"$BATS_TEST_TMPDIR/bad.jsonl"
+	printf '%s' '{"iteration": 3, "code": "torn' >>"$BATS_TEST_TMPDIR/bad.jsonl"
+	run "$ITERFS" -f -o ro "$BATS_TEST_TMPDIR/bad.jsonl" "$BATS_TEST_TMPDIR/nomnt"
+	[ "$status" -eq 3 ]
+	[[ "${lines[0]}" == *"3 lines not shown"*"(line 2, 4, 5)" ]]
+	iterfs_mount "$BATS_TEST_TMPDIR/bad.jsonl"
+	[ "$(ls "$MNT/iterations" | tr '\n' ' ')" = "0 2 " ]
+	[ "$(readlink "$MNT/latest")" = iterations/2 ]
+	assert_tree "$BATS_TEST_TMPDIR/bad.jsonl"
+	# Completing the torn line makes it a record.
+	printf '"}\n' >>"$BATS_TEST_TMPDIR/bad.jsonl"
+	timeout 2 bash -c "until [ -e '$MNT/iterations/3' ]; do :; done"
+	[ "$(cat "$MNT/iterations/3/code.py")" = torn ]
+}
