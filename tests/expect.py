@@ -6,7 +6,8 @@ computed independently of the C code, for the mount tests.
                                       with the promised modes and mtimes
     expect.py manifest DIR            one line per entry below DIR:
                                       path type mode size mtime [target]
-    expect.py mtime STORE N           the expected st_mtime of iterations/N
+    expect.py mtime STORE N...        the expected st_mtime of iterations/N,
+                                      one line each
     expect.py latest STORE            the highest iteration number, or nothing
 
 Numbers and literals are kept as text (1E-5, NaN and big integers stay as
@@ -241,8 +242,10 @@ def main(argv):
         tree(argv[1], argv[2], "--ro" in argv[3:])
     elif len(argv) == 2 and argv[0] == "manifest":
         manifest(argv[1])
-    elif len(argv) == 3 and argv[0] == "mtime":
-        print(timestamp(load(argv[1])[int(argv[2])]))
+    elif len(argv) >= 3 and argv[0] == "mtime":
+        recs = load(argv[1])
+        for n in argv[2:]:
+            print(timestamp(recs[int(n)]))
     elif len(argv) == 2 and argv[0] == "latest":
         recs = load(argv[1])
         if recs:
