@@ -38,6 +38,9 @@ struct ifs {
 	gid_t gid;
 	bool ro;
 	size_t max_record;
+	/* Set by init, before the kernel sends any other request: the mount
+	 * is read-only and the kernel can open files without asking us. */
+	bool no_open;
 };
 
 extern const struct fuse_lowlevel_ops ifs_ops;

@@ -1020,6 +1020,13 @@ static void ifs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		reply_err(req, "open", ino, r);
 		return;
 	}
+	/* Zero-message opens: from now on the kernel opens (keeping the
+	 * cache) and closes files without a request, which is most of the
+	 * cost of reading many small files. */
+	if (fs->no_open && !incoming_owns(ino)) {
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
 	/* An interrupted open is never released by the kernel. */
 	if (fuse_reply_open(req, fi) != 0 && incoming_owns(ino))
 		incoming_release(fs->in, ino);
@@ -1103,6 +1110,11 @@ static void ifs_flush(fuse_req_t req, fuse_ino_t ino,
 	struct ifs *fs = fs_of(req);
 	int r = 0;
 
+	/* Without incoming/ nothing needs a flush: tell the kernel once. */
+	if (fs->ro) {
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
 	if (incoming_owns(ino) && fs->in && handle_writes(fi))
 		r = incoming_flush(fs->in, ino);
 	if (r < 0)
@@ -1289,7 +1301,11 @@ static void ifs_statfs(fuse_req_t req, fuse_ino_t ino)
 
 static void ifs_init(void *userdata, struct fuse_conn_info *conn)
 {
-	(void)userdata;
+	struct ifs *fs = userdata;
+
+	/* Only a mount without incoming/ can do without open and release:
+	 * the drop box counts its writers through them. */
+	fs->no_open = fs->ro && (conn->capable & FUSE_CAP_NO_OPEN_SUPPORT);
 	if (conn->capable & FUSE_CAP_READDIRPLUS)
 		conn->want |= FUSE_CAP_READDIRPLUS;
 	if (conn->capable & FUSE_CAP_CACHE_SYMLINKS)

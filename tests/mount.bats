@@ -590,3 +590,21 @@ PY
 	timeout 2 bash -c "until [ -e '$MNT/iterations/3' ]; do :; done"
 	[ "$(cat "$MNT/iterations/3/code.py")" = torn ]
 }
+
+@test "with -o ro files are opened and closed without a request to the daemon" {
+	gen "$BATS_TEST_TMPDIR/g.jsonl" --records 50 --seed 14 --code-bytes 300
+	python3 "$EXPECT" tree "$BATS_TEST_TMPDIR/g.jsonl" "$BATS_TEST_TMPDIR/exp" --ro
+	MNT=$BATS_TEST_TMPDIR/mnt
+	mkdir -p "$MNT"
+	"$ITERFS" -d -o ro "$BATS_TEST_TMPDIR/g.jsonl" "$MNT" 3>&- 2>"$BATS_TEST_TMPDIR/log" &
+	local pid=$!
+	echo "$MNT $pid" >>"$BATS_TEST_TMPDIR/.mounts"
+	timeout 10 bash -c "until mountpoint -q '$MNT'; do :; done"
+	diff -r --no-dereference "$BATS_TEST_TMPDIR/exp" "$MNT"
+	cat "$MNT"/iterations/*/record.json >/dev/null
+	# The first open is answered "not needed", the kernel asks no more.
+	[ "$(grep -ac 'opcode: OPEN ' "$BATS_TEST_TMPDIR/log")" -eq 1 ]
+	[ "$(grep -ac 'opcode: RELEASE ' "$BATS_TEST_TMPDIR/log")" -eq 0 ]
+	[ "$(grep -ac 'opcode: FLUSH ' "$BATS_TEST_TMPDIR/log")" -le 1 ]
+	[ "$(grep -ac 'opcode: READ ' "$BATS_TEST_TMPDIR/log")" -gt 100 ]
+}
