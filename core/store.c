@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fileio.h"
 #include "jtext.h"
 #include "log.h"
 #include "record.h"
@@ -166,26 +167,6 @@ static int grow(void **p, size_t *cap, size_t need, size_t size)
 		return -ENOMEM;
 	*p = q;
 	*cap = c;
-	return 0;
-}
-
-static int pread_full(int fd, void *buf, size_t len, uint64_t off)
-{
-	char *p = buf;
-
-	while (len) {
-		ssize_t r = pread(fd, p, len, (off_t)off);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return -errno;
-		if (r == 0)
-			return -EIO;
-		p += r;
-		len -= (size_t)r;
-		off += (uint64_t)r;
-	}
 	return 0;
 }
 
@@ -468,7 +449,7 @@ static int hash_line(int fd, const struct ent *e, struct buf *line,
 	r = buf_reserve(line, e->len);
 	if (r < 0)
 		return r;
-	r = pread_full(fd, line->data, e->len, e->off);
+	r = fileio_pread_full(fd, line->data, e->len, e->off);
 	if (r < 0)
 		return r;
 	line->len = e->len;
@@ -1241,9 +1222,9 @@ static int same_prefix(int a, int b, uint64_t len, bool *same)
 	while (off < len && *same) {
 		size_t n = len - off < CMP_CHUNK ? (size_t)(len - off) : CMP_CHUNK;
 
-		r = pread_full(a, x, n, off);
+		r = fileio_pread_full(a, x, n, off);
 		if (r == 0)
-			r = pread_full(b, y, n, off);
+			r = fileio_pread_full(b, y, n, off);
 		if (r < 0)
 			goto out;
 		*same = memcmp(x, y, n) == 0;
@@ -1463,7 +1444,7 @@ int store_read(struct store *s, int64_t iter, struct buf *line)
 	r = buf_reserve(line, e.len);
 	if (r < 0)
 		goto out;
-	r = pread_full(s->fd, line->data + line->len, e.len, e.off);
+	r = fileio_pread_full(s->fd, line->data + line->len, e.len, e.off);
 	if (r < 0)
 		goto out;
 	line->len += e.len;

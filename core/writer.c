@@ -38,6 +38,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fileio.h"
 #include "log.h"
 
 #define TMP_TAG ".iterfs-tmp."
@@ -228,24 +229,6 @@ static int take_lock(const struct paths *pp, const struct fault *f, int *fd)
 	return 0;
 }
 
-static int write_full(int fd, const char *p, size_t len, uint64_t off)
-{
-	while (len) {
-		ssize_t w = pwrite(fd, p, len, (off_t)off);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -errno;
-		if (w == 0)
-			return -EIO;
-		p += w;
-		len -= (size_t)w;
-		off += (uint64_t)w;
-	}
-	return 0;
-}
-
 static int copy_rw(int out, int in, uint64_t from, uint64_t size)
 {
 	char *b = malloc(COPY_CHUNK);
@@ -268,7 +251,7 @@ static int copy_rw(int out, int in, uint64_t from, uint64_t size)
 			r = -EIO;
 			break;
 		}
-		r = write_full(out, b, (size_t)n, from);
+		r = fileio_pwrite_full(out, b, (size_t)n, from);
 		if (r < 0)
 			break;
 		from += (uint64_t)n;
@@ -346,7 +329,7 @@ static int rewrite(struct store *s, const struct paths *pp,
 	struct stat ost;
 	uint64_t size = 0;
 	char last;
-	int tfd = -1, ofd = -1, dfd, r;
+	int tfd = -1, ofd = -1, r;
 	ssize_t n;
 
 	*renamed = false;
@@ -374,12 +357,12 @@ static int rewrite(struct store *s, const struct paths *pp,
 		else if (n == 0)
 			r = -EIO;
 		if (!r && last != '\n') {
-			r = write_full(tfd, "\n", 1, size);
+			r = fileio_pwrite_full(tfd, "\n", 1, size);
 			size++;
 		}
 	}
 	if (!r)
-		r = write_full(tfd, lines, len, size);
+		r = fileio_pwrite_full(tfd, lines, len, size);
 	if (r < 0) {
 		fail("append", pp->tmp, r);
 		goto out_unlink;
@@ -404,14 +387,7 @@ static int rewrite(struct store *s, const struct paths *pp,
 	*step = "fsync_dir";
 	r = fault_at(f, "fsync_dir");
 	if (!r) {
-		dfd = open(pp->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (dfd < 0) {
-			r = -errno;
-		} else {
-			if (fsync(dfd) < 0)
-				r = -errno;
-			close(dfd);
-		}
+		r = fileio_fsync_dir(pp->dir);
 	}
 	if (r < 0) {
 		log_err("commit: fsync_dir %s: %s (the store was already "

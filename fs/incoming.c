@@ -46,6 +46,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fileio.h"
 #include "jtext.h"
 #include "log.h"
 #include "writer.h"
@@ -291,19 +292,10 @@ static int ent_add_file(struct incoming *in, enum ent_kind kind,
 
 static int fsync_dir(const char *dir)
 {
-	int fd, r = 0;
+	int r = fileio_fsync_dir(dir);
 
-	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0) {
-		r = -errno;
-		log_err("incoming: open directory %s: %s", dir, strerror(-r));
-		return r;
-	}
-	if (fsync(fd) < 0) {
-		r = -errno;
+	if (r < 0)
 		log_err("incoming: fsync directory %s: %s", dir, strerror(-r));
-	}
-	close(fd);
 	return r;
 }
 
@@ -321,7 +313,6 @@ static int write_tmp(int dfd, const char *dir, const char *tmp, const char *p,
 		     size_t n)
 {
 	const char *step = "write";
-	ssize_t w;
 	int fd, r = 0;
 
 	fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
@@ -330,17 +321,9 @@ static int write_tmp(int dfd, const char *dir, const char *tmp, const char *p,
 		log_err("incoming: create %s/%s: %s", dir, tmp, strerror(-r));
 		return r;
 	}
-	while (n > 0) {
-		w = write(fd, p, n);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			r = -errno;
-			goto out_close;
-		}
-		p += w;
-		n -= (size_t)w;
-	}
+	r = fileio_pwrite_full(fd, p, n, 0);
+	if (r < 0)
+		goto out_close;
 	step = "fsync";
 	if (fsync(fd) < 0)
 		r = -errno;
@@ -1115,29 +1098,19 @@ out_unlock:
 static int read_file(const char *path, uint64_t off, size_t size,
 		     struct buf *out)
 {
-	ssize_t got;
+	size_t got;
 	int fd, r;
 
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
 	r = buf_reserve(out, size);
-	while (!r && size > 0) {
-		got = pread(fd, out->data + out->len, size, (off_t)off);
-		if (got < 0) {
-			if (errno == EINTR)
-				continue;
-			r = -errno;
-			break;
-		}
-		if (got == 0)
-			break;
-		out->len += (size_t)got;
-		off += (uint64_t)got;
-		size -= (size_t)got;
-	}
-	if (out->data)
+	if (!r)
+		r = fileio_pread_upto(fd, out->data + out->len, size, off, &got);
+	if (!r) {
+		out->len += got;
 		out->data[out->len] = '\0';
+	}
 	close(fd);
 	return r;
 }

@@ -1,0 +1,28 @@
+/* fileio.h - the read, write and fsync loops every module needs once.
+ *
+ * Each loops over short transfers and EINTR, checks every result, and
+ * returns 0 or -errno; none logs (the caller knows the step and the path and
+ * logs them).  Thread-safe: they use only positioned I/O on the caller's fd.
+ */
+#ifndef ITERFS_FILEIO_H
+#define ITERFS_FILEIO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Read exactly `len` bytes at `off`.  -EIO when the file ends first (it
+ * shrank under us). */
+int fileio_pread_full(int fd, void *buf, size_t len, uint64_t off);
+
+/* Read up to `len` bytes at `off`, stopping early at end of file; *got is
+ * how many were read. */
+int fileio_pread_upto(int fd, void *buf, size_t len, uint64_t off,
+		      size_t *got);
+
+/* Write all `len` bytes at `off`.  A write that makes no progress is -EIO. */
+int fileio_pwrite_full(int fd, const void *p, size_t len, uint64_t off);
+
+/* fsync a directory, so that a rename or create in it is durable. */
+int fileio_fsync_dir(const char *dir);
+
+#endif
