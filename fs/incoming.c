@@ -936,14 +936,15 @@ void incoming_free(struct incoming *in)
 
 /* --- requests ------------------------------------------------------------ */
 
-int incoming_lookup(struct incoming *in, const char *name,
-		    struct incoming_attr *a)
+/* Attributes of the entry named `name`, or (name NULL) numbered `ino`. */
+static int attr_of(struct incoming *in, const char *name, uint64_t ino,
+		   struct incoming_attr *a)
 {
 	struct ent *e;
 	int r = -ENOENT;
 
 	pthread_mutex_lock(&in->lock);
-	e = find_name(in, name);
+	e = name ? find_name(in, name) : find_ino(in, ino);
 	if (e) {
 		ent_attr(e, a);
 		r = 0;
@@ -952,20 +953,16 @@ int incoming_lookup(struct incoming *in, const char *name,
 	return r;
 }
 
+int incoming_lookup(struct incoming *in, const char *name,
+		    struct incoming_attr *a)
+{
+	return attr_of(in, name, 0, a);
+}
+
 int incoming_getattr(struct incoming *in, uint64_t ino,
 		     struct incoming_attr *a)
 {
-	struct ent *e;
-	int r = -ENOENT;
-
-	pthread_mutex_lock(&in->lock);
-	e = find_ino(in, ino);
-	if (e) {
-		ent_attr(e, a);
-		r = 0;
-	}
-	pthread_mutex_unlock(&in->lock);
-	return r;
+	return attr_of(in, NULL, ino, a);
 }
 
 int incoming_list(struct incoming *in, size_t start,
