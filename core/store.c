@@ -264,14 +264,22 @@ static int scan_line(struct scan *sc, const char *p, size_t len, uint64_t off,
 	if (trust) {
 		if (p[end - 1] != '}')
 			goto skip;
-	} else if (jtext_parse_value(p, len, &v) < 0 ||
-		   jtext_type(v) != JTEXT_OBJECT) {
+	} else if (!(sc->flags & STORE_TIMES) &&
+		   (jtext_parse_value(p, len, &v) < 0 ||
+		    jtext_type(v) != JTEXT_OBJECT)) {
+		/* With STORE_TIMES, record_timestamp below walks every member
+		 * and so validates the object: one pass instead of two. */
 		goto skip;
 	}
 	if (record_iteration(p, len, &n, &found) < 0 || !found)
 		goto skip;
 	if (sc->flags & STORE_TIMES) {
-		if (record_timestamp(p, len, &t, &found) < 0 || !found)
+		r = record_timestamp(p, len, &t, &found);
+		if (r == -ENOMEM)
+			return r;
+		if (r < 0 && !trust)
+			goto skip;
+		if (r < 0 || !found)
 			t = 0;
 		r = grow((void **)&sc->t, &sc->tcap, sc->n + 1, sizeof(*sc->t));
 		if (r < 0)
