@@ -48,7 +48,7 @@ for ((i = 0; i < runs; i++)); do
 	wc_t+=("$(secs "$t0" "$t1")")
 	t0=$(now); out=$("$bench" "$hist"); t1=$(now)
 	idx_t+=("$(secs "$t0" "$t1")")
-	t0=$(now); "$bench" "$hist" times >/dev/null; t1=$(now)
+	t0=$(now); "$bench" "$hist" mount >/dev/null; t1=$(now)
 	times_t+=("$(secs "$t0" "$t1")")
 	t0=$(now); "$bench" "$hist" validate >/dev/null; t1=$(now)
 	val_t+=("$(secs "$t0" "$t1")")
@@ -76,7 +76,7 @@ echo "| command | seconds | vs wc -l |"
 echo "|---|---|---|"
 echo "| wc -l | $m_wc | 1.00 |"
 echo "| store_open | $m_idx | $(ratio "$m_idx" "$m_wc") |"
-echo "| store_open, STORE_TIMES | $m_times | $(ratio "$m_times" "$m_wc") |"
+echo "| store_open, STORE_TIMES + STORE_VALIDATE (the mount) | $m_times | $(ratio "$m_times" "$m_wc") |"
 echo "| store_open, STORE_VALIDATE | $m_val | $(ratio "$m_val" "$m_wc") |"
 echo "| first by-hash use (decode + SHA-256 of every code, in-process) | $m_hash | $(ratio "$m_hash" "$m_wc") |"
 echo
