@@ -5,18 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-pkgs=(build-essential meson ninja-build pkg-config libfuse3-dev fuse3 libcjson-dev
-      libssl-dev bats python3 rsync tar strace e2fsprogs xfsprogs util-linux)
-missing=()
-for p in "${pkgs[@]}"; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-	echo "installing: ${missing[*]}"
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -qq
-	apt-get install -y -qq --no-install-recommends "${missing[@]}"
-fi
+. contrib/deps.sh
+iterfs_install_deps
 
 dir=build suite=()
 if [ "${1:-}" = --sanitize ]; then

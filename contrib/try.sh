@@ -13,22 +13,8 @@ cd "$(dirname "$0")/.."
 MNT=${MNT:-/tmp/iterfs-try}
 BUILD=${BUILD:-build}
 
-# The packages contrib/test.sh installs, from its own list.
-eval "$(sed -n '/^pkgs=(/,/)/p' contrib/test.sh)"
-missing=()
-for p in "${pkgs[@]}"; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-	if [ "$(id -u)" -ne 0 ]; then
-		echo "try.sh: missing packages: ${missing[*]}; run as root to install them" >&2
-		exit 1
-	fi
-	echo "installing: ${missing[*]}"
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -qq
-	apt-get install -y -qq --no-install-recommends "${missing[@]}"
-fi
+. contrib/deps.sh
+iterfs_install_deps
 
 [ -d "$BUILD" ] || meson setup "$BUILD"
 ninja -C "$BUILD"
@@ -44,7 +30,7 @@ fi
 "$BUILD/fs/iterfs" "$store" "$MNT"
 
 n=$(ls "$MNT/iterations" | wc -l)
-first=$(ls "$MNT/by-hash" | head -n 1)
+first=$(ls "$MNT/by-hash" | sed -n 1p)
 a=$(ls "$MNT/iterations" | sort -n | sed -n 1p)
 b=$(ls "$MNT/iterations" | sort -n | sed -n 2p)
 cat <<TXT
