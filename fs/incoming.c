@@ -1088,6 +1088,22 @@ out_unlock:
 	return r;
 }
 
+/* With in->lock held: the drop `ino` names, once no commit of it is under
+ * way, for a request that changes its bytes.  -ENOENT, or -EACCES for a
+ * kept (rejected) file, which is read-only. */
+static int drop_for_change(struct incoming *in, uint64_t ino, struct ent **out)
+{
+	struct ent *d = find_ino(in, ino);
+
+	if (!d)
+		return -ENOENT;
+	if (d->kind != ENT_DROP)
+		return -EACCES;
+	wait_idle(in, d);
+	*out = d;
+	return 0;
+}
+
 int incoming_write(struct incoming *in, uint64_t ino, const char *data,
 		   size_t n, uint64_t off)
 {
@@ -1096,16 +1112,9 @@ int incoming_write(struct incoming *in, uint64_t ino, const char *data,
 	int r = 0;
 
 	pthread_mutex_lock(&in->lock);
-	d = find_ino(in, ino);
-	if (!d) {
-		r = -ENOENT;
+	r = drop_for_change(in, ino, &d);
+	if (r < 0)
 		goto out_unlock;
-	}
-	if (d->kind != ENT_DROP) {
-		r = -EACCES;
-		goto out_unlock;
-	}
-	wait_idle(in, d);
 	if (off < d->committed) {
 		r = -EINVAL;
 		goto out_unlock;
@@ -1192,16 +1201,9 @@ int incoming_truncate(struct incoming *in, uint64_t ino, uint64_t size)
 	int r = 0;
 
 	pthread_mutex_lock(&in->lock);
-	d = find_ino(in, ino);
-	if (!d) {
-		r = -ENOENT;
+	r = drop_for_change(in, ino, &d);
+	if (r < 0)
 		goto out_unlock;
-	}
-	if (d->kind != ENT_DROP) {
-		r = -EACCES;
-		goto out_unlock;
-	}
-	wait_idle(in, d);
 	if (size == 0) {
 		drop_reset(d);
 		goto out_unlock;
