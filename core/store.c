@@ -28,6 +28,8 @@
 #define SCAN_CHUNK ((size_t)1 << 20)
 #define CMP_CHUNK ((size_t)1 << 20)
 #define HASH_THREADS 8
+/* Past this many unread iterations, "everything changed" says as much. */
+#define UNREAD_MAX ((size_t)1 << 16)
 #define HASH_PARALLEL_MIN 2048
 #define HASH_PATCH_MAX 64
 
@@ -95,6 +97,8 @@ struct store {
 	struct timespec mtim;    /* guarded by store->lock */
 	struct idx ix;           /* guarded by store->lock */
 	uint64_t generation;     /* guarded by store->lock */
+	/* Changes since the last store_changes_take, whoever refreshed. */
+	struct store_change unread; /* guarded by update_mu */
 };
 
 /* A lock that fails is a bug in this file, not a runtime condition. */
@@ -1340,6 +1344,7 @@ void store_close(struct store *s)
 		close(s->fd);
 	pthread_rwlock_destroy(&s->lock);
 	pthread_mutex_destroy(&s->update_mu);
+	store_change_free(&s->unread);
 	free(s->path);
 	free(s);
 }
@@ -1464,19 +1469,66 @@ out:
 	return r;
 }
 
+/* Add what one refresh or adopt found to s->unread (update_mu held), then
+ * hand it to the caller's chg or free it.  A merge that cannot allocate
+ * widens to "everything changed", never to "nothing". */
+static void change_note(struct store *s, struct store_change *found,
+			struct store_change *chg)
+{
+	struct store_change *u = &s->unread;
+	int64_t *v;
+
+	if (found->changed) {
+		u->changed = true;
+		if (found->reset || u->n + found->n > UNREAD_MAX)
+			u->reset = true;
+		if (u->reset) {
+			free(u->iters);
+			u->iters = NULL;
+			u->n = 0;
+		} else if (found->n) {
+			v = realloc(u->iters,
+				    (u->n + found->n) * sizeof(*v));
+			if (v) {
+				memcpy(v + u->n, found->iters,
+				       found->n * sizeof(*v));
+				u->iters = v;
+				u->n += found->n;
+			} else {
+				free(u->iters);
+				u->iters = NULL;
+				u->n = 0;
+				u->reset = true;
+			}
+		}
+	}
+	if (chg)
+		*chg = *found;
+	else
+		store_change_free(found);
+}
+
+int store_changes_take(struct store *s, struct store_change *chg)
+{
+	up_lock(s);
+	*chg = s->unread;
+	memset(&s->unread, 0, sizeof(s->unread));
+	up_unlock(s);
+	return 0;
+}
+
 int store_refresh(struct store *s, struct store_change *chg)
 {
+	struct store_change found = { 0 };
 	struct stat st;
 	bool same_file, prefix = false, need_full = false;
 	int r, fd;
 
-	if (chg)
-		memset(chg, 0, sizeof(*chg));
 	up_lock(s);
 	r = open_path(s->path, &fd, &st);
 	if (r == -ENOENT) {
 		if (s->fd >= 0 || s->ix.size)
-			empty_locked(s, chg);
+			empty_locked(s, &found);
 		r = 0;
 		goto out;
 	}
@@ -1508,17 +1560,18 @@ int store_refresh(struct store *s, struct store_change *chg)
 		}
 	}
 	if (prefix) {
-		r = extend_locked(s, fd, &st, chg, &need_full);
+		r = extend_locked(s, fd, &st, &found, &need_full);
 		if (!need_full) {
 			if (r < 0 && fd != s->fd)
 				close(fd);
 			goto out;
 		}
 	}
-	r = reindex_locked(s, fd, &st, true, chg);
+	r = reindex_locked(s, fd, &st, true, &found);
 	if (r < 0 && fd != s->fd)
 		close(fd);
 out:
+	change_note(s, &found, chg);
 	up_unlock(s);
 	return r;
 }
@@ -1533,12 +1586,11 @@ void store_change_free(struct store_change *chg)
 
 int store_adopt(struct store *s, struct store_change *chg)
 {
+	struct store_change found = { 0 };
 	struct stat st;
 	bool need_full = false;
 	int r, fd;
 
-	if (chg)
-		memset(chg, 0, sizeof(*chg));
 	up_lock(s);
 	r = open_path(s->path, &fd, &st);
 	if (r < 0) {
@@ -1553,12 +1605,13 @@ int store_adopt(struct store *s, struct store_change *chg)
 		r = -EIO;
 		goto out;
 	}
-	r = extend_locked(s, fd, &st, chg, &need_full);
+	r = extend_locked(s, fd, &st, &found, &need_full);
 	if (need_full)
-		r = reindex_locked(s, fd, &st, true, chg);
+		r = reindex_locked(s, fd, &st, true, &found);
 	if (r < 0 && fd != s->fd)
 		close(fd);
 out:
+	change_note(s, &found, chg);
 	up_unlock(s);
 	return r;
 }

@@ -116,6 +116,14 @@ int store_read(struct store *s, int64_t iter, struct buf *line);
 int store_refresh(struct store *s, struct store_change *chg);
 void store_change_free(struct store_change *chg);
 
+/* Everything store_refresh and store_adopt changed since the last call,
+ * whoever called them (the writer refreshes under its lock before every
+ * commit and so may absorb another process's change that a watcher would
+ * otherwise never hear of).  Moves the accumulated change into `chg`
+ * (caller frees with store_change_free); past 65536 iterations it says
+ * `reset` instead of listing them.  Returns 0. */
+int store_changes_take(struct store *s, struct store_change *chg);
+
 /* --- by-hash: distinct code -> iterations --------------------------------
  * Built on first use (reads every record with code once), kept up to date
  * by refresh. */

@@ -74,7 +74,7 @@ void vcache_clear(struct vcache *vc);
  * queue: notifier_push never blocks on the kernel.  Thread-safe. */
 
 int notifier_start(struct ifs *fs, struct notifier **out);
-/* Report a change.  `chg` (copied) as filled by store_refresh; NULL when
+/* Report a change.  `chg` (copied) as filled by store_changes_take; NULL when
  * only "something was committed" is known (incoming/'s callback).  */
 void notifier_push(struct notifier *nt, const struct store_change *chg);
 /* Process what is queued, stop the thread, free. */

@@ -430,8 +430,13 @@ static void on_store_change(const struct store_change *chg, void *arg)
 static void on_commit(void *arg)
 {
 	struct ifs *fs = arg;
+	struct store_change chg;
 
-	notifier_push(fs->nt, NULL);
+	/* The commit itself, and whatever another process had changed that
+	 * the writer's refresh absorbed before it. */
+	store_changes_take(fs->store, &chg);
+	notifier_push(fs->nt, chg.changed ? &chg : NULL);
+	store_change_free(&chg);
 }
 
 /* Start the threads behind the session.  They must not take the signals

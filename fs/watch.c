@@ -88,7 +88,7 @@ static void refresh(struct watch *w)
 	/* Stat first: a change landing during the refresh is seen next
 	 * time rather than lost. */
 	fileid_get(store_path(w->s), &w->last);
-	r = store_refresh(w->s, &chg);
+	r = store_refresh(w->s, NULL);
 	if (r < 0) {
 		if (r != w->last_err)
 			log_err("%s: re-reading the store: %s",
@@ -97,6 +97,8 @@ static void refresh(struct watch *w)
 		return;
 	}
 	w->last_err = 0;
+	/* Also what a commit's own refresh absorbed since the last look. */
+	store_changes_take(w->s, &chg);
 	if (chg.changed)
 		w->fn(&chg, w->arg);
 	store_change_free(&chg);

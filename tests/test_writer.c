@@ -750,6 +750,46 @@ static void test_threads_share_one_handle(void)
 	free(path);
 }
 
+/* Another process replaces iteration 1 (a later line with the same
+ * number) just before our commit: the writer's refresh absorbs it, and
+ * store_changes_take must still report it along with the new record. */
+static void test_changes_absorbed_by_a_commit_are_reported(void)
+{
+	char *path = mkstore("absorb.jsonl", "{\"iteration\": 0}\n"
+					     "{\"iteration\": 1}\n");
+	struct store *s = open_or_die(path, 0);
+	struct store_change chg;
+	struct writer_req q = { .data = "{\"code\": \"x\"}", .len = 13 };
+	char *now;
+	size_t len;
+	bool saw1 = false, saw2 = false;
+
+	store_changes_take(s, &chg);
+	store_change_free(&chg);
+	now = joined("{\"iteration\": 0}\n{\"iteration\": 1}\n",
+		     "{\"iteration\": 1, \"v\": 2}");
+	t_write_file(path, now, strlen(now));
+	T_CHECK(writer_commit(s, &q, 1, MAXREC) == 0 && q.result == 0,
+		"commit failed: %s", q.reason);
+	T_CHECK(q.first == 2, "new record got %lld", (long long)q.first);
+	store_changes_take(s, &chg);
+	T_CHECK(chg.changed && !chg.reset, "changed %d reset %d", chg.changed,
+		chg.reset);
+	for (len = 0; len < chg.n; len++) {
+		saw1 |= chg.iters[len] == 1;
+		saw2 |= chg.iters[len] == 2;
+	}
+	T_CHECK(saw1 && saw2, "the replaced 1 (%d) and the new 2 (%d) reported",
+		saw1, saw2);
+	store_change_free(&chg);
+	store_changes_take(s, &chg);
+	T_CHECK(!chg.changed && chg.n == 0, "taken twice");
+	store_change_free(&chg);
+	store_close(s);
+	free(now);
+	free(path);
+}
+
 int main(void)
 {
 	T_RUN(test_commit_into_a_missing_store);
@@ -766,5 +806,6 @@ int main(void)
 	T_RUN(test_writer_waits_for_the_flock);
 	T_RUN(test_eight_processes_at_once);
 	T_RUN(test_threads_share_one_handle);
+	T_RUN(test_changes_absorbed_by_a_commit_are_reported);
 	return t_done();
 }
