@@ -14,9 +14,7 @@
  * explicit number then gets the no-op re-send; one without a number would add
  * a second copy, which is why a failed commit is never reported as success.
  *
- * Fault injection (ITERFS_FAULT, read once per commit): "<step>:<ERRNO>"
- * makes the step fail as if its system call had returned that errno;
- * "<step>:crash" sends SIGKILL to this process just before the step.  The
+ * Fault injection (ITERFS_FAULT, read once per commit): see fault.h.  The
  * "done" step only knows "crash" (after the directory fsync, before
  * store_adopt and unlock).
  */
@@ -27,7 +25,6 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <linux/fs.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,17 +35,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fault.h"
 #include "fileio.h"
 #include "log.h"
 
 #define TMP_TAG ".iterfs-tmp."
 #define COPY_CHUNK ((size_t)1 << 20)
-
-struct fault {
-	char step[16];
-	int err;       /* errno to inject, 0 with crash */
-	bool crash;
-};
 
 /* The paths of one commit, all malloc'd. */
 struct paths {
@@ -57,63 +49,6 @@ struct paths {
 	char *base;    /* the store's file name */
 	char *tmp;
 };
-
-static const struct {
-	const char *name;
-	int err;
-} fault_errnos[] = {
-	{ "ENOSPC", ENOSPC }, { "EIO", EIO },       { "EDQUOT", EDQUOT },
-	{ "EROFS", EROFS },   { "EACCES", EACCES }, { "EPERM", EPERM },
-	{ "ENOMEM", ENOMEM }, { "EFBIG", EFBIG },   { "EXDEV", EXDEV },
-	{ "EBUSY", EBUSY },   { "ENOENT", ENOENT }, { "EAGAIN", EAGAIN },
-};
-
-static void fault_read(struct fault *f)
-{
-	const char *env = getenv("ITERFS_FAULT"), *colon, *what;
-	size_t n, i;
-
-	memset(f, 0, sizeof(*f));
-	if (!env || !(colon = strchr(env, ':')))
-		return;
-	n = (size_t)(colon - env);
-	if (n == 0 || n >= sizeof(f->step))
-		return;
-	what = colon + 1;
-	if (strcmp(what, "crash") == 0) {
-		f->crash = true;
-	} else {
-		for (i = 0; i < sizeof(fault_errnos) / sizeof(fault_errnos[0]);
-		     i++)
-			if (strcmp(what, fault_errnos[i].name) == 0)
-				f->err = fault_errnos[i].err;
-		if (!f->err)
-			f->err = atoi(what);
-		if (f->err <= 0) {
-			log_warn("commit: ITERFS_FAULT=%s: unknown errno, "
-				 "ignored", env);
-			return;
-		}
-	}
-	memcpy(f->step, env, n);
-	f->step[n] = '\0';
-}
-
-/* 0, or the injected -errno for `step` (or no return at all: crash). */
-static int fault_at(const struct fault *f, const char *step)
-{
-	if (!f->step[0] || strcmp(f->step, step) != 0)
-		return 0;
-	if (f->crash) {
-		kill(getpid(), SIGKILL);
-		/* SIGKILL to ourselves is delivered before kill() returns;
-		 * this is only reached if it somehow was not. */
-		abort();
-	}
-	if (strcmp(step, "done") == 0)
-		return 0;
-	return -f->err;
-}
 
 /* Log a failed step; returns r for `return fail(...)`. */
 static int fail(const char *step, const char *path, int r)
@@ -211,7 +146,7 @@ static void remove_stale(const struct paths *pp)
 
 static int take_lock(const struct paths *pp, const struct fault *f, int *fd)
 {
-	int r = fault_at(f, "lock");
+	int r = fault_at(f, "", "lock");
 
 	if (r < 0)
 		return fail("lock", pp->lock, r);
@@ -297,7 +232,7 @@ static int make_temp(const struct paths *pp, const char *store,
 		     const struct fault *f, int *tfd, int *ofd,
 		     struct stat *ost)
 {
-	int r = fault_at(f, "temp");
+	int r = fault_at(f, "", "temp");
 
 	if (r < 0)
 		return fail("temp", pp->tmp, r);
@@ -338,7 +273,7 @@ static int rewrite(struct store *s, const struct paths *pp,
 	if (r < 0)
 		goto out_unlink;
 	*step = "copy";
-	r = fault_at(f, "copy");
+	r = fault_at(f, "", "copy");
 	if (!r && ofd >= 0)
 		r = copy_old(tfd, ofd, (uint64_t)ost.st_size, &size);
 	if (r < 0) {
@@ -346,7 +281,7 @@ static int rewrite(struct store *s, const struct paths *pp,
 		goto out_unlink;
 	}
 	*step = "append";
-	r = fault_at(f, "append");
+	r = fault_at(f, "", "append");
 	if (!r && size > 0) {
 		/* The temp is write-only; the old file has the same bytes. */
 		do
@@ -368,7 +303,7 @@ static int rewrite(struct store *s, const struct paths *pp,
 		goto out_unlink;
 	}
 	*step = "fsync_temp";
-	r = fault_at(f, "fsync_temp");
+	r = fault_at(f, "", "fsync_temp");
 	if (!r && fsync(tfd) < 0)
 		r = -errno;
 	if (r < 0) {
@@ -376,7 +311,7 @@ static int rewrite(struct store *s, const struct paths *pp,
 		goto out_unlink;
 	}
 	*step = "rename";
-	r = fault_at(f, "rename");
+	r = fault_at(f, "", "rename");
 	if (!r && rename(pp->tmp, store) < 0)
 		r = -errno;
 	if (r < 0) {
@@ -385,7 +320,7 @@ static int rewrite(struct store *s, const struct paths *pp,
 	}
 	*renamed = true;
 	*step = "fsync_dir";
-	r = fault_at(f, "fsync_dir");
+	r = fault_at(f, "", "fsync_dir");
 	if (!r) {
 		r = fileio_fsync_dir(pp->dir);
 	}
@@ -396,7 +331,7 @@ static int rewrite(struct store *s, const struct paths *pp,
 		goto out_close;
 	}
 	*step = "done";
-	fault_at(f, "done");
+	fault_at(f, "", "done");
 	goto out_close;
 out_unlink:
 	if (tfd >= 0 && unlink(pp->tmp) < 0)

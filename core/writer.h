@@ -18,7 +18,7 @@
  * undone: the store holds the new records (and is adopted), but they may not
  * survive a power loss; its errno is still returned, with a reason saying so.
  *
- * Fault injection for tests: ITERFS_FAULT="<step>:<ERRNO>" makes a step fail
+ * Fault injection for tests (fault.h): ITERFS_FAULT="<step>:<ERRNO>" makes a step fail
  * with that errno (ENOSPC, EIO, ...), ITERFS_FAULT="<step>:crash" kills the
  * process with SIGKILL just before it.  Steps: lock, temp, copy, append,
  * fsync_temp, rename, fsync_dir, done ("done:crash" kills after step 4).
