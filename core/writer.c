@@ -20,34 +20,26 @@
  */
 #include "writer.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <linux/fs.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
-#include <sys/ioctl.h>
-#include <sys/random.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "atomicfile.h"
 #include "fault.h"
 #include "fileio.h"
 #include "log.h"
-
-#define TMP_TAG ".iterfs-tmp."
-#define COPY_CHUNK ((size_t)1 << 20)
 
 /* The paths of one commit, all malloc'd. */
 struct paths {
 	char *lock;
 	char *dir;
 	char *base;    /* the store's file name */
-	char *tmp;
 };
 
 /* Log a failed step; returns r for `return fail(...)`. */
@@ -62,14 +54,11 @@ static void paths_free(struct paths *pp)
 	free(pp->lock);
 	free(pp->dir);
 	free(pp->base);
-	free(pp->tmp);
 }
 
 static int paths_init(const char *store, struct paths *pp)
 {
 	const char *slash = strrchr(store, '/');
-	uint64_t rnd;
-	struct timespec ts;
 
 	memset(pp, 0, sizeof(*pp));
 	if (asprintf(&pp->lock, "%s.lock", store) < 0)
@@ -81,67 +70,11 @@ static int paths_init(const char *store, struct paths *pp)
 	else
 		pp->dir = strndup(store, (size_t)(slash - store));
 	pp->base = strdup(slash ? slash + 1 : store);
-	/* Uniqueness comes from O_EXCL; randomness only avoids collisions
-	 * with a temp a crashed writer of the same pid left behind. */
-	if (getrandom(&rnd, sizeof(rnd), GRND_NONBLOCK) != sizeof(rnd)) {
-		clock_gettime(CLOCK_REALTIME, &ts);
-		rnd = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30);
-	}
-	if (pp->dir && pp->base &&
-	    asprintf(&pp->tmp, "%s/.%s" TMP_TAG "%ld.%016" PRIx64, pp->dir,
-		     pp->base, (long)getpid(), rnd) < 0)
-		pp->tmp = NULL;
-	if (!pp->lock || !pp->dir || !pp->base || !pp->tmp) {
+	if (!pp->lock || !pp->dir || !pp->base) {
 		paths_free(pp);
 		return -ENOMEM;
 	}
 	return 0;
-}
-
-/* ".<base>.iterfs-tmp.<digits>.<hex>" exactly: a temp of this writer. */
-static bool is_our_tmp(const char *name, const char *base)
-{
-	size_t bl = strlen(base), tl = strlen(TMP_TAG);
-	const char *p;
-
-	if (name[0] != '.' || strncmp(name + 1, base, bl) != 0 ||
-	    strncmp(name + 1 + bl, TMP_TAG, tl) != 0)
-		return false;
-	p = name + 1 + bl + tl;
-	if (*p < '0' || *p > '9')
-		return false;
-	while (*p >= '0' && *p <= '9')
-		p++;
-	if (*p++ != '.' || !*p)
-		return false;
-	while ((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f'))
-		p++;
-	return *p == '\0';
-}
-
-/* Under the lock nobody else is between temp and rename: any temp of ours
- * in the directory was left by a writer that died. */
-static void remove_stale(const struct paths *pp)
-{
-	struct dirent *de;
-	DIR *d = opendir(pp->dir);
-
-	if (!d) {
-		log_warn("commit: stale-temp scan %s: %s", pp->dir,
-			 strerror(errno));
-		return;
-	}
-	while ((de = readdir(d))) {
-		if (!is_our_tmp(de->d_name, pp->base))
-			continue;
-		if (unlinkat(dirfd(d), de->d_name, 0) < 0 && errno != ENOENT)
-			log_warn("commit: remove stale %s/%s: %s", pp->dir,
-				 de->d_name, strerror(errno));
-		else
-			log_info("commit: removed stale temp %s/%s", pp->dir,
-				 de->d_name);
-	}
-	closedir(d);
 }
 
 static int take_lock(const struct paths *pp, const struct fault *f, int *fd)
@@ -164,181 +97,87 @@ static int take_lock(const struct paths *pp, const struct fault *f, int *fd)
 	return 0;
 }
 
-static int copy_rw(int out, int in, uint64_t from, uint64_t size)
+/* The old content's last byte is LF (or there is none)? */
+static int ends_in_lf(int ofd, uint64_t size, bool *lf)
 {
-	char *b = malloc(COPY_CHUNK);
-	int r = 0;
+	char last;
+	int r;
 
-	if (!b)
-		return -ENOMEM;
-	while (from < size) {
-		size_t want = size - from < COPY_CHUNK ? size - from : COPY_CHUNK;
-		ssize_t n = pread(in, b, want, (off_t)from);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			r = -errno;
-			break;
-		}
-		if (n == 0) {
-			/* Shrunk under us by a writer that ignores the lock. */
-			r = -EIO;
-			break;
-		}
-		r = fileio_pwrite_full(out, b, (size_t)n, from);
-		if (r < 0)
-			break;
-		from += (uint64_t)n;
-	}
-	free(b);
-	return r;
-}
-
-/* Fill `out` with the `size` bytes of `in`; *got is the size it ends with. */
-static int copy_old(int out, int in, uint64_t size, uint64_t *got)
-{
-	struct stat st;
-	loff_t oi = 0, oo = 0;
-
-	if (ioctl(out, FICLONE, in) == 0) {
-		/* The clone takes the file as it is now. */
-		if (fstat(out, &st) < 0)
-			return -errno;
-		*got = (uint64_t)st.st_size;
+	*lf = true;
+	if (size == 0)
 		return 0;
-	}
-	*got = size;
-	while ((uint64_t)oi < size) {
-		ssize_t n = copy_file_range(in, &oi, out, &oo,
-					    (size_t)(size - (uint64_t)oi), 0);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == ENOSYS || errno == EXDEV ||
-			      errno == EINVAL || errno == EOPNOTSUPP))
-			return copy_rw(out, in, (uint64_t)oi, size);
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			/* Some filesystems report 0 instead of failing. */
-			return copy_rw(out, in, (uint64_t)oi, size);
-	}
-	return 0;
-}
-
-/* Create the temp file beside the store, with the store's mode and owner. */
-static int make_temp(const struct paths *pp, const char *store,
-		     const struct fault *f, int *tfd, int *ofd,
-		     struct stat *ost)
-{
-	int r = fault_at(f, "", "temp");
-
+	r = fileio_pread_full(ofd, &last, 1, size - 1);
 	if (r < 0)
-		return fail("temp", pp->tmp, r);
-	*ofd = open(store, O_RDONLY | O_CLOEXEC);
-	if (*ofd < 0 && errno != ENOENT)
-		return fail("temp", store, -errno);
-	if (*ofd >= 0 && fstat(*ofd, ost) < 0)
-		return fail("temp", store, -errno);
-	*tfd = open(pp->tmp, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0644);
-	if (*tfd < 0)
-		return fail("temp", pp->tmp, -errno);
-	/* open() applied the umask; the new store keeps the old one's mode. */
-	if (fchmod(*tfd, *ofd >= 0 ? ost->st_mode & 07777 : 0644) < 0)
-		return fail("temp", pp->tmp, -errno);
-	if (*ofd >= 0 && geteuid() == 0 &&
-	    (ost->st_uid != 0 || ost->st_gid != getegid()) &&
-	    fchown(*tfd, ost->st_uid, ost->st_gid) < 0)
-		return fail("temp", pp->tmp, -errno);
+		return r;
+	*lf = last == '\n';
 	return 0;
 }
 
 /* Steps 3 and 4: everything between the plan and store_adopt.  *renamed
  * tells whether the store now holds the new content. */
-static int rewrite(struct store *s, const struct paths *pp,
-		   const struct fault *f, const char *lines, size_t len,
-		   bool *renamed, const char **step)
+static int rewrite(struct store *s, const struct paths *pp, const char *lines,
+		   size_t len, bool *renamed, const char **step)
 {
+	struct atomicfile_opts opts = { .log_tag = "commit" };
 	const char *store = store_path(s);
+	struct atomicfile *af = NULL;
 	struct stat ost;
-	uint64_t size = 0;
-	char last;
-	int tfd = -1, ofd = -1, r;
-	ssize_t n;
+	bool lf = true;
+	int ofd, r;
 
 	*renamed = false;
 	*step = "temp";
-	r = make_temp(pp, store, f, &tfd, &ofd, &ost);
-	if (r < 0)
-		goto out_unlink;
-	*step = "copy";
-	r = fault_at(f, "", "copy");
-	if (!r && ofd >= 0)
-		r = copy_old(tfd, ofd, (uint64_t)ost.st_size, &size);
-	if (r < 0) {
-		fail("copy", pp->tmp, r);
-		goto out_unlink;
-	}
-	*step = "append";
-	r = fault_at(f, "", "append");
-	if (!r && size > 0) {
-		/* The temp is write-only; the old file has the same bytes. */
-		do
-			n = pread(ofd, &last, 1, (off_t)(size - 1));
-		while (n < 0 && errno == EINTR);
-		if (n < 0)
-			r = -errno;
-		else if (n == 0)
-			r = -EIO;
-		if (!r && last != '\n') {
-			r = fileio_pwrite_full(tfd, "\n", 1, size);
-			size++;
-		}
-	}
-	if (!r)
-		r = fileio_pwrite_full(tfd, lines, len, size);
-	if (r < 0) {
-		fail("append", pp->tmp, r);
-		goto out_unlink;
-	}
-	*step = "fsync_temp";
-	r = fault_at(f, "", "fsync_temp");
-	if (!r && fsync(tfd) < 0)
-		r = -errno;
-	if (r < 0) {
-		fail("fsync_temp", pp->tmp, r);
-		goto out_unlink;
-	}
-	*step = "rename";
-	r = fault_at(f, "", "rename");
-	if (!r && rename(pp->tmp, store) < 0)
-		r = -errno;
-	if (r < 0) {
-		fail("rename", pp->tmp, r);
-		goto out_unlink;
-	}
-	*renamed = true;
-	*step = "fsync_dir";
-	r = fault_at(f, "", "fsync_dir");
-	if (!r) {
-		r = fileio_fsync_dir(pp->dir);
-	}
-	if (r < 0) {
-		log_err("commit: fsync_dir %s: %s (the store was already "
-			"renamed; its records may not survive a crash)",
-			pp->dir, strerror(-r));
+	ofd = open(store, O_RDONLY | O_CLOEXEC);
+	if (ofd < 0 && errno != ENOENT)
+		return fail("temp", store, -errno);
+	if (ofd >= 0 && fstat(ofd, &ost) < 0) {
+		r = fail("temp", store, -errno);
 		goto out_close;
 	}
-	*step = "done";
-	fault_at(f, "", "done");
+	/* The new store keeps the old one's mode and owner. */
+	if (ofd >= 0 && geteuid() == 0 &&
+	    (ost.st_uid != 0 || ost.st_gid != getegid())) {
+		opts.chown = true;
+		opts.uid = ost.st_uid;
+		opts.gid = ost.st_gid;
+	}
+	r = atomicfile_begin(pp->dir, pp->base,
+			     ofd >= 0 ? ost.st_mode & 07777 : 0644, &opts, &af);
+	if (r < 0)
+		goto out_close;
+	*step = "copy";
+	if (ofd >= 0) {
+		r = atomicfile_copy_from(af, ofd, (uint64_t)ost.st_size,
+					 (uint64_t)len + 1);
+		if (r < 0)
+			goto out_abort;
+	}
+	*step = "append";
+	if (ofd >= 0) {
+		r = ends_in_lf(ofd, (uint64_t)ost.st_size, &lf);
+		if (r < 0) {
+			fail("append", store, r);
+			goto out_abort;
+		}
+	}
+	if (!lf)
+		r = atomicfile_write(af, "\n", 1);
+	if (!r)
+		r = atomicfile_write(af, lines, len);
+	if (r < 0)
+		goto out_abort;
+	*step = "fsync_temp";
+	r = atomicfile_sync(af);
+	if (r < 0)
+		goto out_abort;
+	*step = "rename";
+	r = atomicfile_commit(af, NULL, 0, renamed);
+	if (*renamed)
+		*step = "fsync_dir";
 	goto out_close;
-out_unlink:
-	if (tfd >= 0 && unlink(pp->tmp) < 0)
-		log_err("commit: unlink %s: %s", pp->tmp, strerror(errno));
+out_abort:
+	atomicfile_abort(af);
 out_close:
-	if (tfd >= 0)
-		close(tfd);
 	if (ofd >= 0)
 		close(ofd);
 	return r;
@@ -387,7 +226,12 @@ int writer_commit(struct store *s, struct writer_req *reqs, size_t n,
 		batch_fail(reqs, n, false, r, "lock", false);
 		goto out_paths;
 	}
-	remove_stale(&pp);
+	/* Under the lock nobody else is between temp and rename: any temp
+	 * of ours in the directory was left by a writer that died. */
+	r = atomicfile_remove_stale(pp.dir, pp.base, ATOMICFILE_STALE_ALL);
+	if (r < 0)
+		log_warn("commit: stale-temp scan %s: %s", pp.dir,
+			 strerror(-r));
 	step = "refresh";
 	r = store_refresh(s, NULL);
 	if (!r)
@@ -409,7 +253,7 @@ int writer_commit(struct store *s, struct writer_req *reqs, size_t n,
 	lines = commit_plan_lines(plan, &len);
 	if (len == 0)
 		goto out_plan;
-	r = rewrite(s, &pp, &f, lines, len, &renamed, &step);
+	r = rewrite(s, &pp, lines, len, &renamed, &step);
 	if (r < 0)
 		batch_fail(reqs, n, true, r, step, renamed);
 	if (renamed) {
