@@ -56,21 +56,9 @@ static int fail(const struct atomicfile *af, const char *step,
 	return r;
 }
 
-/* How many bytes of `s` fit in `max` without cutting a UTF-8 sequence. */
-static size_t utf8_cut(const char *s, size_t max)
-{
-	size_t n = strlen(s);
-
-	if (n <= max)
-		return n;
-	n = max;
-	while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
-		n--;
-	return n;
-}
-
 /* Parse ".<name>" TAG "<pid>.<hex>": the name part's length and the pid.
- * The tag is searched from the end, so a name may contain it. */
+ * The tag is searched from the end, so a name may contain it.  An older
+ * drop box's temps, TAG "<pid>.<hex>" with no name, parse with length 0. */
 static bool parse_temp(const char *s, size_t *name_len, long *pid)
 {
 	const char *tag = NULL, *p, *q;
@@ -81,8 +69,14 @@ static bool parse_temp(const char *s, size_t *name_len, long *pid)
 	for (p = strstr(s + 1, ATOMICFILE_TAG); p;
 	     p = strstr(p + 1, ATOMICFILE_TAG))
 		tag = p;
-	if (!tag)
+	if (tag) {
+		*name_len = (size_t)(tag - s - 1);
+	} else if (strncmp(s, ATOMICFILE_TAG, tl) == 0) {
+		tag = s;
+		*name_len = 0;
+	} else {
 		return false;
+	}
 	p = tag + tl;
 	q = p;
 	while (*q >= '0' && *q <= '9')
@@ -93,10 +87,7 @@ static bool parse_temp(const char *s, size_t *name_len, long *pid)
 	p = ++q;
 	while ((*q >= '0' && *q <= '9') || (*q >= 'a' && *q <= 'f'))
 		q++;
-	if (q == p || *q)
-		return false;
-	*name_len = (size_t)(tag - s - 1);
-	return true;
+	return q != p && !*q;
 }
 
 bool atomicfile_is_temp(const char *name)
@@ -120,7 +111,7 @@ static char *temp_name(const char *name)
 		rnd = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30);
 	}
 	if (asprintf(&out, ".%.*s" ATOMICFILE_TAG "%ld.%016" PRIx64,
-		     (int)utf8_cut(name, TEMP_NAME_MAX), name, (long)getpid(),
+		     (int)fileio_utf8_cut(name, TEMP_NAME_MAX), name, (long)getpid(),
 		     rnd) < 0)
 		return NULL;
 	return out;
@@ -441,7 +432,7 @@ static bool pid_alive(long pid)
 
 int atomicfile_remove_stale(const char *dir, const char *name, unsigned flags)
 {
-	size_t want = name ? utf8_cut(name, TEMP_NAME_MAX) : 0, n;
+	size_t want = name ? fileio_utf8_cut(name, TEMP_NAME_MAX) : 0, n;
 	struct dirent *de;
 	long pid;
 	DIR *d = opendir(dir);

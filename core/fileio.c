@@ -2,6 +2,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 int fileio_pread_upto(int fd, void *buf, size_t len, uint64_t off,
@@ -67,5 +72,97 @@ int fileio_fsync_dir(const char *dir)
 	if (fsync(fd) < 0)
 		r = -errno;
 	close(fd);
+	return r;
+}
+
+size_t fileio_utf8_cut(const char *s, size_t max)
+{
+	size_t n = strlen(s);
+
+	if (n <= max)
+		return n;
+	n = max;
+	while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
+		n--;
+	return n;
+}
+
+/* `target` read from the link `link`, as a path from here. */
+static char *link_join(const char *link, const char *target)
+{
+	const char *slash = strrchr(link, '/');
+	char *out;
+
+	if (target[0] == '/' || !slash)
+		return strdup(target);
+	if (asprintf(&out, "%.*s/%s", (int)(slash - link), link, target) < 0)
+		return NULL;
+	return out;
+}
+
+int fileio_resolve(const char *path, char **out)
+{
+	char *cur = strdup(path), *next, *dir, *real, target[PATH_MAX];
+	const char *slash, *base;
+	struct stat st;
+	ssize_t n;
+	int hops, r;
+
+	*out = NULL;
+	if (!cur)
+		return -ENOMEM;
+	for (hops = 0;; hops++) {
+		if (hops > 40) {
+			r = -ELOOP;
+			goto out;
+		}
+		if (lstat(cur, &st) < 0) {
+			if (errno != ENOENT) {
+				r = -errno;
+				goto out;
+			}
+			break;
+		}
+		if (!S_ISLNK(st.st_mode))
+			break;
+		n = readlink(cur, target, sizeof(target) - 1);
+		if (n < 0) {
+			r = -errno;
+			goto out;
+		}
+		target[n] = '\0';
+		next = link_join(cur, target);
+		if (!next) {
+			r = -ENOMEM;
+			goto out;
+		}
+		free(cur);
+		cur = next;
+	}
+	slash = strrchr(cur, '/');
+	base = slash ? slash + 1 : cur;
+	if (!slash)
+		dir = strdup(".");
+	else if (slash == cur)
+		dir = strdup("/");
+	else
+		dir = strndup(cur, (size_t)(slash - cur));
+	if (!dir) {
+		r = -ENOMEM;
+		goto out;
+	}
+	real = realpath(dir, NULL);
+	r = real ? 0 : -errno;
+	free(dir);
+	if (r < 0)
+		goto out;
+	if (asprintf(out, "%s%s%s", real, strcmp(real, "/") ? "/" : "",
+		     base) < 0) {
+		*out = NULL;
+		r = -ENOMEM;
+	}
+	free(real);
+out:
+	free(cur);
 	return r;
 }

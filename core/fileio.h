@@ -1,4 +1,5 @@
-/* fileio.h - the read, write and fsync loops every module needs once.
+/* fileio.h - the read, write and fsync loops and the path helpers every
+ * module needs once.
  *
  * Each loops over short transfers and EINTR, checks every result, and
  * returns 0 or -errno; none logs (the caller knows the step and the path and
@@ -24,5 +25,15 @@ int fileio_pwrite_full(int fd, const void *p, size_t len, uint64_t off);
 
 /* fsync a directory, so that a rename or create in it is durable. */
 int fileio_fsync_dir(const char *dir);
+
+/* How many leading bytes of `s` fit in `max` bytes without cutting a UTF-8
+ * sequence (strlen(s) when it fits). */
+size_t fileio_utf8_cut(const char *s, size_t max);
+
+/* The real file `path` names: symlinks followed (also a dangling last one,
+ * so a store that does not exist yet is created where its link points),
+ * then the directory made absolute with realpath.  *out is malloc'd.
+ * Returns 0, -ENOMEM, -ELOOP, or the -errno of lstat/readlink/realpath. */
+int fileio_resolve(const char *path, char **out);
 
 #endif
