@@ -28,6 +28,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "atomicfile.h"
@@ -35,11 +36,13 @@
 #include "fileio.h"
 #include "log.h"
 
-/* The paths of one commit, all malloc'd. */
-struct paths {
-	char *lock;
-	char *dir;
-	char *base;    /* the store's file name */
+struct writer_lock {
+	struct store *s;
+	int fd;          /* the flock'ed lock file */
+	char *lock;      /* "<store>.lock" */
+	char *dir;       /* the store's directory */
+	char *base;      /* the store's file name */
+	struct fault fault;
 };
 
 /* Log a failed step; returns r for `return fail(...)`. */
@@ -49,52 +52,178 @@ static int fail(const char *step, const char *path, int r)
 	return r;
 }
 
-static void paths_free(struct paths *pp)
+static void lock_free(struct writer_lock *lk)
 {
-	free(pp->lock);
-	free(pp->dir);
-	free(pp->base);
+	if (lk->fd >= 0)
+		close(lk->fd);
+	free(lk->lock);
+	free(lk->dir);
+	free(lk->base);
+	free(lk);
 }
 
-static int paths_init(const char *store, struct paths *pp)
+static int paths_init(struct writer_lock *lk, const char *store)
 {
 	const char *slash = strrchr(store, '/');
 
-	memset(pp, 0, sizeof(*pp));
-	if (asprintf(&pp->lock, "%s.lock", store) < 0)
-		pp->lock = NULL;
+	if (asprintf(&lk->lock, "%s.lock", store) < 0)
+		lk->lock = NULL;
 	if (!slash)
-		pp->dir = strdup(".");
+		lk->dir = strdup(".");
 	else if (slash == store)
-		pp->dir = strdup("/");
+		lk->dir = strdup("/");
 	else
-		pp->dir = strndup(store, (size_t)(slash - store));
-	pp->base = strdup(slash ? slash + 1 : store);
-	if (!pp->lock || !pp->dir || !pp->base) {
-		paths_free(pp);
+		lk->dir = strndup(store, (size_t)(slash - store));
+	lk->base = strdup(slash ? slash + 1 : store);
+	if (!lk->lock || !lk->dir || !lk->base)
 		return -ENOMEM;
-	}
 	return 0;
 }
 
-static int take_lock(const struct paths *pp, const struct fault *f, int *fd)
+/* The pid /proc/locks names as holding a flock on inode `ino`, or 0. */
+static long lock_holder(ino_t ino)
 {
-	int r = fault_at(f, "", "lock");
+	char line[256], kind[16];
+	unsigned long long lino;
+	unsigned maj, min;
+	long pid, found = 0;
+	FILE *f = fopen("/proc/locks", "re");
 
-	if (r < 0)
-		return fail("lock", pp->lock, r);
-	*fd = open(pp->lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-	if (*fd < 0)
-		return fail("lock", pp->lock, -errno);
-	while (flock(*fd, LOCK_EX) < 0) {
+	if (!f)
+		return 0;
+	while (!found && fgets(line, sizeof(line), f))
+		if (!strstr(line, "->") &&
+		    sscanf(line, "%*d: %15s %*s %*s %ld %x:%x:%llu", kind, &pid,
+			   &maj, &min, &lino) == 5 &&
+		    strcmp(kind, "FLOCK") == 0 && lino == (unsigned long long)ino)
+			found = pid;
+	fclose(f);
+	return found;
+}
+
+static void log_timeout(const struct writer_lock *lk, int timeout_ms)
+{
+	struct stat st;
+	long pid = fstat(lk->fd, &st) == 0 ? lock_holder(st.st_ino) : 0;
+
+	if (pid > 0)
+		log_err("commit: lock %s: %s after %d ms (held by pid %ld)",
+			lk->lock, strerror(ETIMEDOUT), timeout_ms, pid);
+	else
+		log_err("commit: lock %s: %s after %d ms (holder unknown)",
+			lk->lock, strerror(ETIMEDOUT), timeout_ms);
+}
+
+/* Open (or create, with the store's permission bits) the lock file.
+ * Read-only is enough for flock, and works on a lock file of a 0444 store. */
+static int open_lock(struct writer_lock *lk, const char *store)
+{
+	struct stat st;
+	mode_t mode = 0644;
+	bool chown_it = false;
+
+	if (stat(store, &st) == 0) {
+		mode = st.st_mode & 0666;
+		chown_it = geteuid() == 0 &&
+			   (st.st_uid != 0 || st.st_gid != getegid());
+	}
+	lk->fd = open(lk->lock, O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+	if (lk->fd >= 0) {
+		/* open() applied the umask. */
+		if (fchmod(lk->fd, mode) < 0 ||
+		    (chown_it && fchown(lk->fd, st.st_uid, st.st_gid) < 0))
+			return fail("lock", lk->lock, -errno);
+		return 0;
+	}
+	if (errno != EEXIST)
+		return fail("lock", lk->lock, -errno);
+	lk->fd = open(lk->lock, O_RDONLY | O_CLOEXEC);
+	if (lk->fd < 0)
+		return fail("lock", lk->lock, -errno);
+	return 0;
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* flock(LOCK_EX), polling with LOCK_NB: no signal, and a bound. */
+static int wait_lock(struct writer_lock *lk, int timeout_ms)
+{
+	int64_t start = now_ms();
+	long backoff_ms = 1;
+	struct timespec ts;
+
+	for (;;) {
+		if (flock(lk->fd, LOCK_EX | LOCK_NB) == 0)
+			return 0;
 		if (errno == EINTR)
 			continue;
-		r = -errno;
-		close(*fd);
-		*fd = -1;
-		return fail("lock", pp->lock, r);
+		if (errno != EWOULDBLOCK)
+			return fail("lock", lk->lock, -errno);
+		if (backoff_ms == 1)
+			log_debug("commit: lock %s: waiting for another writer",
+				  lk->lock);
+		if (timeout_ms >= 0 && now_ms() - start >= timeout_ms) {
+			if (timeout_ms > 0)
+				log_timeout(lk, timeout_ms);
+			return -ETIMEDOUT;
+		}
+		ts.tv_sec = 0;
+		ts.tv_nsec = backoff_ms * 1000000;
+		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+			;
+		backoff_ms = backoff_ms * 2 > 50 ? 50 : backoff_ms * 2;
 	}
+}
+
+int writer_lock(struct store *s, int timeout_ms, struct writer_lock **out)
+{
+	const char *store = store_path(s);
+	struct writer_lock *lk;
+	int r;
+
+	*out = NULL;
+	lk = calloc(1, sizeof(*lk));
+	if (!lk)
+		return -ENOMEM;
+	lk->s = s;
+	lk->fd = -1;
+	fault_read(&lk->fault);
+	r = paths_init(lk, store);
+	if (r < 0)
+		goto out_free;
+	r = fault_at(&lk->fault, "", "lock");
+	if (r < 0) {
+		fail("lock", lk->lock, r);
+		goto out_free;
+	}
+	r = open_lock(lk, store);
+	if (!r)
+		r = wait_lock(lk, timeout_ms);
+	if (r < 0)
+		goto out_free;
+	/* Under the lock nobody else is between temp and rename: any temp
+	 * of ours in the directory was left by a writer that died. */
+	r = atomicfile_remove_stale(lk->dir, lk->base, ATOMICFILE_STALE_ALL);
+	if (r < 0)
+		log_warn("commit: stale-temp scan %s: %s", lk->dir,
+			 strerror(-r));
+	*out = lk;
 	return 0;
+out_free:
+	lock_free(lk);
+	return r;
+}
+
+void writer_unlock(struct writer_lock *lk)
+{
+	if (lk)
+		lock_free(lk);
 }
 
 /* The old content's last byte is LF (or there is none)? */
@@ -115,11 +244,11 @@ static int ends_in_lf(int ofd, uint64_t size, bool *lf)
 
 /* Steps 3 and 4: everything between the plan and store_adopt.  *renamed
  * tells whether the store now holds the new content. */
-static int rewrite(struct store *s, const struct paths *pp, const char *lines,
+static int rewrite(const struct writer_lock *lk, const char *lines,
 		   size_t len, bool *renamed, const char **step)
 {
 	struct atomicfile_opts opts = { .log_tag = "commit" };
-	const char *store = store_path(s);
+	const char *store = store_path(lk->s);
 	struct atomicfile *af = NULL;
 	struct stat ost;
 	bool lf = true;
@@ -141,7 +270,7 @@ static int rewrite(struct store *s, const struct paths *pp, const char *lines,
 		opts.uid = ost.st_uid;
 		opts.gid = ost.st_gid;
 	}
-	r = atomicfile_begin(pp->dir, pp->base,
+	r = atomicfile_begin(lk->dir, lk->base,
 			     ofd >= 0 ? ost.st_mode & 07777 : 0644, &opts, &af);
 	if (r < 0)
 		goto out_close;
@@ -204,42 +333,23 @@ static void batch_fail(struct writer_req *reqs, size_t n, bool only_accepted,
 	}
 }
 
-int writer_commit(struct store *s, struct writer_req *reqs, size_t n,
-		  size_t max_record)
+int writer_commit_locked(struct writer_lock *lk, struct writer_req *reqs,
+			 size_t n, size_t max_record)
 {
 	struct commit_plan *plan = NULL;
-	struct paths pp;
-	struct fault f;
-	const char *lines, *step = "lock";
+	struct store *s = lk->s;
+	const char *lines, *step = "refresh";
 	bool renamed = false;
 	size_t len, i;
-	int lfd = -1, r, e;
+	int r, e;
 
-	fault_read(&f);
-	r = paths_init(store_path(s), &pp);
-	if (r < 0) {
-		batch_fail(reqs, n, false, r, "lock", false);
-		return r;
-	}
-	r = take_lock(&pp, &f, &lfd);
-	if (r < 0) {
-		batch_fail(reqs, n, false, r, "lock", false);
-		goto out_paths;
-	}
-	/* Under the lock nobody else is between temp and rename: any temp
-	 * of ours in the directory was left by a writer that died. */
-	r = atomicfile_remove_stale(pp.dir, pp.base, ATOMICFILE_STALE_ALL);
-	if (r < 0)
-		log_warn("commit: stale-temp scan %s: %s", pp.dir,
-			 strerror(-r));
-	step = "refresh";
 	r = store_refresh(s, NULL);
 	if (!r)
 		r = commit_plan_new(s, &plan);
 	if (r < 0) {
 		fail("plan", store_path(s), r);
 		batch_fail(reqs, n, false, r, step, false);
-		goto out_unlock;
+		return r;
 	}
 	for (i = 0; i < n; i++) {
 		reqs[i].result = commit_plan_add(plan, reqs[i].data, reqs[i].len,
@@ -253,7 +363,7 @@ int writer_commit(struct store *s, struct writer_req *reqs, size_t n,
 	lines = commit_plan_lines(plan, &len);
 	if (len == 0)
 		goto out_plan;
-	r = rewrite(s, &pp, lines, len, &renamed, &step);
+	r = rewrite(lk, lines, len, &renamed, &step);
 	if (r < 0)
 		batch_fail(reqs, n, true, r, step, renamed);
 	if (renamed) {
@@ -265,9 +375,21 @@ int writer_commit(struct store *s, struct writer_req *reqs, size_t n,
 	}
 out_plan:
 	commit_plan_free(plan);
-out_unlock:
-	close(lfd);
-out_paths:
-	paths_free(&pp);
+	return r;
+}
+
+int writer_commit(struct store *s, struct writer_req *reqs, size_t n,
+		  size_t max_record)
+{
+	struct writer_lock *lk;
+	int r;
+
+	r = writer_lock(s, WRITER_LOCK_TIMEOUT_MS_DEFAULT, &lk);
+	if (r < 0) {
+		batch_fail(reqs, n, false, r, "lock", false);
+		return r;
+	}
+	r = writer_commit_locked(lk, reqs, n, max_record);
+	writer_unlock(lk);
 	return r;
 }

@@ -533,48 +533,57 @@ static void test_crash_at_every_step(void)
 	crash_case("done", true, false);
 }
 
-/* The lock is the lock file's flock: another tool holding it holds off
- * the writer. */
-static bool lock_has_waiter(const char *lock)
-{
-	char line[256];
-	struct stat st;
-	bool waiter = false;
-	char ino[64];
-	FILE *f;
+/* The child's log lines go to the pipe `log_pipe`. */
+static int log_pipe = -1;
 
-	if (stat(lock, &st) < 0)
-		return false;
-	snprintf(ino, sizeof(ino), ":%" PRIu64 " ", (uint64_t)st.st_ino);
-	f = fopen("/proc/locks", "r");
-	if (!f)
-		return false;
-	while (fgets(line, sizeof(line), f))
-		if (strstr(line, "->") && strstr(line, ino))
-			waiter = true;
-	fclose(f);
-	return waiter;
+static void pipe_log(enum log_level lvl, const char *line)
+{
+	char b[1100];
+	int n;
+
+	(void)lvl;
+	n = snprintf(b, sizeof(b), "%s\n", line);
+	if (n > 0 && write(log_pipe, b, (size_t)n) < 0)
+		abort();
 }
 
+/* Read lines from fd until one contains `what`; false at end of file. */
+static bool wait_for_line(int fd, const char *what)
+{
+	char b[4096];
+	size_t len = 0;
+	ssize_t n;
+
+	for (;;) {
+		n = read(fd, b + len, sizeof(b) - 1 - len);
+		if (n <= 0)
+			return false;
+		len += (size_t)n;
+		b[len] = '\0';
+		if (strstr(b, what))
+			return true;
+		if (len > sizeof(b) / 2) {
+			memmove(b, b + len / 2, len - len / 2 + 1);
+			len -= len / 2;
+		}
+	}
+}
+
+/* The lock is the lock file's flock: another tool holding it holds off
+ * the writer. */
 static void test_writer_waits_for_the_flock(void)
 {
 	char *path = mkstore("flock.jsonl", "{\"iteration\": 0}\n");
 	char *lock = t_path("flock.jsonl.lock");
 	struct writer_req q;
-	bool waiting = false;
+	bool waiting;
 	size_t len;
 	char *got;
 	pid_t pid;
-	int fd, st = 0;
+	int fd, st = 0, p[2];
 
-	if (access("/proc/locks", R_OK) < 0) {
-		printf("# /proc/locks not readable, skipped\n");
-		free(lock);
-		free(path);
-		return;
-	}
 	fd = open(lock, O_RDWR | O_CREAT, 0644);
-	if (fd < 0 || flock(fd, LOCK_EX) < 0)
+	if (fd < 0 || flock(fd, LOCK_EX) < 0 || pipe(p) < 0)
 		abort();
 	fflush(NULL);
 	pid = fork();
@@ -583,27 +592,133 @@ static void test_writer_waits_for_the_flock(void)
 	if (pid == 0) {
 		/* Our copy of the holder's descriptor would keep the lock. */
 		close(fd);
+		close(p[0]);
+		log_pipe = p[1];
+		log_set_level(LOG_LVL_DEBUG);
+		log_set_sink(pipe_log);
 		_exit(commit1(path, REC(1), &q) == 0 && q.result == 0 ? 0 : 1);
 	}
-	/* Wait (without a clock) until the child blocks on our lock, or
-	 * ends, which it must not. */
-	while (!(waiting = lock_has_waiter(lock)) &&
-	       waitpid(pid, &st, WNOHANG) == 0)
-		usleep(1000);
-	T_CHECK(waiting, "the writer did not wait for the lock (status %#x)",
-		st);
+	close(p[1]);
+	/* The writer says when it found the lock taken. */
+	waiting = wait_for_line(p[0], "waiting for another writer");
+	T_CHECK(waiting, "the writer did not wait for the lock");
 	got = read_or_empty(path, &len);
 	T_CHECK(strcmp(got, "{\"iteration\": 0}\n") == 0,
 		"committed while the lock was held");
 	free(got);
 	close(fd);
-	if (waiting)
-		T_CHECK(waitpid(pid, &st, 0) == pid && WIFEXITED(st) &&
-			WEXITSTATUS(st) == 0, "child status %#x", st);
+	close(p[0]);
+	T_CHECK(waitpid(pid, &st, 0) == pid && WIFEXITED(st) &&
+		WEXITSTATUS(st) == 0, "child status %#x", st);
 	got = read_or_empty(path, &len);
 	T_CHECK(strcmp(got, "{\"iteration\": 0}\n" REC(1) "\n") == 0,
 		"after the lock: %s", got);
 	free(got);
+	free(lock);
+	free(path);
+}
+
+/* A child that takes the lock of `lock` and holds it until `release` is
+ * closed; returns once it holds it. */
+static pid_t hold_lock(const char *lock, int *release)
+{
+	int ready[2], go[2];
+	pid_t pid;
+	char c;
+
+	if (pipe(ready) < 0 || pipe(go) < 0)
+		abort();
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0)
+		abort();
+	if (pid == 0) {
+		int fd = open(lock, O_RDONLY | O_CREAT, 0600);
+
+		close(ready[0]);
+		close(go[1]);
+		if (fd < 0 || flock(fd, LOCK_EX) < 0)
+			_exit(1);
+		if (write(ready[1], "x", 1) != 1)
+			_exit(1);
+		while (read(go[0], &c, 1) > 0)
+			;
+		_exit(0);
+	}
+	close(ready[1]);
+	close(go[0]);
+	if (read(ready[0], &c, 1) != 1)
+		abort();
+	close(ready[0]);
+	*release = go[1];
+	return pid;
+}
+
+static void test_a_held_lock_times_out_and_names_its_holder(void)
+{
+	const char *old = "{\"iteration\": 0}\n";
+	char *path = mkstore("timeout.jsonl", old);
+	char *lock = t_path("timeout.jsonl.lock"), want[64], *got;
+	struct writer_req q = { .data = REC(1), .len = strlen(REC(1)) };
+	struct store *s = open_or_die(path, 0);
+	struct writer_lock *lk = NULL;
+	int release, st, r;
+	size_t len;
+	pid_t pid;
+
+	pid = hold_lock(lock, &release);
+	log_set_sink(capture_log);
+	last_log[0] = '\0';
+	r = writer_lock(s, 30, &lk);
+	T_CHECK(r == -ETIMEDOUT && !lk, "writer_lock: %d", r);
+	snprintf(want, sizeof(want), "held by pid %ld", (long)pid);
+	T_CHECK(strstr(last_log, lock) && strstr(last_log, want),
+		"log: '%s', want the path and '%s'", last_log, want);
+	last_log[0] = '\0';
+	r = writer_lock(s, 0, &lk);
+	T_CHECK(r == -ETIMEDOUT && !last_log[0], "one try: %d, log '%s'", r,
+		last_log);
+	log_set_sink(NULL);
+	got = read_or_empty(path, &len);
+	T_CHECK_MEM(got, len, old, strlen(old), "store while locked");
+	free(got);
+	close(release);
+	T_CHECK(waitpid(pid, &st, 0) == pid && WIFEXITED(st) &&
+		WEXITSTATUS(st) == 0, "holder status %#x", st);
+	/* Free again: one lock, two commits. */
+	r = writer_lock(s, 0, &lk);
+	T_CHECK(r == 0 && lk, "after release: %d", r);
+	if (lk) {
+		r = writer_commit_locked(lk, &q, 1, MAXREC);
+		T_CHECK(r == 0 && q.result == 0 && q.first == 1, "commit 1");
+		q.data = "{\"n\": 2}";
+		q.len = strlen(q.data);
+		r = writer_commit_locked(lk, &q, 1, MAXREC);
+		T_CHECK(r == 0 && q.result == 0 && q.first == 2, "commit 2");
+		writer_unlock(lk);
+	}
+	store_close(s);
+	free(lock);
+	free(path);
+}
+
+static void test_the_lock_file_mode_follows_the_store(void)
+{
+	char *path = mkstore("lockmode.jsonl", "{\"iteration\": 0}\n");
+	char *lock = t_path("lockmode.jsonl.lock");
+	struct writer_req q;
+	struct stat st;
+	mode_t old;
+	int r;
+
+	if (chmod(path, 0600) < 0)
+		abort();
+	old = umask(0);
+	r = commit1(path, REC(1), &q);
+	umask(old);
+	T_CHECK(r == 0 && q.result == 0, "commit %d", r);
+	T_CHECK(stat(lock, &st) == 0 && (st.st_mode & 07777) == 0600,
+		"lock mode %o, want 0600 like the store", st.st_mode & 07777);
 	free(lock);
 	free(path);
 }
@@ -804,6 +919,8 @@ int main(void)
 	T_RUN(test_stale_temps_removed_others_kept);
 	T_RUN(test_crash_at_every_step);
 	T_RUN(test_writer_waits_for_the_flock);
+	T_RUN(test_a_held_lock_times_out_and_names_its_holder);
+	T_RUN(test_the_lock_file_mode_follows_the_store);
 	T_RUN(test_eight_processes_at_once);
 	T_RUN(test_threads_share_one_handle);
 	T_RUN(test_changes_absorbed_by_a_commit_are_reported);
