@@ -477,6 +477,30 @@ out_unlock:
 	return r;
 }
 
+int keepdir_unlink_reason(struct keepdir *kd, const char *name)
+{
+	char rname[NAME_MAX + 1];
+	int r;
+
+	if (!is_kept_name(name))
+		return -EINVAL;
+	pthread_mutex_lock(&kd->mu);
+	r = open_existing(kd);
+	if (r < 0)
+		goto out_unlock;
+	reason_name(name, rname);
+	if (!exists_at(kd->dfd, rname)) {
+		r = -ENOENT;
+		goto out_unlock;
+	}
+	r = unlink_quiet(kd, rname);
+	if (!r)
+		r = fsync_keepdir(kd);
+out_unlock:
+	pthread_mutex_unlock(&kd->mu);
+	return r;
+}
+
 static int entry_cmp(const void *a, const void *b)
 {
 	return strcmp(((const struct keep_entry *)a)->name,
