@@ -680,8 +680,11 @@ static void release_last(struct incoming *in, struct ent *d)
 {
 	if (d->discarded || d->staging)
 		return;
-	if (pending_len(d) == 0 && !d->efbig)
+	if (pending_len(d) == 0 && !d->efbig) {
+		/* Empty, or all of it committed: nothing to show. */
+		d->listed = false;
 		return;
+	}
 	if (!failed_now(d))
 		drop_fail(d, -EINVAL, "%s: closed without a commit (the writer "
 			  "was interrupted or never closed it for writing)",
@@ -1453,8 +1456,9 @@ int incoming_unlink(struct incoming *in, const char *name)
 		ent_hide(in, e);
 		goto out_unlock;
 	}
-	/* The reason alone may go; the kept bytes take their reason along
-	 * (`rm x.*` lists x.reason first, so both succeed). */
+	/* The reason alone may go; the kept bytes take their reason along,
+	 * whose name then lingers like a committed one, so that `rm
+	 * x.rejected x.reason` succeeds whichever comes first. */
 	snprintf(k, sizeof(k), "%s", strrchr(e->file, '/') + 1);
 	if (e->kind == ENT_REASON) {
 		k[strlen(k) - strlen(SUFFIX_REASON)] = '\0';
@@ -1466,10 +1470,18 @@ int incoming_unlink(struct incoming *in, const char *name)
 		r = 0;
 	if (r < 0)
 		goto out_unlock;
-	if (e->kind == ENT_KEPT)
-		hide_kept(in, k);
-	else
-		ent_hide(in, e);
+	if (e->kind == ENT_KEPT) {
+		snprintf(k + strlen(k), sizeof(k) - strlen(k), SUFFIX_REASON);
+		e = find_name(in, k);
+		if (e && e->listed) {
+			e->listed = false;
+			e->grace_until = mono_ns() +
+					 (uint64_t)in->o.grace_ms * 1000000u;
+		}
+		snprintf(k, sizeof(k), "%s", name);
+		e = find_name(in, k);
+	}
+	ent_hide(in, e);
 out_unlock:
 	pthread_mutex_unlock(&in->lock);
 	return r;
