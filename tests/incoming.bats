@@ -11,20 +11,8 @@ setup() {
 teardown() {
 	# A failed mid-drop test leaves its Python writer waiting for "go".
 	[ -z "${PY:-}" ] || kill "$PY" 2>/dev/null || true
+	teardown_tracked
 	iterfs_unmount_all
-}
-
-# Three records, numbers 0..2, in the "iteration" dialect.
-seed() {
-	local i
-	for i in 0 1 2; do
-		printf '{"iteration": %d, "code": "x = %d\\n", "metrics": {"sharpe": 0.%d}, "timestamp": "2025-10-11T15:46:3%d.605350"}\n' \
-			"$i" "$i" "$i" "$i"
-	done >"$1"
-}
-
-sum() {
-	sha256sum <"$1" | cut -d' ' -f1
 }
 
 # py_drop PATH TEXT: Python writes TEXT to PATH and closes it; prints "ok",
@@ -59,11 +47,6 @@ for line in open(sys.argv[1], encoding="utf-8"):
     key = "iteration" if "iteration" in r else "iteration_num"
     print(r[key], key)
 EOF
-}
-
-# Nothing may be left in incoming/ but what the test expects.
-listing() {
-	LC_ALL=C ls -A "$MNT/incoming" | tr '\n' ' '
 }
 
 @test "a record copied in with cp commits and shows under iterations, latest and by-hash at once" {
