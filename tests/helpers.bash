@@ -96,8 +96,11 @@ kept_drops() {
 	LC_ALL=C ls -A "$STORE.rejected" | grep -v '\.reason$' | tr '\n' ' '
 }
 
+# Disowned: the shell would report each one teardown kills.  Wait for them
+# with iterfs_wait_exit.
 bg_track() {
 	printf '%s\n' "$@" >>"$BATS_TEST_TMPDIR/.pids"
+	disown "$@"
 }
 
 # Kill what the test left running (writers, lock holders) before unmounting:
