@@ -719,6 +719,27 @@ PY
 	[ "$(sum "$STORE")" = "$before" ]
 }
 
+@test "a staging file its writer closes and removes leaves nothing behind" {
+	seed "$STORE"
+	before=$(sum "$STORE")
+	iterfs_mount "$STORE"
+	# Not JSON at all, like an editor's swap file.
+	run py_drop "$MNT/incoming/.x.swp" $'b0VIM 9.0\n\x01 swap'
+	[ "$output" = ok ]
+	[ "$(listing)" = ".x.swp " ]
+	[ "$(cat "$MNT/incoming/.x.swp")" = $'b0VIM 9.0\n\x01 swap' ]
+	rm "$MNT/incoming/.x.swp"
+	# Removed while still open, too.
+	exec 4>"$MNT/incoming/.y.tmp"
+	printf 'partial' >&4
+	rm "$MNT/incoming/.y.tmp"
+	exec 4>&-
+	[ "$(listing)" = "" ]
+	iterfs_unmount
+	[ "$(sum "$STORE")" = "$before" ]
+	[ ! -e "$STORE.rejected" ]
+}
+
 @test "a name that just committed can still be stat'ed, chmod'ed, chown'ed, touched, renamed and removed" {
 	seed "$STORE"
 	iterfs_mount "$STORE"
@@ -920,5 +941,6 @@ PY
 	cp "$BATS_TEST_TMPDIR/four" "$MNT/incoming/four"
 	[ "$(iter_count)" -eq 7 ]
 	[ "$(ls -t "$MNT/iterations" | tr '\n' ' ')" = "5 3 6 4 2 1 0 " ]
+	[[ "$(stat -c %y "$MNT/iterations/5")" == *":00.000500000 "* ]]
 	[ "$(cd "$MNT/iterations" && ls -t 6/code.py 4/code.py 3/code.py 5/code.py | tr '\n' ' ')" = "5/code.py 3/code.py 6/code.py 4/code.py " ]
 }

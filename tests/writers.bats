@@ -256,6 +256,8 @@ reject_for_sed() {
 	[ "$(wc -l <"$STORE")" -eq 4 ]
 	cmp <(printf '%s' "$GOOD_CODE") "$MNT/iterations/3/code.py"
 	cmp <(printf '%s' "$GOOD_METRICS") "$MNT/iterations/3/metrics.json"
+	# Fixed and committed, the drop is no longer a rejected one: its kept
+	# copy and reason go (sed renamed its committed temp onto it).
 	nothing_left
 }
 
