@@ -750,10 +750,10 @@ PY
 	seed "$STORE"
 	iterfs_mount "$STORE"
 	# One process, right after close: inside the short grace period.
-	run python3 - "$MNT/incoming" "$(rec grace)" <<'PY'
+	run python3 - "$MNT/incoming" "$(rec grace)" "$(rec gone)" <<'PY'
 import os, sys
-inc, text = sys.argv[1:3]
-p = os.path.join(inc, "g")
+inc, text, text2 = sys.argv[1:4]
+p, q = os.path.join(inc, "g"), os.path.join(inc, "h")
 with open(p, "w") as f:
     f.write(text)
 listed = os.listdir(inc)
@@ -762,15 +762,18 @@ os.chmod(p, 0o600)
 os.chown(p, st.st_uid, st.st_gid)
 os.utime(p, (1700000000, 1700000000))
 os.rename(p, os.path.join(inc, "g2"))
-os.unlink(p)
+with open(q, "w") as f:
+    f.write(text2)
+os.unlink(q)
 print("listed", listed)
 PY
 	echo "$output"
 	[ "$status" -eq 0 ]
 	[ "$output" = "listed []" ]
-	[ "$(iter_count)" -eq 4 ]
-	[ "$(wc -l <"$STORE")" -eq 4 ]
+	[ "$(iter_count)" -eq 5 ]
+	[ "$(wc -l <"$STORE")" -eq 5 ]
 	[ "$(cat "$MNT/iterations/3/code.py")" = grace ]
+	[ "$(cat "$MNT/iterations/4/code.py")" = gone ]
 	[ "$(listing)" = "" ]
 	[ ! -e "$STORE.rejected" ]
 }
