@@ -124,3 +124,123 @@ in_installed_ns() {
 	[ "$output" = "iterfs: log file $D/no/such/dir/log: No such file or directory" ]
 	! mountpoint -q "$MNT"
 }
+
+@test "meson install puts the three tools, their man pages, the unit and completions in place" {
+	local src=$BATS_TEST_DIRNAME/..
+	DESTDIR=$D/root meson install -C "$ITERFS_BUILD" --quiet
+	local prefix
+	prefix=$(meson introspect "$ITERFS_BUILD" --buildoptions |
+		python3 -c 'import json,sys; print(next(o["value"] for o in json.load(sys.stdin) if o["name"] == "prefix"))')
+	local root=$D/root$prefix t
+	for t in iterfs iterfs-commit iterfs-check; do
+		[ -x "$root/bin/$t" ]
+		[ -f "$root/share/man/man1/$t.1" ]
+		[ -f "$root/share/bash-completion/completions/$t" ]
+		"$root/bin/$t" --version
+	done
+	grep -q "^ExecStart=$prefix/bin/iterfs " "$root/lib/systemd/system/iterfs@.service"
+	# The installed daemon mounts.
+	ITERFS=$root/bin/iterfs iterfs_mount "$STORE" -o ro
+	[ "$(cat "$MNT/latest/code.py")" = "x = 0" ]
+}
+
+@test "each man page renders with man -l and groff -ww without a warning" {
+	local t
+	for t in iterfs iterfs-commit iterfs-check; do
+		run groff -man -ww -Tutf8 -z "$ITERFS_BUILD/doc/$t.1"
+		[ "$status" -eq 0 ]
+		[ -z "$output" ]
+		run sh -c "MANWIDTH=80 man --warnings=w -l '$ITERFS_BUILD/doc/$t.1' 2>&1 >/dev/null"
+		[ "$status" -eq 0 ]
+		[ -z "$output" ]
+		MANWIDTH=80 man -l "$ITERFS_BUILD/doc/$t.1" | grep -q "EXIT STATUS"
+	done
+	MANWIDTH=80 man -l "$ITERFS_BUILD/doc/iterfs.1" | grep -q "STORE.lock"
+	MANWIDTH=80 man -l "$ITERFS_BUILD/doc/iterfs.1" | grep -q "STORE.rejected/"
+	MANWIDTH=80 man -l "$ITERFS_BUILD/doc/iterfs.1" | grep -q "STORE.lost/"
+	MANWIDTH=80 man -l "$ITERFS_BUILD/doc/iterfs.1" | grep -q "fuse.iterfs"
+}
+
+@test "--help and the man page list the same options, for each tool" {
+	local t bin
+	for bin in fs/iterfs core/iterfs-commit core/iterfs-check; do
+		t=$(basename "$bin")
+		"$ITERFS_BUILD/$bin" --help >"$D/$t.help"
+		python3 "$BATS_TEST_DIRNAME/optlist.py" help "$D/$t.help" >"$D/$t.h"
+		python3 "$BATS_TEST_DIRNAME/optlist.py" man "$ITERFS_BUILD/doc/$t.1" >"$D/$t.m"
+		[ "$(wc -l <"$D/$t.h")" -ge 4 ]
+		diff -u "$D/$t.h" "$D/$t.m"
+	done
+	# The comparison sees a drift.
+	grep -v '^\.B \\-s$' "$ITERFS_BUILD/doc/iterfs.1" >"$D/drift.1"
+	python3 "$BATS_TEST_DIRNAME/optlist.py" man "$D/drift.1" >"$D/drift.m"
+	! diff -q "$D/iterfs.h" "$D/drift.m"
+}
+
+# complete LINE: what bash completion offers for LINE (cursor at its end).
+complete_line() {
+	bash -c '. /usr/share/bash-completion/bash_completion
+		. "$1"
+		read -ra COMP_WORDS <<<"$2"
+		[[ $2 == *" " ]] && COMP_WORDS+=("")
+		COMP_CWORD=$((${#COMP_WORDS[@]} - 1))
+		COMP_LINE=$2 COMP_POINT=${#2}
+		fn=$(complete -p "${COMP_WORDS[0]}" | sed "s/.*-F \([^ ]*\) .*/\1/")
+		"$fn" "${COMP_WORDS[0]}" "${COMP_WORDS[COMP_CWORD]}" "${COMP_WORDS[COMP_CWORD-1]}"
+		printf "%s\n" "${COMPREPLY[@]}"' _ "$BATS_TEST_DIRNAME/../contrib/completion/iterfs" "$1"
+}
+
+@test "bash completion offers exactly the options --help documents" {
+	[ -r /usr/share/bash-completion/bash_completion ] || skip "bash-completion missing"
+	local t bin
+	for bin in fs/iterfs core/iterfs-commit core/iterfs-check; do
+		t=$(basename "$bin")
+		"$ITERFS_BUILD/$bin" --help >"$D/$t.help"
+		python3 "$BATS_TEST_DIRNAME/optlist.py" help "$D/$t.help" | grep '^-' >"$D/$t.dash"
+		complete_line "$t -" | sort >"$D/$t.comp"
+		diff -u "$D/$t.dash" "$D/$t.comp"
+	done
+	python3 "$BATS_TEST_DIRNAME/optlist.py" help "$D/iterfs.help" | grep -v '^-' >"$D/mount.opts"
+	complete_line "iterfs -o " | sort >"$D/mount.comp"
+	diff -u "$D/mount.opts" "$D/mount.comp"
+	[ "$(complete_line "iterfs -o ro,max_r")" = "ro,max_record=" ]
+	[ "$(complete_line "iterfs-check --j")" = "--json" ]
+}
+
+# The unit's commands with the build directory for @BINDIR@ and %i = NAME.
+unit() {
+	sed "s|@BINDIR@|$ITERFS_BUILD/fs|" "$BATS_TEST_DIRNAME/../contrib/systemd/iterfs@.service.in"
+}
+
+@test "the systemd unit template passes systemd-analyze verify" {
+	command -v systemd-analyze >/dev/null || skip "systemd-analyze missing"
+	mkdir -p "$D/unit" "$D/man/man1"
+	unit >"$D/unit/iterfs@.service"
+	cp "$ITERFS_BUILD/doc/iterfs.1" "$D/man/man1/"
+	run env MANPATH="$D/man" systemd-analyze verify "$D/unit/iterfs@loop1.service"
+	[ "$status" -eq 0 ]
+	[ -z "$output" ]
+}
+
+@test "the unit's start mounts once ready and its stop unmounts cleanly" {
+	local start stop
+	start=$(unit | sed -n 's/^ExecStart=//p')
+	stop=$(unit | sed -n 's/^ExecStop=//p')
+	[[ "$start" == "$ITERFS_BUILD/fs/iterfs "* ]]
+	# Its directories, where systemd would create them, are under $D here.
+	start=${start//\/var\/log\/iterfs\/%i.log/$D/loop1.log}
+	start=${start//\/var\/lib\/iterfs\/%i.jsonl/$STORE}
+	start=${start//\/run\/iterfs\/%i/$MNT}
+	stop=${stop//\/run\/iterfs\/%i/$MNT}
+	eval "$start" 3>&-
+	track
+	# Type=forking: active when ExecStart returns, and the mount is ready.
+	mountpoint -q "$MNT"
+	echo '{"code": "z = 2"}' >"$D/r.json"
+	cp "$D/r.json" "$MNT/incoming/"
+	eval "$stop"
+	iterfs_wait_exit "$IFS_PID"
+	! mountpoint -q "$MNT"
+	grep -q "$MNT unmounted" "$D/loop1.log"
+	[ "$(wc -l <"$STORE")" -eq 2 ]
+}
