@@ -1,7 +1,8 @@
 # Sourced by test.sh and try.sh: install the Debian 12 packages iterfs needs
 # to build and to run its tests, when any is missing (root only).
 iterfs_pkgs=(build-essential meson ninja-build pkg-config libfuse3-dev fuse3 libcjson-dev
-	libssl-dev bats python3 rsync tar strace procps diffutils e2fsprogs xfsprogs util-linux)
+	libssl-dev bats python3 rsync tar strace procps diffutils e2fsprogs xfsprogs util-linux
+	bsdutils groff-base man-db bash-completion systemd)
 
 iterfs_install_deps() {
 	local p missing=()
