@@ -35,7 +35,8 @@
 #define CHUNK 1024
 
 static const char usage_text[] =
-	"usage: iterfs-check [--json] STORE\n"
+	"usage: iterfs-check STORE\n"
+	"       iterfs-check --json STORE\n"
 	"\n"
 	"Read the JSONL history STORE (never writing it) and print counts:\n"
 	"records, iterations, distinct codes, skipped lines (with their line\n"
@@ -109,13 +110,18 @@ static int wait_until(struct progress *p, const struct timespec *when)
 static void *progress_main(void *arg)
 {
 	struct progress *p = arg;
-	struct timespec when;
+	struct timespec when, due, now;
 	bool drawn = false;
 	unsigned tick = 0;
 
 	clock_gettime(CLOCK_REALTIME, &when);
 	when.tv_sec += (time_t)p->after;
 	when.tv_nsec += (long)((p->after - (double)(time_t)p->after) * 1e9);
+	if (when.tv_nsec >= 1000000000L) {
+		when.tv_sec++;
+		when.tv_nsec -= 1000000000L;
+	}
+	due = when;
 	for (;;) {
 		if (when.tv_nsec >= 1000000000L) {
 			when.tv_sec++;
@@ -126,6 +132,14 @@ static void *progress_main(void *arg)
 		progress_draw(p, tick++);
 		drawn = true;
 		when.tv_nsec += 100000000L;
+	}
+	/* A scan that outlasted the delay shows where it ended, even if it
+	 * ended between two redraws. */
+	clock_gettime(CLOCK_REALTIME, &now);
+	if (now.tv_sec > due.tv_sec ||
+	    (now.tv_sec == due.tv_sec && now.tv_nsec >= due.tv_nsec)) {
+		progress_draw(p, tick);
+		drawn = true;
 	}
 	if (drawn) {
 		fputs("\r\033[K", stderr);
