@@ -103,8 +103,10 @@ class History:
 
     def last(self):
         """The record with the highest number, or None while empty."""
-        n = self.highest()
-        return None if n < 0 else self.get(n)
+        if self.mounted:
+            n = self.highest()
+            return None if n < 0 else self.get(n)
+        return _store.last(self.path)
 
     def highest(self):
         """The highest iteration number, -1 while empty."""
@@ -113,10 +115,10 @@ class History:
         return _store.highest(self.path)
 
     def dialect(self):
+        """The names this history's records use (see dialect.Dialect)."""
         if self.mounted:
             return _mount.dialect(self.path)
-        last = self.last()
-        return _dl.Dialect(last, bool(last) and "code_hash" in last)
+        return _store.dialect(self.path)
 
     def save_iteration_result(self, iteration, code, metrics, feedback,
                               used_fallback=False, success=True, error=None):

@@ -88,46 +88,77 @@ def read(store):
 
 
 def _index(data):
-    """{number: line bytes} for every record line, decoding only lines whose
-    number is not their first member."""
+    """{number: [line bytes, in file order]} of the lines that may be
+    records, decoding only lines whose number is not their first member."""
     index = {}
     for _, line in _lines(data):
         m = _FIRST_NUMBER.match(line)
         if m:
-            # The number alone does not make a record: a torn line may
-            # start like one.  Decoding the few candidates for the dialect
-            # and the taken-number check settles it.
-            index[int(m.group(1))] = line
+            # A torn line may start like a record: _record settles it.
+            index.setdefault(int(m.group(1)), []).append(line)
             continue
         if not line.strip():
             continue
         r = decode(line)
         n = dl.number_of(r) if r is not None else None
         if n is not None:
-            index[n] = line
+            index.setdefault(n, []).append(line)
     return index
 
 
+def _record(index, n):
+    """(line, record) shown for number n: its last line that decodes, or
+    (None, None)."""
+    for line in reversed(index.get(n, ())):
+        r = decode(line)
+        if r is not None:
+            return line, r
+    return None, None
+
+
+def _highest(index):
+    """The highest number that has a record."""
+    for n in sorted(index, reverse=True):
+        if _record(index, n)[1] is not None:
+            return n
+    return -1
+
+
 def _dialect(index):
-    """The store's dialect, from its highest records that decode."""
-    d, sample, hashes = None, None, False
+    """The store's dialect, from its highest records."""
+    sample, hashes = None, False
     for n in sorted(index, reverse=True)[:_PROBE]:
-        r = decode(index[n])
+        r = _record(index, n)[1]
         if r is None:
             continue
         if sample is None:
             sample = r
         hashes = hashes or "code_hash" in r
-    d = dl.Dialect(sample, hashes)
-    return d
+    return dl.Dialect(sample, hashes)
 
 
-def _highest(index):
-    """The highest number of a line that is a record."""
-    for n in sorted(index, reverse=True):
-        if decode(index[n]) is not None:
-            return n
-    return -1
+def _read_index(store):
+    try:
+        with open(store, "rb") as f:
+            return _index(f.read())
+    except FileNotFoundError:
+        return {}
+
+
+def highest(store):
+    """The highest iteration number in the store, -1 when it has none."""
+    return _highest(_read_index(store))
+
+
+def last(store):
+    """The record with the highest number, or None."""
+    index = _read_index(store)
+    n = _highest(index)
+    return None if n < 0 else _record(index, n)[1]
+
+
+def dialect(store):
+    return _dialect(_read_index(store))
 
 
 def _copy(src_fd, dst_fd, size):
@@ -201,8 +232,9 @@ def _commit_once(store, record, number):
                            _highest(index) + 1 if number is None else number)
         n = dl.number_of(out)
         line = dl.compact(out).encode("utf-8")
-        if n in index and decode(index[n]) is not None:
-            if index[n] == line:
+        taken = _record(index, n)[0]
+        if taken is not None:
+            if taken == line:
                 return n, True
             raise dl.Rejected(errno.EEXIST,
                               "iteration %d is taken by a different record" % n)
@@ -239,10 +271,3 @@ def _commit_once(store, record, number):
             os.close(src)
 
 
-def highest(store):
-    """The highest iteration number in the store, -1 when it has none."""
-    try:
-        with open(store, "rb") as f:
-            return _highest(_index(f.read()))
-    except FileNotFoundError:
-        return -1

@@ -228,3 +228,29 @@ class Lock(TempDir):
         fd = os.open(p + ".lock", os.O_RDWR)
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         os.close(fd)
+
+
+class Cost(TempDir):
+    def test_a_save_into_a_large_store_decodes_only_a_few_lines(self):
+        """appending one record does not json.loads every line of the store"""
+        from unittest import mock
+        import iterfs_client.store as st
+        p = self.path("h.jsonl")
+        with open(p, "w") as f:
+            for i in range(2000):
+                f.write(json.dumps({"iteration_num": i, "strategy_code": "x%d" % i}) + "\n")
+        real_loads = json.loads
+        calls = []
+
+        def counting(*a, **k):
+            calls.append(1)
+            return real_loads(*a, **k)
+
+        h = History(p)
+        with mock.patch.object(st.json, "loads", counting):
+            self.assertEqual(h.save_iteration_result(2000, "y", {}, "f"), 2000)
+            self.assertEqual(h.highest(), 2000)
+            self.assertEqual(h.last()["strategy_code"], "y")
+            self.assertEqual(h.load_previous_feedback(), "f")
+        self.assertLess(len(calls), 100)
+        self.assertEqual(History(p).get(2000)["feedback"], "f")
