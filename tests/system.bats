@@ -35,6 +35,7 @@ track() {
 	[ "$status" -eq 1 ]
 	[ "${lines[0]}" = "iterfs: unknown option '--frobnicate'" ]
 	! mountpoint -q "$MNT"
+	[ "$(sha256sum <"$STORE")" = "$SUM" ]
 }
 
 @test "options after STORE and MOUNTPOINT work as before them" {
@@ -72,6 +73,7 @@ track() {
 	[ "$status" -ne 0 ]
 	[[ "$output" == *"iterfs: unknown option 'nonempty'"* ]]
 	! mountpoint -q "$MNT"
+	[ "$(sha256sum <"$STORE")" = "$SUM" ]
 }
 
 # mount(8) runs helpers with its own PATH (/usr/local/sbin first): in a
@@ -123,6 +125,7 @@ in_installed_ns() {
 	[ "$status" -eq 1 ]
 	[ "$output" = "iterfs: log file $D/no/such/dir/log: No such file or directory" ]
 	! mountpoint -q "$MNT"
+	[ "$(sha256sum <"$STORE")" = "$SUM" ]
 }
 
 @test "meson install puts the three tools, their man pages, the unit and completions in place" {
