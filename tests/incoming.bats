@@ -646,9 +646,11 @@ assert len(data) == 5000
 open(sent, "wb").write(data)
 fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
 res = []
+# pwrite: a failed write does not move the file offset, so each chunk
+# names its own place.
 for off in range(0, len(data), 500):
     try:
-        n = os.write(fd, data[off:off + 500])
+        n = os.pwrite(fd, data[off:off + 500], off)
         res.append("ok" if n == 500 else f"short {n}")
     except OSError as e:
         res.append(errno.errorcode[e.errno])

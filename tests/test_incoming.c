@@ -233,7 +233,8 @@ static void test_a_plain_drop_commits_at_close_and_its_name_lingers(void)
 		"committed again");
 	T_CHECK(rename_(in, "a.json", "b.json") == 0, "rename of a "
 		"committed name");
-	T_CHECK(incoming_unlink(in, "b.json") == 0, "unlink of a committed "
+	T_CHECK(!resolves(in, "b.json"), "the no-op rename moved the name");
+	T_CHECK(incoming_unlink(in, "a.json") == 0, "unlink of a committed "
 		"name");
 	T_CHECK(commits == 1, "commits %d", commits);
 	release(in, ino);
