@@ -10,6 +10,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* Read exactly `len` bytes at `off`.  -EIO when the file ends first (it
  * shrank under us). */
@@ -35,5 +36,9 @@ size_t fileio_utf8_cut(const char *s, size_t max);
  * then the directory made absolute with realpath.  *out is malloc'd.
  * Returns 0, -ENOMEM, -ELOOP, or the -errno of lstat/readlink/realpath. */
 int fileio_resolve(const char *path, char **out);
+
+/* What a file of mode `m` is, for messages: "a regular file", "a directory",
+ * "a FIFO", "a character device", ... (a static string). */
+const char *fileio_kind(mode_t m);
 
 #endif
