@@ -477,6 +477,29 @@ out_unlock:
 	return r;
 }
 
+int keepdir_open_entry(struct keepdir *kd, const char *name, bool reason,
+		       int *fd)
+{
+	char rname[NAME_MAX + 1];
+	int r;
+
+	*fd = -1;
+	if (!is_kept_name(name))
+		return -EINVAL;
+	if (reason)
+		reason_name(name, rname);
+	pthread_mutex_lock(&kd->mu);
+	r = open_existing(kd);
+	if (!r) {
+		*fd = openat(kd->dfd, reason ? rname : name,
+			     O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+		if (*fd < 0)
+			r = -errno;
+	}
+	pthread_mutex_unlock(&kd->mu);
+	return r;
+}
+
 static int entry_cmp(const void *a, const void *b)
 {
 	return strcmp(((const struct keep_entry *)a)->name,

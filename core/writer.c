@@ -17,6 +17,11 @@
  * Fault injection (ITERFS_FAULT, read once per commit): see fault.h.  The
  * "done" step only knows "crash" (after the directory fsync, before
  * store_adopt and unlock).
+ *
+ * Contents: the lock (paths, /proc/locks, polling flock, writer_lock); the
+ * rewrite (the old file, the outside-writer check, free space, rewrite);
+ * failure reasons; writer_commit_locked (the start-over loop);
+ * writer_commit.
  */
 #include "writer.h"
 
@@ -160,8 +165,10 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* flock(LOCK_EX), polling with LOCK_NB: no signal, and a bound. */
-static int wait_lock(struct writer_lock *lk, int timeout_ms)
+/* flock(LOCK_EX), polling with LOCK_NB: no signal, a bound, and the
+ * caller's say between tries. */
+static int wait_lock(struct writer_lock *lk, int timeout_ms,
+		     writer_give_up_fn give_up, void *arg)
 {
 	int64_t start = now_ms();
 	long backoff_ms = 1;
@@ -177,6 +184,8 @@ static int wait_lock(struct writer_lock *lk, int timeout_ms)
 		if (backoff_ms == 1)
 			log_debug("commit: lock %s: waiting for another writer",
 				  lk->lock);
+		if (give_up && give_up(arg))
+			return -ECANCELED;
 		if (timeout_ms >= 0 && now_ms() - start >= timeout_ms) {
 			if (timeout_ms > 0)
 				log_timeout(lk, timeout_ms);
@@ -206,6 +215,13 @@ static int check_regular(const char *path)
 }
 
 int writer_lock(struct store *s, int timeout_ms, struct writer_lock **out)
+{
+	return writer_lock_wait(s, timeout_ms, NULL, NULL, out);
+}
+
+int writer_lock_wait(struct store *s, int timeout_ms,
+		     writer_give_up_fn give_up, void *arg,
+		     struct writer_lock **out)
 {
 	struct writer_lock *lk;
 	const char *store;
@@ -239,7 +255,7 @@ int writer_lock(struct store *s, int timeout_ms, struct writer_lock **out)
 	}
 	r = open_lock(lk, store);
 	if (!r)
-		r = wait_lock(lk, timeout_ms);
+		r = wait_lock(lk, timeout_ms, give_up, arg);
 	if (r < 0)
 		goto out_free;
 	/* Under the lock nobody else is between temp and rename: any temp

@@ -657,6 +657,13 @@ static pid_t hold_lock(const char *lock, int *release)
 	return pid;
 }
 
+static bool give_up_third(void *arg)
+{
+	int *asked = arg;
+
+	return ++*asked == 3;
+}
+
 static void test_a_held_lock_times_out_and_names_its_holder(void)
 {
 	const char *old = "{\"iteration\": 0}\n";
@@ -665,7 +672,7 @@ static void test_a_held_lock_times_out_and_names_its_holder(void)
 	struct writer_req q = { .data = REC(1), .len = strlen(REC(1)) };
 	struct store *s = open_or_die(path, 0);
 	struct writer_lock *lk = NULL;
-	int release, st, r;
+	int release, st, r, asked = 0;
 	size_t len;
 	pid_t pid;
 
@@ -681,6 +688,10 @@ static void test_a_held_lock_times_out_and_names_its_holder(void)
 	r = writer_lock(s, 0, &lk);
 	T_CHECK(r == -ETIMEDOUT && !last_log[0], "one try: %d, log '%s'", r,
 		last_log);
+	/* Waiting forever, the caller can still stop between tries. */
+	r = writer_lock_wait(s, -1, give_up_third, &asked, &lk);
+	T_CHECK(r == -ECANCELED && asked == 3 && !lk && !last_log[0],
+		"give up: %d after %d questions, log '%s'", r, asked, last_log);
 	log_set_sink(NULL);
 	got = read_or_empty(path, &len);
 	T_CHECK_MEM(got, len, old, strlen(old), "store while locked");
