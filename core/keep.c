@@ -144,7 +144,7 @@ int keepdir_open(const char *store_path, const char *suffix,
 		 struct keepdir **out)
 {
 	struct keepdir *kd;
-	const char *slash;
+	char *base;
 	int r;
 
 	*out = NULL;
@@ -157,10 +157,11 @@ int keepdir_open(const char *store_path, const char *suffix,
 	r = fileio_resolve(store_path, &kd->store);
 	if (r < 0)
 		goto out_free;
-	slash = strrchr(kd->store, '/');
-	kd->parent = slash == kd->store ? strdup("/")
-		: strndup(kd->store, (size_t)(slash - kd->store));
-	if (!kd->parent || asprintf(&kd->dir, "%s%s", kd->store, suffix) < 0) {
+	r = fileio_split(kd->store, &kd->parent, &base);
+	free(base);
+	if (r < 0)
+		goto out_free;
+	if (asprintf(&kd->dir, "%s%s", kd->store, suffix) < 0) {
 		kd->dir = NULL;
 		r = -ENOMEM;
 		goto out_free;

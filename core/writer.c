@@ -33,6 +33,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -78,47 +79,47 @@ static void lock_free(struct writer_lock *lk)
 
 static int paths_init(struct writer_lock *lk, const char *store)
 {
-	const char *slash = strrchr(store, '/');
-
-	if (asprintf(&lk->lock, "%s.lock", store) < 0)
+	if (asprintf(&lk->lock, "%s.lock", store) < 0) {
 		lk->lock = NULL;
-	if (!slash)
-		lk->dir = strdup(".");
-	else if (slash == store)
-		lk->dir = strdup("/");
-	else
-		lk->dir = strndup(store, (size_t)(slash - store));
-	lk->base = strdup(slash ? slash + 1 : store);
-	if (!lk->lock || !lk->dir || !lk->base)
 		return -ENOMEM;
-	return 0;
+	}
+	return fileio_split(store, &lk->dir, &lk->base);
 }
 
-/* The pid /proc/locks names as holding a flock on inode `ino`, or 0. */
-static long lock_holder(ino_t ino)
+/* The pid /proc/locks names as holding a flock on the file `st`, or 0.
+ * The device there is the superblock's, which differs from st_dev on some
+ * filesystems (btrfs): an entry with the same inode on another device is
+ * taken only when none matches both. */
+static long lock_holder(const struct stat *st)
 {
 	char line[256], kind[16];
-	unsigned long long lino;
+	unsigned long long ino;
 	unsigned maj, min;
-	long pid, found = 0;
+	long pid, exact = 0, same_ino = 0;
 	FILE *f = fopen("/proc/locks", "re");
 
 	if (!f)
 		return 0;
-	while (!found && fgets(line, sizeof(line), f))
-		if (!strstr(line, "->") &&
+	while (!exact && fgets(line, sizeof(line), f)) {
+		if (strstr(line, "->") ||
 		    sscanf(line, "%*d: %15s %*s %*s %ld %x:%x:%llu", kind, &pid,
-			   &maj, &min, &lino) == 5 &&
-		    strcmp(kind, "FLOCK") == 0 && lino == (unsigned long long)ino)
-			found = pid;
+			   &maj, &min, &ino) != 5 ||
+		    strcmp(kind, "FLOCK") != 0 ||
+		    ino != (unsigned long long)st->st_ino)
+			continue;
+		if (maj == major(st->st_dev) && min == minor(st->st_dev))
+			exact = pid;
+		else if (!same_ino)
+			same_ino = pid;
+	}
 	fclose(f);
-	return found;
+	return exact ? exact : same_ino;
 }
 
 static void log_timeout(const struct writer_lock *lk, int timeout_ms)
 {
 	struct stat st;
-	long pid = fstat(lk->fd, &st) == 0 ? lock_holder(st.st_ino) : 0;
+	long pid = fstat(lk->fd, &st) == 0 ? lock_holder(&st) : 0;
 
 	if (pid > 0)
 		log_err("commit: lock %s: %s after %d ms (held by pid %ld)",

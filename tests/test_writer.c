@@ -394,7 +394,8 @@ static void fault_case(const char *step, const char *err, int want)
 static void test_faults_reach_the_caller_and_leave_the_store(void)
 {
 	static const char *const steps[] = {
-		"lock", "temp", "copy", "append", "fsync_temp", "rename",
+		"lock", "temp", "copy", "append", "fsync_temp", "before_rename",
+		"rename",
 	};
 	size_t i;
 
@@ -531,6 +532,7 @@ static void test_crash_at_every_step(void)
 	crash_case("copy", false, true);
 	crash_case("append", false, true);
 	crash_case("fsync_temp", false, true);
+	crash_case("before_rename", false, true);
 	crash_case("rename", false, true);
 	crash_case("fsync_dir", true, false);
 	crash_case("done", true, false);
