@@ -201,6 +201,33 @@ TS='"timestamp":"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}
 	[ "$output" = "iterfs-commit: bad wait: soon" ]
 }
 
+@test "iterfs-commit into a FIFO or a directory fails at once and says what it is" {
+	mkfifo "$D/fifo.jsonl"
+	run "$ITERFS_COMMIT" "$D/fifo.jsonl" <<<'{"a": 1}'
+	[ "$status" -eq 3 ]
+	[ "${lines[-1]}" = "iterfs-commit: $D/fifo.jsonl: is a FIFO, not a regular file" ]
+	mkdir "$D/dir.jsonl"
+	run "$ITERFS_COMMIT" "$D/dir.jsonl" <<<'{"a": 1}'
+	[ "$status" -eq 3 ]
+	[ "${lines[-1]}" = "iterfs-commit: $D/dir.jsonl: is a directory, not a regular file" ]
+	[ ! -e "$D/fifo.jsonl.lock" ] && [ ! -e "$D/dir.jsonl.lock" ]
+}
+
+@test "iterfs-commit through a symlink updates the real file and keeps the link" {
+	mkdir "$D/real"
+	seed "$D/real/h.jsonl"
+	ln -s real/h.jsonl "$D/link.jsonl"
+	run "$ITERFS_COMMIT" "$D/link.jsonl" <<<'{"a": 1}'
+	[ "$status" -eq 0 ]
+	[ "$output" = "committed iteration 3 from stdin" ]
+	[ -L "$D/link.jsonl" ]
+	[ "$(readlink "$D/link.jsonl")" = real/h.jsonl ]
+	[ "$(wc -l <"$D/real/h.jsonl")" -eq 4 ]
+	[ -e "$D/real/h.jsonl.lock" ] && [ ! -e "$D/link.jsonl.lock" ]
+	no_temps "$D/real/h.jsonl"
+	no_temps "$D/link.jsonl"
+}
+
 @test "an fsync failing with EIO is reported with exit 3 and the store is unchanged" {
 	command -v strace >/dev/null || skip "strace not installed"
 	seed "$STORE"
