@@ -25,8 +25,11 @@ static int lock_calls;
 static char committed[8192];   /* drops, ';'-separated */
 static int commits;
 
-static int fake_lock(void *ctx, int timeout_ms, void **lk)
+static int fake_lock(void *ctx, int timeout_ms, bool (*give_up)(void *),
+		     void *arg, void **lk)
 {
+	(void)give_up;
+	(void)arg;
 	(void)ctx;
 	(void)timeout_ms;
 	pthread_mutex_lock(&mu);
