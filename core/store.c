@@ -62,19 +62,46 @@ enum tail_kind {
 	TAIL_RECORD,  /* a record, at tail_off, tail_len bytes, tail_iter */
 };
 
+/* The shape of the records read so far (store.h): the fields all of them
+ * carry.  `last` holds the previous line's keys and value types, so that a
+ * line laid out like the one before costs a memcmp and no matching. */
+struct shape {
+	uint64_t records;
+	struct store_shape_field *f; /* key: the decoded name (NULL for a */
+	size_t n, cap;               /* dialect field), as in store.h */
+	unsigned char alias[FIELD_COUNT]; /* dialect rows: 1 + alias; 0 none */
+	struct buf last;
+};
+
+/* The members of the line being indexed, as record_members_fast gives
+ * them, and `sig`: their keys and value types as bytes. */
+struct shape_mem {
+	struct jtext_span key;
+	unsigned type;
+	int field;
+};
+
+struct shape_line {
+	struct shape_mem *m;
+	size_t n, cap;
+	struct buf sig;
+};
+
 struct idx {
 	struct ent *e;        /* ascending by iter, unique */
 	size_t n, cap;
-	time_t *t;            /* STORE_TIMES only: parallel to e, cap long */
+	int64_t *t;           /* STORE_TIMES only: parallel to e, cap long */
 	uint64_t *skip;       /* line numbers of skipped lines, ascending */
 	size_t nskip, skipcap;
-	uint64_t lines, records, dups;
+	uint64_t lines, records, dups, beyond;
 	uint64_t size;        /* bytes indexed */
 	uint64_t plines;      /* LF-terminated lines in the indexed bytes */
 	uint64_t tail_off;    /* start of the unterminated last line, or size */
 	enum tail_kind tail;
+	bool tail_beyond;     /* TAIL_SKIPPED for a number past the limit */
 	int64_t tail_iter;
 	uint32_t tail_len;
+	struct shape sh;
 	/* by-hash, valid when hashed */
 	bool hashed;
 	struct hslot *slot;   /* parallel to e, cap long */
@@ -144,11 +171,14 @@ static void idx_free_hash(struct idx *ix)
 	ix->hashed = false;
 }
 
+static void shape_free(struct shape *sh);
+
 static void idx_free(struct idx *ix)
 {
 	free(ix->e);
 	free(ix->t);
 	free(ix->skip);
+	shape_free(&ix->sh);
 	idx_free_hash(ix);
 	memset(ix, 0, sizeof(*ix));
 }
@@ -190,6 +220,191 @@ static size_t find_iter(const struct idx *ix, int64_t iter, bool *found)
 	return lo;
 }
 
+/* --- shape ---------------------------------------------------------------- */
+
+static void shape_free(struct shape *sh)
+{
+	size_t i;
+
+	for (i = 0; i < sh->n; i++)
+		free(sh->f[i].key);
+	free(sh->f);
+	buf_free(&sh->last);
+	memset(sh, 0, sizeof(*sh));
+}
+
+static int shape_cb(struct jtext_span key, unsigned type, void *arg)
+{
+	struct shape_line *sl = arg;
+	int r;
+
+	r = grow((void **)&sl->m, &sl->cap, sl->n + 1, sizeof(*sl->m));
+	if (!r)
+		r = buf_append(&sl->sig, key.p, key.len);
+	if (!r)
+		r = buf_putc(&sl->sig, (char)('0' + type));
+	if (r < 0)
+		return r;
+	sl->m[sl->n++] = (struct shape_mem){ key, type, -1 };
+	return 0;
+}
+
+/* Read the members of one record line into sl.  Returns 0, -EINVAL (the
+ * line does not hold together as an object), -ENOMEM. */
+static int shape_read(struct shape_line *sl, const char *p, size_t len)
+{
+	sl->n = 0;
+	buf_reset(&sl->sig);
+	return record_members_fast(p, len, shape_cb, sl);
+}
+
+static bool shape_key_is(const struct store_shape_field *f,
+			 const struct shape_mem *m)
+{
+	size_t n = m->key.len - 2;
+
+	if (f->field >= 0 || m->field >= 0)
+		return f->field == m->field;
+	if (!memchr(m->key.p + 1, '\\', n))
+		return strlen(f->key) == n && memcmp(f->key, m->key.p + 1, n) == 0;
+	return jtext_key_is(m->key, f->key);
+}
+
+static int shape_add_field(struct shape *sh, const struct shape_mem *m)
+{
+	struct buf name = BUF_INIT;
+	int r;
+
+	r = grow((void **)&sh->f, &sh->cap, sh->n + 1, sizeof(*sh->f));
+	if (r < 0)
+		return r;
+	if (m->field < 0) {
+		r = jtext_string_decode(m->key, &name);
+		if (!r && !name.data)
+			r = buf_putc(&name, '\0');
+		if (r < 0) {
+			buf_free(&name);
+			return r == -EINVAL ? 0 : r;
+		}
+	}
+	sh->f[sh->n++] = (struct store_shape_field){ name.data, m->field,
+						     m->type };
+	return 0;
+}
+
+/* Fold one record line (its members in sl) into the shape.  A line laid out
+ * like the previous one changes nothing. */
+static int shape_take(struct shape *sh, struct shape_line *sl)
+{
+	struct buf t;
+	size_t i, j, k;
+	unsigned a;
+	enum record_field f;
+	bool *seen = NULL;
+	int r = 0;
+
+	if (sh->records && sl->sig.len == sh->last.len &&
+	    (!sl->sig.len ||
+	     memcmp(sl->sig.data, sh->last.data, sl->sig.len) == 0)) {
+		sh->records++;
+		return 0;
+	}
+	for (i = 0; i < sl->n; i++) {
+		if (record_dialect_key(sl->m[i].key, &f, &a)) {
+			sl->m[i].field = (int)f;
+			sh->alias[f] = (unsigned char)(a + 1);
+		}
+	}
+	if (!sh->records) {
+		for (i = 0; i < sl->n && !r; i++) {
+			for (j = 0; j < sh->n; j++)
+				if (shape_key_is(&sh->f[j], &sl->m[i]))
+					break;
+			if (j < sh->n)
+				sh->f[j].types |= sl->m[i].type;
+			else
+				r = shape_add_field(sh, &sl->m[i]);
+		}
+		if (r < 0)
+			return r;
+	} else if (sh->n) {
+		seen = calloc(sh->n, sizeof(*seen));
+		if (!seen)
+			return -ENOMEM;
+		for (i = 0; i < sl->n; i++) {
+			for (j = 0; j < sh->n; j++) {
+				if (shape_key_is(&sh->f[j], &sl->m[i])) {
+					seen[j] = true;
+					sh->f[j].types |= sl->m[i].type;
+					break;
+				}
+			}
+		}
+		for (j = k = 0; j < sh->n; j++) {
+			if (seen[j])
+				sh->f[k++] = sh->f[j];
+			else
+				free(sh->f[j].key);
+		}
+		sh->n = k;
+		free(seen);
+	}
+	sh->records++;
+	t = sh->last;
+	sh->last = sl->sig;
+	sl->sig = t;
+	return 0;
+}
+
+/* The shape over a's records, then b's, into out (a and b unchanged). */
+static int shape_merge(const struct shape *a, const struct shape *b,
+		       struct shape *out)
+{
+	const struct shape *keys = a->records ? a : b;
+	size_t i, j;
+	unsigned f;
+	int r = 0;
+
+	memset(out, 0, sizeof(*out));
+	for (i = 0; i < keys->n && !r; i++) {
+		const struct store_shape_field *x = &keys->f[i];
+		unsigned types = x->types;
+
+		if (a->records && b->records) {
+			for (j = 0; j < b->n; j++) {
+				if (b->f[j].field == x->field &&
+				    (x->field >= 0 ||
+				     strcmp(b->f[j].key, x->key) == 0))
+					break;
+			}
+			if (j == b->n)
+				continue;
+			types |= b->f[j].types;
+		}
+		r = grow((void **)&out->f, &out->cap, out->n + 1,
+			 sizeof(*out->f));
+		if (r < 0)
+			break;
+		out->f[out->n] = (struct store_shape_field){ NULL, x->field,
+							     types };
+		if (x->key) {
+			out->f[out->n].key = strdup(x->key);
+			if (!out->f[out->n].key)
+				r = -ENOMEM;
+		}
+		out->n++;
+	}
+	for (f = 0; f < FIELD_COUNT; f++)
+		out->alias[f] = b->alias[f] ? b->alias[f] : a->alias[f];
+	out->records = a->records + b->records;
+	if (!r)
+		r = buf_append(&out->last, b->records ? b->last.data : a->last.data,
+			       b->records ? b->last.len : a->last.len);
+	if (r < 0)
+		shape_free(out);
+	return r;
+}
+
 /* --- scanning ------------------------------------------------------------ */
 
 /* The result of scanning [start, end) of a file: records in file order. */
@@ -197,16 +412,19 @@ struct scan {
 	unsigned flags;
 	struct ent *e;
 	size_t n, cap;
-	time_t *t;
+	int64_t *t;
 	size_t tcap;
 	uint64_t *skip;
 	size_t nskip, skipcap;
-	uint64_t lines, records;
+	uint64_t lines, records, beyond;
 	uint64_t lineno;      /* physical lines seen so far, from file start */
 	uint64_t end, tail_off;
 	enum tail_kind tail;
+	bool tail_beyond;
 	int64_t tail_iter;
 	uint32_t tail_len;
+	struct shape sh;
+	struct shape_line cur;
 };
 
 static void scan_free(struct scan *sc)
@@ -214,6 +432,9 @@ static void scan_free(struct scan *sc)
 	free(sc->e);
 	free(sc->t);
 	free(sc->skip);
+	shape_free(&sc->sh);
+	free(sc->cur.m);
+	buf_free(&sc->cur.sig);
 }
 
 static bool is_ws(char c)
@@ -233,16 +454,17 @@ static int scan_skip(struct scan *sc, uint64_t lineno)
 }
 
 /* One line, without its LF.  `has_lf` false: the unterminated last line,
- * which is trusted only after full validation. */
+ * which is trusted only after full validation.  Every record line is also
+ * read for the shape: on the fast path that member walk is what catches a
+ * trusted line whose strings or brackets do not hold together. */
 static int scan_line(struct scan *sc, const char *p, size_t len, uint64_t off,
 		     bool has_lf)
 {
 	uint64_t lineno = ++sc->lineno;
 	struct jtext_span v;
 	size_t end;
-	int64_t n;
+	int64_t n, t = 0;
 	bool found, trust;
-	time_t t = 0;
 	int r;
 
 	if (off == 0 && len >= 3 && memcmp(p, "\xef\xbb\xbf", 3) == 0) {
@@ -258,6 +480,7 @@ static int scan_line(struct scan *sc, const char *p, size_t len, uint64_t off,
 	if (!has_lf) {
 		sc->tail_off = off;
 		sc->tail = TAIL_BLANK;
+		sc->tail_beyond = false;
 	}
 	if (end == 0)
 		return 0;
@@ -277,6 +500,12 @@ static int scan_line(struct scan *sc, const char *p, size_t len, uint64_t off,
 	}
 	if (record_iteration(p, len, &n, &found) < 0 || !found)
 		goto skip;
+	if (n > STORE_ITER_MAX) {
+		sc->beyond++;
+		if (!has_lf)
+			sc->tail_beyond = true;
+		goto skip;
+	}
 	if (sc->flags & STORE_TIMES) {
 		r = record_timestamp(p, len, &t, &found);
 		if (r == -ENOMEM)
@@ -285,6 +514,16 @@ static int scan_line(struct scan *sc, const char *p, size_t len, uint64_t off,
 			goto skip;
 		if (r < 0 || !found)
 			t = 0;
+	}
+	r = shape_read(&sc->cur, p, len);
+	if (r == -ENOMEM)
+		return r;
+	if (r < 0)
+		goto skip;
+	r = shape_take(&sc->sh, &sc->cur);
+	if (r < 0)
+		return r;
+	if (sc->flags & STORE_TIMES) {
 		r = grow((void **)&sc->t, &sc->tcap, sc->n + 1, sizeof(*sc->t));
 		if (r < 0)
 			return r;
@@ -401,7 +640,7 @@ static int cmp_u32_by_ent(const void *a, const void *b, void *arg)
 static int scan_dedup(struct scan *sc, uint64_t *hidden)
 {
 	struct ent *ne = NULL;
-	time_t *nt = NULL;
+	int64_t *nt = NULL;
 	uint32_t *perm;
 	size_t i, k = 0;
 
@@ -514,6 +753,9 @@ static int hash_slots(int fd, const struct ent *e, size_t n,
 	size_t nt = 1, started = 0, i, per;
 	int r = 0;
 
+	/* An empty store has no entry array at all: e + 0 on NULL is UB. */
+	if (!n)
+		return 0;
 	if (n >= HASH_PARALLEL_MIN && cpus > 1)
 		nt = cpus < HASH_THREADS ? (size_t)cpus : HASH_THREADS;
 	per = (n + nt - 1) / nt;
@@ -675,6 +917,10 @@ static int idx_from_scan(struct scan *sc, struct idx *ix)
 	ix->skipcap = sc->skipcap;
 	ix->lines = sc->lines;
 	ix->records = sc->records;
+	ix->beyond = sc->beyond;
+	ix->tail_beyond = sc->tail_beyond;
+	ix->sh = sc->sh;
+	memset(&sc->sh, 0, sizeof(sc->sh));
 	ix->dups = hidden;
 	ix->size = sc->end;
 	ix->tail_off = sc->tail_off;
@@ -773,7 +1019,7 @@ static void empty_locked(struct store *s, struct store_change *chg)
  * arrays (scanned lines come later in the file, so they win). */
 struct merged {
 	struct ent *e;
-	time_t *t;
+	int64_t *t;
 	struct hslot *slot;
 	size_t n;
 	struct hpair *gone; /* (digest, iter) of hidden old entries with code */
@@ -1067,6 +1313,8 @@ static int extend_locked(struct store *s, int fd, const struct stat *st,
 	size_t *cstart = NULL, npair = 0, ncode = 0, nadd = 0;
 	size_t nskip = ix->nskip;
 	uint64_t hidden, lines = ix->lines, records = ix->records;
+	uint64_t beyond = ix->beyond;
+	struct shape sh = { 0 };
 	bool append, changed, patch = true, hash_keep = ix->hashed;
 	int r, oldfd = -1;
 
@@ -1079,6 +1327,8 @@ static int extend_locked(struct store *s, int fd, const struct stat *st,
 	if (ix->tail == TAIL_SKIPPED) {
 		lines--;
 		nskip--;
+		if (ix->tail_beyond)
+			beyond--;
 	} else if (ix->tail == TAIL_RECORD) {
 		if (!sc.n || sc.e[0].lineno != ix->plines + 1 ||
 		    sc.e[0].off != ix->tail_off ||
@@ -1095,7 +1345,13 @@ static int extend_locked(struct store *s, int fd, const struct stat *st,
 		sc.n--;
 		sc.lines--;
 		sc.records--;
+		/* Its shape is in already; reading it twice changes nothing
+		 * but the count. */
+		sc.sh.records--;
 	}
+	r = shape_merge(&ix->sh, &sc.sh, &sh);
+	if (r < 0)
+		goto out;
 	r = scan_dedup(&sc, &hidden);
 	if (r < 0)
 		goto out;
@@ -1189,6 +1445,14 @@ static int extend_locked(struct store *s, int fd, const struct stat *st,
 	ix->nskip = nskip + sc.nskip;
 	ix->lines = lines + sc.lines;
 	ix->records = records + sc.records;
+	ix->beyond = beyond + sc.beyond;
+	ix->tail_beyond = sc.tail_beyond;
+	{
+		struct shape t = ix->sh;
+
+		ix->sh = sh;
+		sh = t;
+	}
 	ix->dups += hidden + m.replaced;
 	ix->plines = sc.tail == TAIL_NONE ? sc.lineno : sc.lineno - 1;
 	ix->tail_off = sc.tail_off;
@@ -1210,6 +1474,7 @@ static int extend_locked(struct store *s, int fd, const struct stat *st,
 out:
 	if (r < 0)
 		store_change_free(chg);
+	shape_free(&sh);
 	merged_free(&m);
 	free(pair);
 	free(cstart);
@@ -1378,6 +1643,7 @@ int store_stats(struct store *s, struct store_stats *st)
 	st->records = s->ix.records;
 	st->iterations = s->ix.n;
 	st->skipped = s->ix.nskip;
+	st->beyond = s->ix.beyond;
 	st->duplicates = s->ix.dups;
 	st->file_size = s->ix.size;
 	st->index_bytes = index_bytes(s);
@@ -1614,6 +1880,58 @@ out:
 	change_note(s, &found, chg);
 	up_unlock(s);
 	return r;
+}
+
+/* --- shape public --------------------------------------------------------- */
+
+int store_shape(struct store *s, struct store_shape *out)
+{
+	const struct shape *sh;
+	const struct record_field_def *d;
+	size_t i;
+	unsigned f;
+	int r = 0;
+
+	memset(out, 0, sizeof(*out));
+	rd_lock(s);
+	sh = &s->ix.sh;
+	out->records = sh->records;
+	for (f = 0; f < FIELD_COUNT; f++) {
+		d = record_field_def((enum record_field)f);
+		if (sh->alias[f])
+			out->dialect[f] = d->key[sh->alias[f] - 1];
+	}
+	if (sh->n) {
+		out->f = calloc(sh->n, sizeof(*out->f));
+		if (!out->f)
+			r = -ENOMEM;
+	}
+	for (i = 0; i < sh->n && !r; i++) {
+		const struct store_shape_field *x = &sh->f[i];
+		const char *key = x->key;
+
+		if (x->field >= 0)
+			key = out->dialect[x->field];
+		out->f[i] = *x;
+		out->f[i].key = strdup(key ? key : "");
+		out->n++;
+		if (!out->f[i].key)
+			r = -ENOMEM;
+	}
+	un_lock(s);
+	if (r < 0)
+		store_shape_free(out);
+	return r;
+}
+
+void store_shape_free(struct store_shape *sh)
+{
+	size_t i;
+
+	for (i = 0; i < sh->n; i++)
+		free(sh->f[i].key);
+	free(sh->f);
+	memset(sh, 0, sizeof(*sh));
 }
 
 /* --- by-hash public ------------------------------------------------------ */

@@ -304,7 +304,7 @@ static void test_field_rejects_non_objects(void)
 	unsigned mask = 77;
 	bool found = true, present = true;
 	size_t i;
-	time_t t;
+	int64_t t;
 
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		T_CHECK(record_field(L(bad[i]), FIELD_CODE, &v, NULL, &found) ==
@@ -326,15 +326,22 @@ static void test_field_rejects_non_objects(void)
 
 static bool have_python(void);
 
-static void check_time(const char *s, int rc, time_t want)
+/* `want` in microseconds since the epoch. */
+static void check_time_us(const char *s, int rc, int64_t want)
 {
-	time_t t = 12345;
+	int64_t t = 12345;
 	int r = record_parse_time(L(s), &t);
 
 	T_CHECK(r == rc, "parse_time(%s) = %d", s, r);
 	if (!rc && !r)
 		T_CHECK(t == want, "parse_time(%s) = %lld, want %lld", s,
 			(long long)t, (long long)want);
+}
+
+/* `want` in whole seconds: the text has no fraction. */
+static void check_time(const char *s, int rc, time_t want)
+{
+	check_time_us(s, rc, (int64_t)want * 1000000);
 }
 
 /* Local times, expected values from Python's
@@ -378,7 +385,9 @@ static void test_parse_time_local(void)
 	for (z = 0; z < 4; z++) {
 		set_tz(local_zones[z]);
 		for (i = 0; i < 10; i++)
-			check_time(local_times[i], 0, (time_t)local_want[z][i]);
+			check_time_us(local_times[i], 0,
+				      local_want[z][i] * 1000000 +
+				      (i == 6 ? 605350 : 0));
 	}
 	set_tz(NULL);
 }
@@ -394,7 +403,8 @@ static void test_parse_time_local_python(void)
 		"import datetime, sys\n"
 		"for l in sys.stdin:\n"
 		"    d = datetime.datetime.fromisoformat(l.strip())\n"
-		"    print(int(d.replace(microsecond=0).timestamp()))\n";
+		"    print(int(d.replace(microsecond=0).timestamp()) * 10**6\n"
+		"          + d.microsecond)\n";
 	static const int days[][3] = { { 3, 8, 10 }, { 11, 1, 3 },
 				       { 10, 4, 6 }, { 4, 5, 7 } };
 	char *in = t_path("times.txt"), *script = t_path("times.py");
@@ -402,7 +412,7 @@ static void test_parse_time_local_python(void)
 	struct buf text = BUF_INIT;
 	long long want;
 	size_t z, d, n, k;
-	time_t t;
+	int64_t t;
 	FILE *f;
 
 	if (!have_python()) {
@@ -460,14 +470,18 @@ static void test_parse_time(void)
 	size_t i;
 
 	set_tz("EST5EDT,M3.2.0,M11.1.0");
-	check_time("2025-10-11T15:46:35.999999999", 0, 1760211995);
+	check_time_us("2025-10-11T15:46:35.999999999", 0, 1760211995999999);
+	check_time_us("2025-10-11T15:46:35.5", 0, 1760211995500000);
+	check_time_us("2025-10-11T15:46:35.000001", 0, 1760211995000001);
+	check_time_us("2025-10-11T15:46:35.1234567", 0, 1760211995123456);
 	check_time("2025-01-15 08:00:00", 0, 1736946000);
 	check_time("2025-10-11T15:46:35Z", 0, 1760197595);
-	check_time("2025-10-11T15:46:35.999999+05:30", 0, 1760177795);
+	check_time_us("2025-10-11T15:46:35.999999+05:30", 0, 1760177795999999);
+	check_time_us("2025-10-11T15:46:35.25Z", 0, 1760197595250000);
 	check_time("2025-10-11T15:46:35-0800", 0, 1760226395);
 	check_time("2025-10-11T15:46:35-08:00", 0, 1760226395);
 	check_time("2025-10-11T15:46:35+00:00", 0, 1760197595);
-	check_time("1969-12-31T23:59:59.5Z", 0, -1);
+	check_time_us("1969-12-31T23:59:59.5Z", 0, -500000);
 	check_time("1970-01-01T00:00:00Z", 0, 0);
 	check_time("2024-02-29T00:00:00Z", 0, 1709164800);
 	check_time("2000-02-29T12:00:00Z", 0, 951825600);
@@ -479,15 +493,15 @@ static void test_parse_time(void)
 
 static void test_timestamp(void)
 {
-	time_t t = 0;
+	int64_t t = 0;
 	bool found;
 
 	set_tz("UTC0");
 	T_CHECK(record_timestamp(L("{\"timestamp\": \"2025-10-11T15:46:35Z\"}"),
-				 &t, &found) == 0 && found && t == 1760197595,
+				 &t, &found) == 0 && found && t == 1760197595000000,
 		"plain: %lld", (long long)t);
 	T_CHECK(record_timestamp(L("{\"timestamp\": \"2025-10-11T15:46:3\\u0035\"}"),
-				 &t, &found) == 0 && found && t == 1760197595,
+				 &t, &found) == 0 && found && t == 1760197595000000,
 		"escaped digit");
 	T_CHECK(record_timestamp(L("{\"timestamp\": \"2025-10-11\"}"), &t,
 				 &found) == 0 && !found, "unparsable is absent");
@@ -501,8 +515,17 @@ static void test_timestamp(void)
 				 &t, &found) == 0 && !found, "embedded NUL");
 	set_tz("EST5EDT,M3.2.0,M11.1.0");
 	T_CHECK(record_timestamp(L("{\"timestamp\": \"2025-10-11T15:46:35.605350\"}"),
-				 &t, &found) == 0 && found && t == 1760211995,
+				 &t, &found) == 0 && found && t == 1760211995605350,
 		"local time: %lld", (long long)t);
+	/* Sub-second precision survives offsets and local time alike. */
+	T_CHECK(record_timestamp(L("{\"timestamp\": \"2025-10-11T15:46:35.000002-04:00\"}"),
+				 &t, &found) == 0 && found &&
+		t == 1760211995000002, "offset with fraction: %lld",
+		(long long)t);
+	T_CHECK(record_timestamp(L("{\"timestamp\": \"2025-11-02T01:30:00.75\"}"),
+				 &t, &found) == 0 && found &&
+		t == 1762061400750000, "repeated hour with fraction: %lld",
+		(long long)t);
 	set_tz(NULL);
 }
 
@@ -704,8 +727,9 @@ static const char views_py[] =
 	"    v = o.get('timestamp')\n"
 	"    if isinstance(v, str):\n"
 	"        try:\n"
-	"            d = datetime.datetime.fromisoformat(v).replace(microsecond=0)\n"
-	"            ts = str(int(d.timestamp()))\n"
+	"            d = datetime.datetime.fromisoformat(v)\n"
+	"            ts = str(int(d.replace(microsecond=0).timestamp()) * 10**6\n"
+	"                     + d.microsecond)\n"
 	"        except ValueError: pass\n"
 	"    put('%d.ts' % i, ts.encode())\n";
 
@@ -731,7 +755,7 @@ static size_t check_history(const char *path, const char *tag)
 	struct buf got = BUF_INIT;
 	size_t len, wlen, lineno = 0, records = 0, start = 0, end, k;
 	struct jtext_span v;
-	time_t t;
+	int64_t t;
 	int64_t n;
 	unsigned mask;
 	bool found, present;
@@ -894,7 +918,7 @@ static void test_truncated_lines(void)
 	unsigned mask;
 	bool found, present;
 	int64_t it;
-	time_t t;
+	int64_t t;
 	char *p;
 	int want;
 

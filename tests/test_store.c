@@ -534,21 +534,21 @@ static void test_times_only_when_asked(void)
 		     "{\"iteration\": 2, \"timestamp\": \"not a time\"}\n"
 		     "{\"iteration\": 3, \"timestamp\": \"2025-01-02T05:04:05+02:00\"}\n");
 	s = open_ok(p, STORE_TIMES);
-	T_CHECK(store_lookup(s, 0, &r) == 0 && r.mtime == 1735787045,
+	T_CHECK(store_lookup(s, 0, &r) == 0 && r.mtime == 1735787045000000,
 		"mtime %lld", (long long)r.mtime);
 	T_CHECK(store_lookup(s, 1, &r) == 0 && r.mtime == 0, "no timestamp");
 	T_CHECK(store_lookup(s, 2, &r) == 0 && r.mtime == 0, "bad timestamp");
-	T_CHECK(store_lookup(s, 3, &r) == 0 && r.mtime == 1735787045,
+	T_CHECK(store_lookup(s, 3, &r) == 0 && r.mtime == 1735787045000000,
 		"offset: %lld", (long long)r.mtime);
 	/* Times of records added by refresh, out of order too. */
-	append_str(p, "{\"iteration\": 9, \"timestamp\": \"2025-01-02T03:04:06Z\"}\n"
+	append_str(p, "{\"iteration\": 9, \"timestamp\": \"2025-01-02T03:04:06.123456Z\"}\n"
 		      "{\"iteration\": 1, \"timestamp\": \"2025-01-02T03:04:07Z\"}\n");
 	T_CHECK(store_refresh(s, NULL) == 0, "refresh");
-	T_CHECK(store_lookup(s, 9, &r) == 0 && r.mtime == 1735787046,
+	T_CHECK(store_lookup(s, 9, &r) == 0 && r.mtime == 1735787046123456,
 		"appended: %lld", (long long)r.mtime);
-	T_CHECK(store_lookup(s, 1, &r) == 0 && r.mtime == 1735787047,
+	T_CHECK(store_lookup(s, 1, &r) == 0 && r.mtime == 1735787047000000,
 		"replaced: %lld", (long long)r.mtime);
-	T_CHECK(store_lookup(s, 3, &r) == 0 && r.mtime == 1735787045,
+	T_CHECK(store_lookup(s, 3, &r) == 0 && r.mtime == 1735787045000000,
 		"kept: %lld", (long long)r.mtime);
 	store_close(s);
 
@@ -562,7 +562,7 @@ static void test_times_only_when_asked(void)
 	s = open_ok(p, STORE_TIMES);
 	append_str(p, "{\"iteration\": 0, \"timestamp\": \"2025-01-02T03:04:05Z\"}\n");
 	T_CHECK(store_refresh(s, NULL) == 0, "refresh");
-	T_CHECK(store_lookup(s, 0, &r) == 0 && r.mtime == 1735787045,
+	T_CHECK(store_lookup(s, 0, &r) == 0 && r.mtime == 1735787045000000,
 		"grown from empty: %lld", (long long)r.mtime);
 	store_close(s);
 	free(p);

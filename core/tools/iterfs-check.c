@@ -88,7 +88,7 @@ static int check_records(struct store *s, struct tally *t)
 	int64_t iters[CHUNK];
 	struct buf line = BUF_INIT;
 	size_t start = 0, n, i;
-	time_t when;
+	int64_t when;
 	bool bad, found;
 	int r = 0;
 
