@@ -178,8 +178,7 @@ static int keys_collect(const char *line, size_t len, struct keys *ks,
 	return jtext_members(*obj, keys_cb, ks) ? -EINVAL : 0;
 }
 
-/* A JSON integer >= 0 that fits int64_t ("-0" is Python's 0). */
-static bool parse_count(struct jtext_span v, int64_t *n)
+bool record_parse_count(struct jtext_span v, int64_t *n)
 {
 	const char *p = v.p, *end = v.p + v.len;
 	int64_t x = 0;
@@ -212,7 +211,7 @@ static bool value_type_ok(enum record_field f, struct jtext_span v)
 
 	if (!(record_type_bit(v) & defs[f].types))
 		return false;
-	return f != FIELD_ITERATION || parse_count(v, &n);
+	return f != FIELD_ITERATION || record_parse_count(v, &n);
 }
 
 /* The value of alias i of row f, through its nested member if any. */
@@ -341,6 +340,9 @@ bool record_member_ok(struct jtext_span key, struct jtext_span val,
 	return true;
 }
 
+typedef unsigned char vu8 __attribute__((vector_size(16)));
+typedef signed char vs8 __attribute__((vector_size(16)));
+
 /* Past the string whose opening quote is just before p, or NULL. */
 static const char *skip_string(const char *p, const char *end)
 {
@@ -356,12 +358,30 @@ static const char *skip_string(const char *p, const char *end)
 	return NULL;
 }
 
-/* Past the container whose opening bracket is just before p, or NULL. */
+/* Past the container whose opening bracket is just before p, or NULL.
+ * Sixteen bytes at a time while none of them is a quote or a bracket
+ * (metrics are mostly digits). */
 static const char *skip_container(const char *p, const char *end)
 {
 	size_t depth = 1;
+	uint64_t lo, hi;
+	vu8 a;
+	vs8 m;
 
 	while (p < end) {
+		if (end - p >= 16) {
+			memcpy(&a, p, 16);
+			m = (a == '"') | (a == '{') | (a == '}') | (a == '[') |
+			    (a == ']');
+			memcpy(&lo, &m, 8);
+			memcpy(&hi, (const char *)&m + 8, 8);
+			if (!(lo | hi)) {
+				p += 16;
+				continue;
+			}
+			p += lo ? __builtin_ctzll(lo) / 8 :
+				  8 + __builtin_ctzll(hi) / 8;
+		}
 		switch (*p++) {
 		case '"':
 			p = skip_string(p, end);
@@ -392,13 +412,12 @@ static const char *skip_ws(const char *p, const char *end)
 }
 
 int record_members_fast(const char *line, size_t len,
-			int (*cb)(struct jtext_span key, unsigned type,
+			int (*cb)(struct jtext_span key, struct jtext_span val,
 				  void *arg),
 			void *arg)
 {
 	const char *p = line, *end = line + len;
-	struct jtext_span key;
-	unsigned type;
+	struct jtext_span key, val;
 	int r;
 
 	p = skip_ws(p, end);
@@ -421,7 +440,7 @@ int record_members_fast(const char *line, size_t len,
 		p = skip_ws(p, end);
 		if (p == end)
 			return -EINVAL;
-		type = type_bit_of(*p);
+		val.p = p;
 		if (*p == '"')
 			p = skip_string(p + 1, end);
 		else if (*p == '{' || *p == '[')
@@ -432,7 +451,8 @@ int record_members_fast(const char *line, size_t len,
 				p++;
 		if (!p)
 			return -EINVAL;
-		r = cb(key, type, arg);
+		val.len = (size_t)(p - val.p);
+		r = cb(key, val, arg);
 		if (r)
 			return r;
 		p = skip_ws(p, end);
@@ -446,8 +466,6 @@ int record_members_fast(const char *line, size_t len,
 	}
 }
 
-typedef unsigned char vu8 __attribute__((vector_size(16)));
-typedef signed char vs8 __attribute__((vector_size(16)));
 
 /* Could [p, end) hold another iteration key?  True at any "iteration (the
  * key itself, or iteration_num) and at any \\u (an escape could spell the key
@@ -526,7 +544,7 @@ static bool iteration_fast(struct jtext_span obj, int64_t *n)
 		return false;
 	v.p = num;
 	v.len = (size_t)(p - num);
-	if ((v.len > 1 && *num == '0') || !parse_count(v, n))
+	if ((v.len > 1 && *num == '0') || !record_parse_count(v, n))
 		return false;
 	return !iteration_key_later(p, end);
 }
@@ -547,7 +565,7 @@ int record_iteration(const char *line, size_t len, int64_t *n, bool *found)
 		return -EINVAL;
 	keys_field(&ks, FIELD_ITERATION, &v, NULL, found);
 	if (*found)
-		parse_count(v, n);
+		record_parse_count(v, n);
 	return 0;
 }
 

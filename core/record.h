@@ -133,16 +133,20 @@ bool record_member_ok(struct jtext_span key, struct jtext_span val,
 		      char *bad, size_t badlen, const char **want);
 
 /* The top-level members of a line trusted to hold one JSON object, walked
- * fast and without validating it: cb(key, type) gets the raw key span (with
- * quotes) and the RECORD_T_* bit of the value, in order; strings are skipped
- * with memchr, containers by counting brackets outside strings.  Returns 0,
- * -EINVAL when the structure does not hold together (no object, a string or
- * container left open, bytes after the object), or cb's non-zero value.
- * The store reads the shape of every record with it while indexing. */
+ * fast and without validating it: cb(key, val) gets the raw key span (with
+ * quotes) and the value span, in order; strings are skipped with memchr,
+ * containers by counting brackets outside strings.  Returns 0, -EINVAL when
+ * the structure does not hold together (no object, a string or container
+ * left open, bytes after the object), or cb's non-zero value.  The store
+ * reads every record line with it while indexing. */
 int record_members_fast(const char *line, size_t len,
-			int (*cb)(struct jtext_span key, unsigned type,
+			int (*cb)(struct jtext_span key, struct jtext_span val,
 				  void *arg),
 			void *arg);
+
+/* An iteration number as the table reads it: a JSON integer >= 0 that fits
+ * int64_t ("-0" is 0, as in Python).  False for anything else. */
+bool record_parse_count(struct jtext_span v, int64_t *n);
 
 /* Did the run succeed?  *found false when the record does not say
  * (unknown, not failed).  Returns 0 or -EINVAL. */

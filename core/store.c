@@ -71,20 +71,26 @@ struct shape {
 	size_t n, cap;               /* dialect field), as in store.h */
 	unsigned char alias[FIELD_COUNT]; /* dialect rows: 1 + alias; 0 none */
 	struct buf last;
+	long iter;            /* the member of `last` carrying the number */
 };
 
 /* The members of the line being indexed, as record_members_fast gives
- * them, and `sig`: their keys and value types as bytes. */
+ * them, and `sig`: their keys and value types as bytes.  `same`: laid out
+ * like the previous record line (then `field` is not filled in).  `iter`:
+ * the member carrying the number, -1 none. */
 struct shape_mem {
-	struct jtext_span key;
+	struct jtext_span key, val;
 	unsigned type;
 	int field;
+	unsigned alias;
 };
 
 struct shape_line {
 	struct shape_mem *m;
 	size_t n, cap;
 	struct buf sig;
+	bool same;
+	long iter;
 };
 
 struct idx {
@@ -233,9 +239,10 @@ static void shape_free(struct shape *sh)
 	memset(sh, 0, sizeof(*sh));
 }
 
-static int shape_cb(struct jtext_span key, unsigned type, void *arg)
+static int shape_cb(struct jtext_span key, struct jtext_span val, void *arg)
 {
 	struct shape_line *sl = arg;
+	unsigned type = record_type_bit(val);
 	int r;
 
 	r = grow((void **)&sl->m, &sl->cap, sl->n + 1, sizeof(*sl->m));
@@ -245,17 +252,47 @@ static int shape_cb(struct jtext_span key, unsigned type, void *arg)
 		r = buf_putc(&sl->sig, (char)('0' + type));
 	if (r < 0)
 		return r;
-	sl->m[sl->n++] = (struct shape_mem){ key, type, -1 };
+	sl->m[sl->n++] = (struct shape_mem){ key, val, type, -1, 0 };
 	return 0;
 }
 
-/* Read the members of one record line into sl.  Returns 0, -EINVAL (the
- * line does not hold together as an object), -ENOMEM. */
-static int shape_read(struct shape_line *sl, const char *p, size_t len)
+/* Read the members of one record line into sl and find the member that
+ * carries its number: the last "iteration", else the last "iteration_num"
+ * (first alias present wins, the last duplicate counts).  A line laid out
+ * like the previous record line has it where that one had it.  Returns 0,
+ * -EINVAL (the line does not hold together as an object), -ENOMEM. */
+static int shape_read(const struct shape *sh, struct shape_line *sl,
+		      const char *p, size_t len)
 {
+	enum record_field f;
+	unsigned a, best = 2;
+	size_t i;
+	int r;
+
 	sl->n = 0;
+	sl->iter = -1;
 	buf_reset(&sl->sig);
-	return record_members_fast(p, len, shape_cb, sl);
+	r = record_members_fast(p, len, shape_cb, sl);
+	if (r < 0)
+		return r;
+	sl->same = sh->records && sl->sig.len == sh->last.len &&
+		   (!sl->sig.len ||
+		    memcmp(sl->sig.data, sh->last.data, sl->sig.len) == 0);
+	if (sl->same) {
+		sl->iter = sh->iter;
+		return 0;
+	}
+	for (i = 0; i < sl->n; i++) {
+		if (!record_dialect_key(sl->m[i].key, &f, &a))
+			continue;
+		sl->m[i].field = (int)f;
+		sl->m[i].alias = a;
+		if (f == FIELD_ITERATION && a <= best) {
+			best = a;
+			sl->iter = (long)i;
+		}
+	}
+	return 0;
 }
 
 static bool shape_key_is(const struct store_shape_field *f,
@@ -292,29 +329,23 @@ static int shape_add_field(struct shape *sh, const struct shape_mem *m)
 	return 0;
 }
 
-/* Fold one record line (its members in sl) into the shape.  A line laid out
- * like the previous one changes nothing. */
+/* Fold one record line (read by shape_read) into the shape.  A line laid
+ * out like the previous one changes nothing. */
 static int shape_take(struct shape *sh, struct shape_line *sl)
 {
 	struct buf t;
 	size_t i, j, k;
-	unsigned a;
-	enum record_field f;
 	bool *seen = NULL;
 	int r = 0;
 
-	if (sh->records && sl->sig.len == sh->last.len &&
-	    (!sl->sig.len ||
-	     memcmp(sl->sig.data, sh->last.data, sl->sig.len) == 0)) {
+	if (sl->same) {
 		sh->records++;
 		return 0;
 	}
-	for (i = 0; i < sl->n; i++) {
-		if (record_dialect_key(sl->m[i].key, &f, &a)) {
-			sl->m[i].field = (int)f;
-			sh->alias[f] = (unsigned char)(a + 1);
-		}
-	}
+	for (i = 0; i < sl->n; i++)
+		if (sl->m[i].field >= 0)
+			sh->alias[sl->m[i].field] =
+				(unsigned char)(sl->m[i].alias + 1);
 	if (!sh->records) {
 		for (i = 0; i < sl->n && !r; i++) {
 			for (j = 0; j < sh->n; j++)
@@ -350,6 +381,7 @@ static int shape_take(struct shape *sh, struct shape_line *sl)
 		free(seen);
 	}
 	sh->records++;
+	sh->iter = sl->iter;
 	t = sh->last;
 	sh->last = sl->sig;
 	sl->sig = t;
@@ -397,6 +429,7 @@ static int shape_merge(const struct shape *a, const struct shape *b,
 	for (f = 0; f < FIELD_COUNT; f++)
 		out->alias[f] = b->alias[f] ? b->alias[f] : a->alias[f];
 	out->records = a->records + b->records;
+	out->iter = b->records ? b->iter : a->iter;
 	if (!r)
 		r = buf_append(&out->last, b->records ? b->last.data : a->last.data,
 			       b->records ? b->last.len : a->last.len);
@@ -461,7 +494,7 @@ static int scan_line(struct scan *sc, const char *p, size_t len, uint64_t off,
 		     bool has_lf)
 {
 	uint64_t lineno = ++sc->lineno;
-	struct jtext_span v;
+	struct jtext_span v, num;
 	size_t end;
 	int64_t n, t = 0;
 	bool found, trust;
@@ -498,14 +531,6 @@ static int scan_line(struct scan *sc, const char *p, size_t len, uint64_t off,
 		 * and so validates the object: one pass instead of two. */
 		goto skip;
 	}
-	if (record_iteration(p, len, &n, &found) < 0 || !found)
-		goto skip;
-	if (n > STORE_ITER_MAX) {
-		sc->beyond++;
-		if (!has_lf)
-			sc->tail_beyond = true;
-		goto skip;
-	}
 	if (sc->flags & STORE_TIMES) {
 		r = record_timestamp(p, len, &t, &found);
 		if (r == -ENOMEM)
@@ -515,11 +540,27 @@ static int scan_line(struct scan *sc, const char *p, size_t len, uint64_t off,
 		if (r < 0 || !found)
 			t = 0;
 	}
-	r = shape_read(&sc->cur, p, len);
+	/* The member walk finds the number and the shape in one pass. */
+	r = shape_read(&sc->sh, &sc->cur, p, len);
 	if (r == -ENOMEM)
 		return r;
-	if (r < 0)
+	if (r < 0 || sc->cur.iter < 0)
 		goto skip;
+	num = sc->cur.m[sc->cur.iter].val;
+	/* Trusted only in the usual layout, {"iteration": 12, ...; a number
+	 * elsewhere, or not in plain digits, gets the line validated. */
+	if (trust && (sc->cur.iter != 0 || (num.len > 1 && num.p[0] == '0')) &&
+	    (jtext_parse_value(p, len, &v) < 0 ||
+	     jtext_type(v) != JTEXT_OBJECT))
+		goto skip;
+	if (!record_parse_count(num, &n))
+		goto skip;
+	if (n > STORE_ITER_MAX) {
+		sc->beyond++;
+		if (!has_lf)
+			sc->tail_beyond = true;
+		goto skip;
+	}
 	r = shape_take(&sc->sh, &sc->cur);
 	if (r < 0)
 		return r;
