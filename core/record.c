@@ -449,7 +449,7 @@ int record_members_fast(const char *line, size_t len,
 			while (p < end && *p != ',' && *p != '}' && *p != ' ' &&
 			       *p != '\t' && *p != '\r' && *p != '\n')
 				p++;
-		if (!p)
+		if (!p || p == val.p)
 			return -EINVAL;
 		val.len = (size_t)(p - val.p);
 		r = cb(key, val, arg);

@@ -976,6 +976,29 @@ static void test_complete(void)
 	store_close(s);
 }
 
+/* Nesting Python reads (up to about 994 deep) commits. */
+static void test_deep_nesting_commits(void)
+{
+	struct store *s = open_store("deep.jsonl", NULL);
+	size_t depth = 900, i, o;
+	char *drop = malloc(depth * 2 + 64);
+	struct res x;
+
+	if (!drop)
+		abort();
+	o = (size_t)sprintf(drop, "{\"m\": ");
+	for (i = 0; i < depth; i++)
+		drop[o++] = '[';
+	for (i = 0; i < depth; i++)
+		drop[o++] = ']';
+	strcpy(drop + o, "}");
+	x = plan1(s, drop);
+	T_CHECK(x.r == 0 && x.count == 1, "r=%d (%s)", x.r, x.why);
+	res_free(&x);
+	free(drop);
+	store_close(s);
+}
+
 int main(void)
 {
 	T_RUN(test_not_json_or_not_object);
@@ -1003,5 +1026,6 @@ int main(void)
 	T_RUN(test_dialect);
 	T_RUN(test_complete);
 	T_RUN(test_real_histories);
+	T_RUN(test_deep_nesting_commits);
 	return t_done();
 }

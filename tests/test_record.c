@@ -945,9 +945,139 @@ static void test_truncated_lines(void)
 	buf_free(&b);
 }
 
+struct mf {
+	char out[512];
+	size_t o;
+};
+
+static int mf_cb(struct jtext_span key, struct jtext_span val, void *arg)
+{
+	struct mf *m = arg;
+
+	m->o += (size_t)snprintf(m->out + m->o, sizeof(m->out) - m->o,
+				 "%.*s=%.*s|", (int)key.len, key.p,
+				 (int)val.len, val.p);
+	return 0;
+}
+
+static void check_members_fast(const char *line, int rc, const char *want)
+{
+	struct mf m = { "", 0 };
+	int r = record_members_fast(L(line), mf_cb, &m);
+
+	T_CHECK(r == rc, "%s: rc %d", line, r);
+	if (!rc && !r)
+		T_CHECK(strcmp(m.out, want) == 0, "%s: %s, want %s", line,
+			m.out, want);
+}
+
+/* The store's fast member walk: every member, right where it ends, and
+ * a refusal for whatever does not hold together. */
+static void test_members_fast(void)
+{
+	check_members_fast("{}", 0, "");
+	check_members_fast(" { } \r", 0, "");
+	check_members_fast("{\"a\":1,\"b\" : \"x\\\"}\" , \"c\":{\"d\":[1,\"]\","
+			   "{}]},\"e\":[],\"f\":true,\"g\":null,\"h\":-1.5e3}",
+			   0, "\"a\"=1|\"b\"=\"x\\\"}\"|\"c\"={\"d\":[1,\"]\",{}]}|"
+			   "\"e\"=[]|\"f\"=true|\"g\"=null|\"h\"=-1.5e3|");
+	check_members_fast("{\"s\":\"a\\\\\",\"t\":\"\\\\\\\"\"}", 0,
+			   "\"s\"=\"a\\\\\"|\"t\"=\"\\\\\\\"\"|");
+	/* Strings and containers longer than one 16-byte block. */
+	check_members_fast("{\"m\":{\"x\":12345678901234567890123,\"y\":"
+			   "\"0123456789abcdef\\\"0123456789\"},\"n\":NaN}", 0,
+			   "\"m\"={\"x\":12345678901234567890123,\"y\":"
+			   "\"0123456789abcdef\\\"0123456789\"}|\"n\"=NaN|");
+	check_members_fast("", -EINVAL, NULL);
+	check_members_fast("[1]", -EINVAL, NULL);
+	check_members_fast("{\"a\":\"x}", -EINVAL, NULL);
+	check_members_fast("{\"a\":\"x\\\"}", -EINVAL, NULL);
+	check_members_fast("{\"a\":[1,{\"b\":2}}", -EINVAL, NULL);
+	check_members_fast("{\"a\":{\"b\":[1,2,3,4,5,6,7,8,9,10,11,12,13]}", -EINVAL,
+			   NULL);
+	check_members_fast("{\"a\":1}x", -EINVAL, NULL);
+	check_members_fast("{\"a\" 1}", -EINVAL, NULL);
+	check_members_fast("{a:1}", -EINVAL, NULL);
+	check_members_fast("{\"a\":1,}", -EINVAL, NULL);
+	check_members_fast("{\"a\":}", -EINVAL, NULL);
+}
+
+static void check_member_ok(const char *key, const char *val, bool ok,
+			    const char *bad)
+{
+	struct jtext_span k = { key, strlen(key) }, v = { val, strlen(val) };
+	char got[64] = "";
+	const char *want = NULL;
+	bool r = record_member_ok(k, v, got, sizeof(got), &want);
+
+	T_CHECK(r == ok, "%s: %s: %d", key, val, r);
+	if (!ok)
+		T_CHECK(strcmp(got, bad) == 0 && want, "%s: bad %s", key, got);
+}
+
+/* One table: every field is checked alike, nested aliases included. */
+static void test_member_ok(void)
+{
+	check_member_ok("\"iteration\"", "3", true, NULL);
+	check_member_ok("\"iteration\"", "-0", true, NULL);
+	check_member_ok("\"iteration_num\"", "-1", false, "iteration_num");
+	check_member_ok("\"iteration\"", "null", false, "iteration");
+	check_member_ok("\"code\"", "null", true, NULL);
+	check_member_ok("\"strategy_code\"", "5", false, "strategy_code");
+	check_member_ok("\"feedback\"", "5", false, "feedback");
+	check_member_ok("\"error\"", "3", false, "error");
+	check_member_ok("\"error\"", "\"boom\"", true, NULL);
+	check_member_ok("\"metrics\"", "7", true, NULL);
+	check_member_ok("\"metrics\"", "null", true, NULL);
+	check_member_ok("\"timestamp\"", "\"2025-10-11T15:46:35.605350\"", true,
+			NULL);
+	check_member_ok("\"timestamp\"", "\"yesterday\"", false, "timestamp");
+	check_member_ok("\"timestamp\"", "null", false, "timestamp");
+	check_member_ok("\"success\"", "false", true, NULL);
+	check_member_ok("\"success\"", "0", false, "success");
+	check_member_ok("\"execution_result\"", "{\"success\": \"y\"}", false,
+			"execution_result.success");
+	check_member_ok("\"execution_result\"", "{\"error_message\": 1}",
+			false, "execution_result.error_message");
+	check_member_ok("\"execution_result\"", "\"not an object\"", true,
+			NULL);
+	check_member_ok("\"c\\u006fde\"", "1", false, "code");
+	check_member_ok("\"other\"", "[1]", true, NULL);
+}
+
+static void test_success_and_table(void)
+{
+	char t[96];
+	bool ok = false, found = true;
+
+	T_CHECK(record_success(L("{\"success\": true}"), &ok, &found) == 0 &&
+		found && ok, "success true");
+	T_CHECK(record_success(L("{\"execution_result\": {\"success\": false}}"),
+			       &ok, &found) == 0 && found && !ok, "nested");
+	T_CHECK(record_success(L("{\"success\": null, \"execution_result\": "
+				 "{\"success\": true}}"), &ok, &found) == 0 &&
+		!found, "first alias present wins");
+	T_CHECK(record_success(L("{\"a\": 1}"), &ok, &found) == 0 && !found,
+		"absent: unknown");
+	T_CHECK(record_field_def(FIELD_SUCCESS) &&
+		strcmp(record_field_def(FIELD_SUCCESS)->key[1],
+		       "execution_result") == 0 &&
+		record_field_def(FIELD_COUNT) == NULL, "table rows");
+	record_type_text(RECORD_T_OBJECT, t, sizeof(t));
+	T_CHECK(strcmp(t, "an object") == 0, "%s", t);
+	record_type_text(RECORD_T_STRING | RECORD_T_NULL, t, sizeof(t));
+	T_CHECK(strcmp(t, "a string or null") == 0, "%s", t);
+	record_type_text(RECORD_T_STRING | RECORD_T_NUMBER | RECORD_T_BOOL, t,
+			 sizeof(t));
+	T_CHECK(strcmp(t, "a string, a number or a boolean") == 0, "%s", t);
+}
+
 int main(void)
 {
 	T_RUN(test_view_names);
+	T_RUN(test_members_fast);
+	T_RUN(test_member_ok);
+	T_RUN(test_success_and_table);
 	T_RUN(test_iteration);
 	T_RUN(test_iteration_fast_matches_walk);
 	T_RUN(test_iteration_fast_path_taken);
