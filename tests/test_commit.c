@@ -377,8 +377,8 @@ static void test_next_number_counts_the_plan(void)
 {
 	static const char *const drops[] = {
 		"{\"a\": 1}",
-		"{\"iteration_num\": 10, \"a\": 2, "
-		"\"timestamp\": \"2000-01-01T00:00:00.000000\"}",
+		("{\"iteration_num\": 10, \"a\": 2, "
+		 "\"timestamp\": \"2000-01-01T00:00:00.000000\"}"),
 		"{\"a\": 3}\n{\"a\": 4}",
 	};
 	struct store *s = open_store("a.jsonl", "{\"iteration_num\": 4}\n");

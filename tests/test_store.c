@@ -986,7 +986,7 @@ static void same_codes(struct store *a, struct store *b, const char *when)
 {
 	struct store_code ca[128], cb[128];
 	int64_t ia[512], ib[512], it[512];
-	size_t na, nb, i, n;
+	size_t na = 0, nb = 0, i, n;
 
 	T_CHECK(store_codes(a, 0, ca, 128, &na) == 0 &&
 		store_codes(b, 0, cb, 128, &nb) == 0, "codes");
