@@ -467,100 +467,12 @@ int record_members_fast(const char *line, size_t len,
 }
 
 
-/* Could [p, end) hold another iteration key?  True at any "iteration (the
- * key itself, or iteration_num) and at any \\u (an escape could spell the key
- * in disguise).  Looks for the pairs "i and \\u sixteen bytes at a time (two
- * memmem passes ran at a fifth of memchr's speed), then checks the rare
- * candidates byte by byte. */
-static bool iteration_key_later(const char *p, const char *end)
-{
-	static const char key[] = "\"iteration";
-	const char *q, *stop;
-	uint64_t lo, hi;
-	vu8 a, b;
-	vs8 m;
-
-	while (p < end) {
-		stop = end;
-		if (end - p >= 17) {
-			memcpy(&a, p, 16);
-			memcpy(&b, p + 1, 16);
-			m = ((a == '"') & (b == 'i')) |
-			    ((a == '\\') & (b == 'u'));
-			memcpy(&lo, &m, 8);
-			memcpy(&hi, (const char *)&m + 8, 8);
-			if (!(lo | hi)) {
-				p += 16;
-				continue;
-			}
-			stop = p + 16;
-		}
-		for (q = p; q < stop; q++) {
-			if (q[0] == '\\' && q + 1 < end && q[1] == 'u')
-				return true;
-			if (q[0] == '"' &&
-			    (size_t)(end - q) >= sizeof(key) - 1 &&
-			    memcmp(q, key, sizeof(key) - 1) == 0)
-				return true;
-		}
-		p = stop;
-	}
-	return false;
-}
-
-/* The fast path for the usual layout, {"iteration": 12, ... or
- * {"iteration_num": 12, ...: read the number without walking the members.
- * It is only taken when nothing later in the line could be another
- * iteration key: no further "iteration... and no \u escape (which could
- * spell a key in disguise); otherwise the caller walks the members.
- * The rest of the line is not validated here (see record.h). */
-static bool iteration_fast(struct jtext_span obj, int64_t *n)
-{
-	static const char k1[] = "{\"iteration\"", k2[] = "{\"iteration_num\"";
-	const char *p = obj.p, *end = obj.p + obj.len, *num;
-	struct jtext_span v;
-
-	if (end[-1] != '}')
-		return false;
-	if ((size_t)(end - p) > sizeof(k1) - 1 &&
-	    memcmp(p, k1, sizeof(k1) - 1) == 0)
-		p += sizeof(k1) - 1;
-	else if ((size_t)(end - p) > sizeof(k2) - 1 &&
-		 memcmp(p, k2, sizeof(k2) - 1) == 0)
-		p += sizeof(k2) - 1;
-	else
-		return false;
-	while (p < end && (*p == ' ' || *p == '\t'))
-		p++;
-	if (p == end || *p != ':')
-		return false;
-	p++;
-	while (p < end && (*p == ' ' || *p == '\t'))
-		p++;
-	num = p;
-	while (p < end && *p >= '0' && *p <= '9')
-		p++;
-	if (p == num || p == end || (*p != ',' && *p != '}' && *p != ' '))
-		return false;
-	v.p = num;
-	v.len = (size_t)(p - num);
-	if ((v.len > 1 && *num == '0') || !record_parse_count(v, n))
-		return false;
-	return !iteration_key_later(p, end);
-}
-
 int record_iteration(const char *line, size_t len, int64_t *n, bool *found)
 {
 	struct jtext_span obj, v;
 	struct keys ks;
 
 	*found = false;
-	if (line_object(line, len, &obj) < 0)
-		return -EINVAL;
-	if (iteration_fast(obj, n)) {
-		*found = true;
-		return 0;
-	}
 	if (keys_collect(line, len, &ks, &obj) < 0)
 		return -EINVAL;
 	keys_field(&ks, FIELD_ITERATION, &v, NULL, found);

@@ -107,13 +107,9 @@ int view_by_name(const char *name, enum view_kind *k);
 int record_field(const char *line, size_t len, enum record_field f,
 		 struct jtext_span *val, const char **key, bool *found);
 
-/* The iteration number.  Returns 0 (with *found) or -EINVAL.
- * Fast path: when the number is the first member ({"iteration": 12, ... or
- * {"iteration_num": 12, ...) and nothing later in the line can be another
- * iteration key (no further "iteration... text, no \u escape), the number is
- * read without walking the members, and the rest of the line is NOT checked
- * for syntax: validate with jtext_parse_value first where garbage is
- * possible.  Every other line gets a full, validating member walk. */
+/* The iteration number.  Returns 0 (with *found) or -EINVAL.  A full,
+ * validating member walk; the index reads numbers with its own fast walk
+ * (record_members_fast). */
 int record_iteration(const char *line, size_t len, int64_t *n, bool *found);
 
 /* Is top-level key `key` (raw span with quotes) an alias of a dialect field

@@ -131,74 +131,6 @@ static void test_iteration(void)
 	}
 }
 
-/* The fast path reads the number; a full walk of the same line with the
- * number moved must agree, for many shapes of number. */
-static void test_iteration_fast_matches_walk(void)
-{
-	static const char *const nums[] = {
-		"0", "1", "10", "123456789", "9223372036854775807",
-		"9223372036854775808", "-1", "-0", "1.0", "1e3", "00", "07",
-	};
-	static const char *const fmt[] = {
-		"{\"iteration\": %s, \"z\": 1}", "{\"iteration\":%s}",
-		"{\"iteration_num\": %s, \"z\": [1]}", "{\"iteration_num\":%s }",
-	};
-	char a[160], b[176];
-	int64_t na = -7, nb = -8;
-	bool fa, fb;
-	int ra, rb;
-	size_t i, j;
-
-	for (i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
-		for (j = 0; j < sizeof(fmt) / sizeof(fmt[0]); j++) {
-			snprintf(a, sizeof(a), fmt[j], nums[i]);
-			snprintf(b, sizeof(b), "{\"y\": 0, %s", a + 1);
-			ra = record_iteration(L(a), &na, &fa);
-			rb = record_iteration(L(b), &nb, &fb);
-			T_CHECK(ra == rb && fa == fb && (!fa || na == nb),
-				"%s -> %d/%d/%lld but %s -> %d/%d/%lld", a, ra,
-				fa, (long long)na, b, rb, fb, (long long)nb);
-		}
-	}
-}
-
-/* Which lines take the fast path shows in a syntax error after the number:
- * the fast path does not look at it (record.h), the member walk does. */
-static void test_iteration_fast_path_taken(void)
-{
-	static const struct {
-		const char *line;
-		bool fast;
-	} c[] = {
-		{ "{\"iteration\": 5, \"x\": }", true },
-		{ "{\"iteration\":5,\"x\":}", true },
-		{ "{\"iteration_num\": 5, \"x\": }", true },
-		{ "{\"iteration_num\": 5, \"x\": [\"\xe4\xb8\xad \\\\n\"], }", true },
-		{ "{\"iteration_num\": 5, \"x\": \"\\u0041\", }", false },
-		{ "{\"iteration_num\": 5, \"iteration\": , }", false },
-		{ "{\"iteration_num\": 5, \"iteration_num\": , }", false },
-		{ "{\"iteration\": 5, \"c\": \"[\\\"iterations\\\"]\", }", false },
-		{ "{\"x\": 1, \"iteration\": 5, }", false },
-		{ "{\"iteration\": 5.0, \"x\": }", false },
-		{ "{\"iteration\": 5, \"x\": ", false },
-	};
-	int64_t n;
-	bool found;
-	size_t i;
-	int r;
-
-	for (i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
-		n = -1;
-		r = record_iteration(L(c[i].line), &n, &found);
-		if (c[i].fast)
-			T_CHECK(r == 0 && found && n == 5, "%s: not fast (%d)",
-				c[i].line, r);
-		else
-			T_CHECK(r == -EINVAL && !found, "%s: fast (%d, %lld)",
-				c[i].line, r, (long long)n);
-	}
-}
-
 static void check_field(const char *line, enum record_field f, bool want_found,
 			const char *want_val, const char *want_key)
 {
@@ -1079,8 +1011,6 @@ int main(void)
 	T_RUN(test_member_ok);
 	T_RUN(test_success_and_table);
 	T_RUN(test_iteration);
-	T_RUN(test_iteration_fast_matches_walk);
-	T_RUN(test_iteration_fast_path_taken);
 	T_RUN(test_field_aliases);
 	T_RUN(test_field_types);
 	T_RUN(test_field_rejects_non_objects);

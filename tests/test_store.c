@@ -1517,6 +1517,49 @@ static void test_deep_nesting_is_a_record(void)
 	free(p);
 }
 
+/* The fast scan reads the number where it is first and trusted; a
+ * validated line, or the number further in, must read the same, for many
+ * shapes of number. */
+static void test_fast_scan_reads_numbers_like_the_walk(void)
+{
+	static const char *const nums[] = {
+		"0", "1", "10", "123456789", "288230376151711742",
+		"288230376151711743", "9223372036854775808", "-1", "-0", "1.0",
+		"1e3", "00", "07", "\"3\"", "null",
+	};
+	static const char *const fmt[] = {
+		"{\"iteration\": %s, \"z\": 1}\n", "{\"iteration\":%s}\n",
+		"{\"iteration_num\": %s, \"z\": [1]}\n",
+		"{\"iteration_num\":%s }\n",
+	};
+	char *p = fresh_path("numbers");
+	char a[160], b[176], la[64], lv[64], lb[64];
+	struct store *s;
+	size_t i, j;
+
+	for (i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
+		for (j = 0; j < sizeof(fmt) / sizeof(fmt[0]); j++) {
+			snprintf(a, sizeof(a), fmt[j], nums[i]);
+			snprintf(b, sizeof(b), "{\"y\": 0, %s", a + 1);
+			write_str(p, a);
+			s = open_ok(p, 0);
+			listed(s, la, sizeof(la));
+			store_close(s);
+			s = open_ok(p, STORE_VALIDATE);
+			listed(s, lv, sizeof(lv));
+			store_close(s);
+			write_str(p, b);
+			s = open_ok(p, 0);
+			listed(s, lb, sizeof(lb));
+			store_close(s);
+			T_CHECK(strcmp(la, lv) == 0 && strcmp(la, lb) == 0,
+				"%s: fast '%s', validated '%s', later '%s'", a,
+				la, lv, lb);
+		}
+	}
+	free(p);
+}
+
 /* by-hash of an empty store: nothing, and no pointer arithmetic on the
  * absent entry array (UBSan). */
 static void test_by_hash_of_an_empty_store(void)
@@ -1567,5 +1610,6 @@ int main(void)
 	T_RUN(test_numbers_beyond_the_limit);
 	T_RUN(test_deep_nesting_is_a_record);
 	T_RUN(test_by_hash_of_an_empty_store);
+	T_RUN(test_fast_scan_reads_numbers_like_the_walk);
 	return t_done();
 }
