@@ -5,6 +5,12 @@
  * the same group commit see the numbers earlier ones took.  A drop is first
  * built into scratch space past the end of `lines` and `ent`; only when all
  * of its objects are good do the counters move to include it (all or none).
+ *
+ * Each object: one member walk checks every member against the table of
+ * record fields (record.h) and notes the dialect keys; then the aliases must
+ * agree, the number fit under STORE_ITER_MAX, the record be complete for the
+ * store's shape (store_shape, copied once per plan); then it is written
+ * compact in the store's dialect, numbered, stamped and hashed.
  */
 #include "commit.h"
 

@@ -1,3 +1,11 @@
+/* record.c - one record read through the table of record fields.
+ *
+ * Contents: the view names; THE table of record fields (defs[]) and its
+ * type words; the alias walk every reader uses (keys_collect, keys_field);
+ * a commit's checks through the table (record_member_ok); the index's fast
+ * member walk (record_members_fast); ISO 8601 times to the microsecond;
+ * the views.
+ */
 #include "record.h"
 
 #include <errno.h>

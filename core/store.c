@@ -9,6 +9,15 @@
  *   lock       (rwlock) guards the index and the fd; readers share it, the
  *              update_mu holder takes it exclusively only to install results.
  * Lock order: writer's flock, then update_mu, then lock.
+ *
+ * Contents:
+ *   shape                 the fields every record carries (store_shape),
+ *                         folded in line by line as lines are indexed
+ *   scanning              lines -> entries; one member walk per record line
+ *                         finds its number and its shape
+ *   by-hash               code digests, built on first use
+ *   installing scan results   full re-index, extension, merge
+ *   public, shape public, by-hash public
  */
 #include "store.h"
 
