@@ -631,18 +631,14 @@ int record_parse_time(const char *s, size_t len, int64_t *usec)
 	return 0;
 }
 
-int record_timestamp(const char *line, size_t len, int64_t *usec,
-		     bool *found)
+/* The timestamp from collected keys (record_timestamp's rules). */
+static int keys_timestamp(const struct keys *ks, int64_t *usec, bool *found)
 {
-	struct jtext_span obj, v;
+	struct jtext_span v;
 	struct buf s = BUF_INIT;
-	struct keys ks;
 	int r;
 
-	*found = false;
-	if (keys_collect(line, len, &ks, &obj) < 0)
-		return -EINVAL;
-	keys_field(&ks, FIELD_TIMESTAMP, &v, NULL, found);
+	keys_field(ks, FIELD_TIMESTAMP, &v, NULL, found);
 	if (!*found)
 		return 0;
 	r = jtext_string_decode(v, &s);
@@ -653,6 +649,54 @@ int record_timestamp(const char *line, size_t len, int64_t *usec,
 out:
 	buf_free(&s);
 	return r;
+}
+
+int record_timestamp(const char *line, size_t len, int64_t *usec,
+		     bool *found)
+{
+	struct jtext_span obj;
+	struct keys ks;
+
+	*found = false;
+	if (keys_collect(line, len, &ks, &obj) < 0)
+		return -EINVAL;
+	return keys_timestamp(&ks, usec, found);
+}
+
+struct walk {
+	struct keys ks;
+	int (*cb)(struct jtext_span key, struct jtext_span val, void *arg);
+	void *arg;
+};
+
+static int walk_cb(struct jtext_span key, struct jtext_span val, void *arg)
+{
+	struct walk *w = arg;
+
+	keys_cb(key, val, &w->ks);
+	return w->cb(key, val, w->arg);
+}
+
+int record_members(const char *line, size_t len,
+		   int (*cb)(struct jtext_span key, struct jtext_span val,
+			     void *arg),
+		   void *arg, int64_t *usec, bool *found)
+{
+	struct jtext_span obj;
+	struct walk w;
+	int r;
+
+	memset(&w, 0, sizeof(w));
+	w.cb = cb;
+	w.arg = arg;
+	if (found)
+		*found = false;
+	if (line_object(line, len, &obj) < 0)
+		return -EINVAL;
+	r = jtext_members(obj, walk_cb, &w);
+	if (r)
+		return r;
+	return usec ? keys_timestamp(&w.ks, usec, found) : 0;
 }
 
 static const enum record_field view_field[VIEW_COUNT] = {

@@ -140,6 +140,15 @@ int record_members_fast(const char *line, size_t len,
 				  void *arg),
 			void *arg);
 
+/* record_members_fast's walk, validating: -EINVAL unless the line is one
+ * JSON object (jtext).  With `usec` non-NULL it also reads the timestamp as
+ * record_timestamp does (*found), in the same pass.  Returns 0, -EINVAL,
+ * -ENOMEM, or cb's non-zero value. */
+int record_members(const char *line, size_t len,
+		   int (*cb)(struct jtext_span key, struct jtext_span val,
+			     void *arg),
+		   void *arg, int64_t *usec, bool *found);
+
 /* An iteration number as the table reads it: a JSON integer >= 0 that fits
  * int64_t ("-0" is 0, as in Python).  False for anything else. */
 bool record_parse_count(struct jtext_span v, int64_t *n);

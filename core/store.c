@@ -265,13 +265,15 @@ static int shape_cb(struct jtext_span key, struct jtext_span val, void *arg)
 	return 0;
 }
 
-/* Read the members of one record line into sl and find the member that
- * carries its number: the last "iteration", else the last "iteration_num"
+/* Read the members of one record line into sl (`validate`: with the
+ * validating walk, which also reads the timestamp into *usec when usec is
+ * not NULL) and find the member that carries its number: the last "iteration", else the last "iteration_num"
  * (first alias present wins, the last duplicate counts).  A line laid out
  * like the previous record line has it where that one had it.  Returns 0,
  * -EINVAL (the line does not hold together as an object), -ENOMEM. */
 static int shape_read(const struct shape *sh, struct shape_line *sl,
-		      const char *p, size_t len)
+		      const char *p, size_t len, bool validate, int64_t *usec,
+		      bool *has_ts)
 {
 	enum record_field f;
 	unsigned a, best = 2;
@@ -281,7 +283,10 @@ static int shape_read(const struct shape *sh, struct shape_line *sl,
 	sl->n = 0;
 	sl->iter = -1;
 	buf_reset(&sl->sig);
-	r = record_members_fast(p, len, shape_cb, sl);
+	if (validate)
+		r = record_members(p, len, shape_cb, sl, usec, has_ts);
+	else
+		r = record_members_fast(p, len, shape_cb, sl);
 	if (r < 0)
 		return r;
 	sl->same = sh->records && sl->sig.len == sh->last.len &&
@@ -506,7 +511,7 @@ static int scan_line(struct scan *sc, const char *p, size_t len, uint64_t off,
 	struct jtext_span v, num;
 	size_t end;
 	int64_t n, t = 0;
-	bool found, trust;
+	bool found = false, trust, times, validated;
 	int r;
 
 	if (off == 0 && len >= 3 && memcmp(p, "\xef\xbb\xbf", 3) == 0) {
@@ -530,35 +535,33 @@ static int scan_line(struct scan *sc, const char *p, size_t len, uint64_t off,
 	if (len > UINT32_MAX)
 		goto skip;
 	trust = has_lf && !(sc->flags & STORE_VALIDATE);
-	if (trust) {
-		if (p[end - 1] != '}')
-			goto skip;
-	} else if (!(sc->flags & STORE_TIMES) &&
-		   (jtext_parse_value(p, len, &v) < 0 ||
-		    jtext_type(v) != JTEXT_OBJECT)) {
-		/* With STORE_TIMES, record_timestamp below walks every member
-		 * and so validates the object: one pass instead of two. */
+	times = sc->flags & STORE_TIMES;
+	if (trust && p[end - 1] != '}')
 		goto skip;
-	}
-	if (sc->flags & STORE_TIMES) {
-		r = record_timestamp(p, len, &t, &found);
-		if (r == -ENOMEM)
-			return r;
-		if (r < 0 && !trust)
-			goto skip;
-		if (r < 0 || !found)
-			t = 0;
-	}
-	/* The member walk finds the number and the shape in one pass. */
-	r = shape_read(&sc->sh, &sc->cur, p, len);
+	/* One member walk finds the number and the shape, and, validating,
+	 * the timestamp: validated lines and STORE_TIMES take the validating
+	 * walk, trusted lines the fast one.  A trusted line that does not
+	 * validate keeps no timestamp. */
+	validated = !trust || times;
+	r = shape_read(&sc->sh, &sc->cur, p, len, validated,
+		       times ? &t : NULL, &found);
 	if (r == -ENOMEM)
 		return r;
+	if (r < 0 && trust && times) {
+		validated = false;
+		r = shape_read(&sc->sh, &sc->cur, p, len, false, NULL, NULL);
+		if (r == -ENOMEM)
+			return r;
+	}
 	if (r < 0 || sc->cur.iter < 0)
 		goto skip;
+	if (!times || !validated || !found)
+		t = 0;
 	num = sc->cur.m[sc->cur.iter].val;
 	/* Trusted only in the usual layout, {"iteration": 12, ...; a number
 	 * elsewhere, or not in plain digits, gets the line validated. */
-	if (trust && (sc->cur.iter != 0 || (num.len > 1 && num.p[0] == '0')) &&
+	if (!validated &&
+	    (sc->cur.iter != 0 || (num.len > 1 && num.p[0] == '0')) &&
 	    (jtext_parse_value(p, len, &v) < 0 ||
 	     jtext_type(v) != JTEXT_OBJECT))
 		goto skip;
