@@ -500,6 +500,16 @@ static int scan_skip(struct scan *sc, uint64_t lineno)
 	return 0;
 }
 
+static bool digits_only(struct jtext_span v)
+{
+	size_t i;
+
+	for (i = 0; i < v.len; i++)
+		if (v.p[i] < '0' || v.p[i] > '9')
+			return false;
+	return v.len > 0;
+}
+
 /* One line, without its LF.  `has_lf` false: the unterminated last line,
  * which is trusted only after full validation.  Every record line is also
  * read for the shape: on the fast path that member walk is what catches a
@@ -565,8 +575,13 @@ static int scan_line(struct scan *sc, const char *p, size_t len, uint64_t off,
 	    (jtext_parse_value(p, len, &v) < 0 ||
 	     jtext_type(v) != JTEXT_OBJECT))
 		goto skip;
-	if (!record_parse_count(num, &n))
-		goto skip;
+	if (!record_parse_count(num, &n)) {
+		/* Plain digits past int64 are a number to Python too: beyond
+		 * the limit, not garbage. */
+		if (!digits_only(num))
+			goto skip;
+		n = INT64_MAX;
+	}
 	if (n > STORE_ITER_MAX) {
 		sc->beyond++;
 		if (!has_lf)

@@ -360,3 +360,14 @@ timestamps missing: 2" ]
 	[[ "$output" == 'iterfs-commit: stdin: Invalid argument: record 1: "code_hash" does not match the code'* ]]
 	[ "$(sum "$STORE")" = "$before" ]
 }
+
+@test "iterfs-check says how many skipped lines carry a number the tree cannot show" {
+	printf '%s\n' '{"iteration": 0}' '{"iteration": 288230376151711742}' \
+		'{"iteration": 288230376151711743}' '{"iteration": 99999999999999999999}' \
+		'garbage' >"$STORE"
+	run "$ITERFS_CHECK" "$STORE"
+	[ "$status" -eq 1 ]
+	[ "${lines[3]}" = "skipped lines: 3 (lines 3, 4, 5)" ]
+	[ "${lines[4]}" = "of them numbered above 288230376151711742 (not shown): 2" ]
+	[ "${lines[1]}" = "iterations: 2" ]
+}
