@@ -279,6 +279,7 @@ static int code_digest(const char *line, size_t len, unsigned char d[HASH_LEN],
 struct rec {
 	size_t idx;            /* 1-based position in the drop */
 	struct buf compact;    /* in the store's dialect */
+	struct buf own;        /* in the drop's own words, when they differ */
 	struct fields f;
 	bool has_iter;
 	int64_t iter;
@@ -290,6 +291,7 @@ struct rec {
 static void rec_free(struct rec *rc)
 {
 	buf_free(&rc->compact);
+	buf_free(&rc->own);
 	free(rc->f.m);
 }
 
@@ -393,7 +395,7 @@ static int check_complete(const struct commit_plan *p, const struct rec *rc,
  * (`names`; NULL: the drop's own), a second alias of one meaning (same
  * value: checked before) left out. */
 static int write_compact(const struct rec *rc, const char *const *names,
-			 struct buf *out)
+			 struct buf *out, bool *renamed)
 {
 	int emitted[FIELD_COUNT];
 	size_t i;
@@ -408,12 +410,17 @@ static int write_compact(const struct rec *rc, const char *const *names,
 
 		if (m->field >= 0) {
 			if (emitted[m->field] >= 0 &&
-			    emitted[m->field] != (int)m->alias)
+			    emitted[m->field] != (int)m->alias) {
+				*renamed = true;
 				continue;
+			}
 			emitted[m->field] = (int)m->alias;
-			name = names[m->field] ? names[m->field] :
-				record_field_def((enum record_field)m->field)
-					->key[m->alias];
+			name = record_field_def((enum record_field)m->field)
+				->key[m->alias];
+			if (names[m->field] && strcmp(names[m->field], name)) {
+				name = names[m->field];
+				*renamed = true;
+			}
 			r = buf_printf(out, "%s\"%s\":", out->len > 1 ? "," : "",
 				       name);
 		} else {
@@ -468,7 +475,7 @@ static int check_record(struct commit_plan *p, const char *const *names,
 			char why[COMMIT_WHY_LEN])
 {
 	unsigned char d[HASH_LEN], given[HASH_LEN];
-	bool has_code, found;
+	bool has_code, found, renamed;
 	size_t i;
 	int r;
 
@@ -504,7 +511,11 @@ static int check_record(struct commit_plan *p, const char *const *names,
 				record_field_def((enum record_field)m->field)
 					->key[m->alias];
 	}
-	r = write_compact(rc, names, &rc->compact);
+	renamed = false;
+	r = write_compact(rc, names, &rc->compact, &renamed);
+	/* A re-send of an older line in another dialect is still a re-send. */
+	if (!r && renamed)
+		r = jtext_compact(v, &rc->own);
 	if (r == -ENOMEM)
 		return r;
 	if (r < 0)
@@ -608,8 +619,10 @@ static int same_as_existing(struct commit_plan *p, size_t nent,
 	r = existing_line(p, nent, n, &old, exists);
 	if (r < 0 || !*exists)
 		goto out;
-	if (old.len == rc->compact.len &&
-	    memcmp(old.data, rc->compact.data, old.len) == 0) {
+	if ((old.len == rc->compact.len &&
+	     memcmp(old.data, rc->compact.data, old.len) == 0) ||
+	    (rc->own.len && old.len == rc->own.len &&
+	     memcmp(old.data, rc->own.data, old.len) == 0)) {
 		*same = true;
 		goto out;
 	}

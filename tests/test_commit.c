@@ -937,6 +937,28 @@ static void test_dialect(void)
 	store_close(s);
 }
 
+/* A line of the store in an older dialect sent again is a re-send, though
+ * a new record would be written in the newer one. */
+static void test_resend_of_a_line_in_an_older_dialect(void)
+{
+	struct store *s = open_store("a.jsonl",
+				     "{\"iteration\": 0, \"code\": \"a\"}\n"
+				     "{\"iteration_num\": 1, \"strategy_code\": "
+				     "\"b\"}\n");
+	struct res x = plan1(s, "{\"iteration\": 0, \"code\": \"a\"}");
+
+	T_CHECK(x.r == 0 && x.count == 0 && x.len == 0, "r=%d count %zu (%s)",
+		x.r, x.count, x.why);
+	res_free(&x);
+	x = plan1(s, "{\"iteration\": 0, \"code\": \"c\"}");
+	T_CHECK(x.r == -EEXIST, "different: r=%d", x.r);
+	res_free(&x);
+	x = plan1(s, "{\"code\": \"d\"}");
+	CHECK_LINES_NO_TS(x, "{\"iteration_num\":2,\"strategy_code\":\"d\"}\n");
+	res_free(&x);
+	store_close(s);
+}
+
 /* Completeness: every field all records carry, with a type it has had;
  * the reason names them all, as far as they fit. */
 static void test_complete(void)
@@ -1025,6 +1047,7 @@ int main(void)
 	T_RUN(test_efbig);
 	T_RUN(test_dialect);
 	T_RUN(test_complete);
+	T_RUN(test_resend_of_a_line_in_an_older_dialect);
 	T_RUN(test_real_histories);
 	T_RUN(test_deep_nesting_commits);
 	return t_done();
