@@ -182,12 +182,25 @@ static void test_commit_into_a_real_history(void)
 	}
 	old = t_read_file(real, &olen);
 	path = mkstore("real.jsonl", old);
-	r = commit1(path, "{\"strategy_code\": \"pass\", \"timestamp\": "
-		    "\"2026-01-01T00:00:00.000000\"}", &q);
+	/* Complete: every field each of its records carries. */
+	r = commit1(path, "{\"generation_method\": \"llm\", "
+		    "\"strategy_code\": \"pass\", \"strategy_id\": null, "
+		    "\"strategy_generation\": null, \"execution_result\": "
+		    "{\"success\": true}, \"metrics\": {}, "
+		    "\"classification_level\": \"LEVEL_0\", \"timestamp\": "
+		    "\"2026-01-01T00:00:00.000000\", \"champion_updated\": "
+		    "false, \"feedback_used\": \"\", \"template_name\": null, "
+		    "\"json_mode\": true}", &q);
 	T_CHECK(r == 0 && q.result == 0 && q.first == 20, "r=%d first %lld "
 		"(%s)", r, (long long)q.first, q.reason);
-	want = joined(old, "{\"iteration_num\":20,\"strategy_code\":\"pass\","
-		      "\"timestamp\":\"2026-01-01T00:00:00.000000\"}\n");
+	want = joined(old, "{\"iteration_num\":20,\"generation_method\":"
+		      "\"llm\",\"strategy_code\":\"pass\",\"strategy_id\":"
+		      "null,\"strategy_generation\":null,\"execution_result\":"
+		      "{\"success\":true},\"metrics\":{},"
+		      "\"classification_level\":\"LEVEL_0\",\"timestamp\":"
+		      "\"2026-01-01T00:00:00.000000\",\"champion_updated\":false,"
+		      "\"feedback_used\":\"\",\"template_name\":null,"
+		      "\"json_mode\":true}\n");
 	got = read_or_empty(path, &len);
 	T_CHECK_MEM(got, len, want, strlen(want), "real + new");
 	s = open_or_die(path, STORE_VALIDATE);
@@ -273,7 +286,7 @@ static void test_nothing_to_append_rewrites_nothing(void)
 		    "\"2026-01-01T00:00:00.000000\"}", &q);
 	T_CHECK(r == 0 && q.result == 0 && q.count == 0, "re-send: r=%d "
 		"result %d count %zu", r, q.result, q.count);
-	r = commit1(path, "{\"iteration\": 0}", &q);
+	r = commit1(path, "{\"iteration\": 0, \"a\": \"z\"}", &q);
 	T_CHECK(r == 0 && q.result == -EEXIST, "EEXIST: r=%d result %d", r,
 		q.result);
 	T_CHECK(strcmp(q.reason, "record 1: iteration 0 already exists with "

@@ -28,7 +28,8 @@ static const char usage_text[] =
 	"\n"
 	"Read the JSONL history STORE (never writing it) and print counts:\n"
 	"records, iterations, distinct codes, skipped lines (with their line\n"
-	"numbers), duplicate iteration numbers, code_hash mismatches and\n"
+	"numbers, and how many of them carry a number above the highest the\n"
+	"tree shows), duplicate iteration numbers, code_hash mismatches and\n"
 	"records without a timestamp.\n"
 	"\n"
 	"  -h, --help     show this help\n"
@@ -88,7 +89,7 @@ static int check_records(struct store *s, struct tally *t)
 	int64_t iters[CHUNK];
 	struct buf line = BUF_INIT;
 	size_t start = 0, n, i;
-	time_t when;
+	int64_t when;
 	bool bad, found;
 	int r = 0;
 
@@ -207,6 +208,10 @@ int main(int argc, char **argv)
 		       lines[i]);
 	if (nskip)
 		printf("%s)", nskip > LIST_MAX ? ", ..." : "");
+	/* Said apart: such a line is a record to Python, not to the tree. */
+	if (st.beyond)
+		printf("\nof them numbered above %" PRId64 " (not shown): %" PRIu64,
+		       (int64_t)STORE_ITER_MAX, st.beyond);
 	printf("\nduplicate numbers: %" PRIu64 "\n", st.duplicates);
 	printf("code_hash mismatches: %" PRIu64, t.mismatches);
 	for (i = 0; i < t.nbad; i++)
