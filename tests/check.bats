@@ -16,7 +16,8 @@ setup() {
 import json, sys
 r = json.loads(sys.argv[1])
 assert r == {"store": sys.argv[2], "records": 50, "iterations": 50, "distinct_codes": 50,
-             "skipped_lines": 0, "skipped_line_numbers": [], "duplicate_numbers": 0,
+             "skipped_lines": 0, "skipped_line_numbers": [], "skipped_numbered_beyond_max": 0,
+             "duplicate_numbers": 0,
              "code_hash_mismatches": 0, "code_hash_mismatch_iterations": [],
              "timestamps_missing": 0, "clean": True}, r
 PY

@@ -40,7 +40,8 @@ static const char usage_text[] =
 	"\n"
 	"Read the JSONL history STORE (never writing it) and print counts:\n"
 	"records, iterations, distinct codes, skipped lines (with their line\n"
-	"numbers), duplicate iteration numbers, code_hash mismatches and\n"
+	"numbers, and how many of them carry a number above the highest the\n"
+	"tree shows), duplicate iteration numbers, code_hash mismatches and\n"
 	"records without a timestamp.  On a terminal, a scan that takes more\n"
 	"than a second (ITERFS_PROGRESS_AFTER seconds) shows its progress on\n"
 	"stderr; never when stdout is not a terminal.\n"
@@ -239,7 +240,7 @@ static int check_records(struct store *s, struct tally *t,
 	int64_t iters[CHUNK];
 	struct buf line = BUF_INIT;
 	size_t start = 0, n, i;
-	time_t when;
+	int64_t when;
 	bool bad, found;
 	int r = 0;
 
@@ -318,6 +319,10 @@ static void print_text(const struct report *rp)
 		       rp->lines[i]);
 	if (rp->nskip)
 		printf("%s)", rp->nskip > LIST_MAX ? ", ..." : "");
+	/* Said apart: such a line is a record to Python, not to the tree. */
+	if (rp->st.beyond)
+		printf("\nof them numbered above %" PRId64 " (not shown): %" PRIu64,
+		       (int64_t)STORE_ITER_MAX, rp->st.beyond);
 	printf("\nduplicate numbers: %" PRIu64 "\n", rp->st.duplicates);
 	printf("code_hash mismatches: %" PRIu64, rp->t.mismatches);
 	for (i = 0; i < rp->t.nbad; i++)
@@ -345,6 +350,7 @@ static int print_json(const struct report *rp)
 	     cJSON_AddNumberToObject(o, "distinct_codes", (double)rp->codes) &&
 	     cJSON_AddNumberToObject(o, "skipped_lines", (double)rp->st.skipped) &&
 	     (a = cJSON_AddArrayToObject(o, "skipped_line_numbers")) &&
+	     cJSON_AddNumberToObject(o, "skipped_numbered_beyond_max", (double)rp->st.beyond) &&
 	     cJSON_AddNumberToObject(o, "duplicate_numbers", (double)rp->st.duplicates) &&
 	     cJSON_AddNumberToObject(o, "code_hash_mismatches", (double)rp->t.mismatches) &&
 	     (b = cJSON_AddArrayToObject(o, "code_hash_mismatch_iterations")) &&
