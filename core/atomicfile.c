@@ -117,6 +117,15 @@ static char *temp_name(const char *name)
 	return out;
 }
 
+/* Cleanup after a failure: that failure is what gets reported; a temp
+ * that cannot be removed is only logged (the next remove_stale gets it). */
+static void unlink_temp(const struct atomicfile *af)
+{
+	if (unlinkat(af->dfd, af->tmp, 0) < 0 && errno != ENOENT)
+		log_err("%s: unlink %s: %s", af->tag, af->tmp_path,
+			strerror(errno));
+}
+
 static void af_free(struct atomicfile *af)
 {
 	if (af->fd >= 0)
@@ -180,9 +189,7 @@ int atomicfile_begin(const char *dir, const char *name, mode_t mode,
 	*out = af;
 	return 0;
 out_unlink:
-	if (unlinkat(af->dfd, af->tmp, 0) < 0)
-		log_err("%s: unlink %s: %s", af->tag, af->tmp_path,
-			strerror(errno));
+	unlink_temp(af);
 out_free:
 	af_free(af);
 	return r;
@@ -405,9 +412,7 @@ int atomicfile_commit(struct atomicfile *af, const char *name, unsigned flags,
 	fault_at(&af->fault, af->scope, "done");
 	goto out_free;
 out_abort:
-	if (unlinkat(af->dfd, af->tmp, 0) < 0)
-		log_err("%s: unlink %s: %s", af->tag, af->tmp_path,
-			strerror(errno));
+	unlink_temp(af);
 out_free:
 	af_free(af);
 	return r;
@@ -417,9 +422,7 @@ void atomicfile_abort(struct atomicfile *af)
 {
 	if (!af)
 		return;
-	if (unlinkat(af->dfd, af->tmp, 0) < 0 && errno != ENOENT)
-		log_err("%s: unlink %s: %s", af->tag, af->tmp_path,
-			strerror(errno));
+	unlink_temp(af);
 	af_free(af);
 }
 

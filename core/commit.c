@@ -5,6 +5,12 @@
  * the same group commit see the numbers earlier ones took.  A drop is first
  * built into scratch space past the end of `lines` and `ent`; only when all
  * of its objects are good do the counters move to include it (all or none).
+ *
+ * Each object: one member walk checks every member against the table of
+ * record fields (record.h) and notes the dialect keys; then the aliases must
+ * agree, the number fit under STORE_ITER_MAX, the record be complete for the
+ * store's shape (store_shape, copied once per plan); then it is written
+ * compact in the store's dialect, numbered, stamped and hashed.
  */
 #include "commit.h"
 
@@ -20,8 +26,8 @@
 #include "jtext.h"
 #include "record.h"
 
-/* How many of the highest records tell the store's dialect. */
-#define DIALECT_PROBE 8
+/* How many of the highest records tell whether the store uses code_hash. */
+#define HASH_PROBE 8
 
 struct pent {
 	int64_t iter;
@@ -30,7 +36,10 @@ struct pent {
 
 struct commit_plan {
 	struct store *s;
-	const char *key;     /* iteration key of the store, NULL: not known yet */
+	struct store_shape shape; /* what every record of the store carries */
+	/* Dialect fields: the key this plan writes (the store's, else the one
+	 * the plan's first record with the field used); NULL: not known. */
+	const char *name[FIELD_COUNT];
 	bool use_hash;       /* the store's records carry code_hash */
 	bool have_highest;
 	int64_t highest;     /* over the store and the accepted lines */
@@ -45,13 +54,24 @@ struct vals {
 	size_t n, cap;
 };
 
-/* What the type check found in one object (last duplicate key wins, as
+/* One member of a drop's object. */
+struct mem {
+	struct jtext_span key, val;
+	int field;           /* dialect field of the key, else -1 */
+	unsigned alias;
+};
+
+/* What the member walk found in one object (last duplicate key wins, as
  * jtext_get and Python do). */
 struct fields {
-	bool has_iter, has_iter_num, has_ts, has_hash;
-	int64_t iter, iter_num;
+	struct mem *m;
+	size_t n, cap;
+	bool has_ts, has_hash;
 	struct jtext_span hash; /* the code_hash string, when has_hash */
-	const char *bad;        /* first key with a wrong type */
+	/* Dialect fields: the value under each alias (last duplicate). */
+	bool has_alias[FIELD_COUNT][2];
+	struct jtext_span alias[FIELD_COUNT][2];
+	char bad[64];           /* first key with a wrong value, "" none */
 	const char *want;       /* what it should have been */
 };
 
@@ -71,123 +91,71 @@ static int vals_push(struct jtext_span v, void *arg)
 	return 0;
 }
 
-/* An integer >= 0 written as plain digits that fits int64_t. */
-static bool parse_uint(struct jtext_span v, int64_t *n)
-{
-	int64_t x = 0;
-	size_t i;
-
-	if (jtext_type(v) != JTEXT_NUMBER || v.len == 0)
-		return false;
-	for (i = 0; i < v.len; i++) {
-		int d = v.p[i] - '0';
-
-		if (d < 0 || d > 9)
-			return false;
-		if (x > (INT64_MAX - d) / 10)
-			return false;
-		x = x * 10 + d;
-	}
-	*n = x;
-	return true;
-}
-
-static bool is_str_or_null(struct jtext_span v)
-{
-	enum jtext_type t = jtext_type(v);
-
-	return t == JTEXT_STRING || t == JTEXT_NULL;
-}
-
-static void field_bad(struct fields *f, const char *key, const char *want)
-{
-	if (!f->bad) {
-		f->bad = key;
-		f->want = want;
-	}
-}
-
+/* Every member goes through the table of record fields (record.h). */
 static int check_member(struct jtext_span key, struct jtext_span val,
 			void *arg)
 {
-	static const char *const str_or_null[] = {
-		"code", "strategy_code", "feedback", "feedback_used",
-	};
 	struct fields *f = arg;
-	size_t i;
+	enum record_field fld;
+	struct mem *m;
+	unsigned a;
+	char bad[sizeof(f->bad)];
+	const char *want;
 
-	if (jtext_key_is(key, "iteration")) {
-		f->has_iter = true;
-		if (!parse_uint(val, &f->iter))
-			field_bad(f, "iteration", "an integer >= 0");
-		return 0;
+	if (f->n == f->cap) {
+		f->cap = f->cap ? f->cap * 2 : 16;
+		m = realloc(f->m, f->cap * sizeof(*m));
+		if (!m)
+			return -ENOMEM;
+		f->m = m;
 	}
-	if (jtext_key_is(key, "iteration_num")) {
-		f->has_iter_num = true;
-		if (!parse_uint(val, &f->iter_num))
-			field_bad(f, "iteration_num", "an integer >= 0");
-		return 0;
+	m = &f->m[f->n++];
+	*m = (struct mem){ key, val, -1, 0 };
+	if (!record_member_ok(key, val, bad, sizeof(bad), &want) &&
+	    !f->bad[0]) {
+		memcpy(f->bad, bad, sizeof(bad));
+		f->want = want;
 	}
-	if (jtext_key_is(key, "timestamp")) {
+	if (record_dialect_key(key, &fld, &a)) {
+		m->field = (int)fld;
+		m->alias = a;
+		f->has_alias[fld][a] = true;
+		f->alias[fld][a] = val;
+	} else if (jtext_key_is(key, "timestamp")) {
 		f->has_ts = true;
-		if (jtext_type(val) != JTEXT_STRING)
-			field_bad(f, "timestamp", "a string");
-		return 0;
-	}
-	if (jtext_key_is(key, "code_hash")) {
+	} else if (jtext_key_is(key, "code_hash")) {
 		/* null is "no hash", as for a record without code. */
 		f->has_hash = jtext_type(val) != JTEXT_NULL;
 		f->hash = val;
-		if (!is_str_or_null(val))
-			field_bad(f, "code_hash", "a string of 64 hex digits");
-		return 0;
-	}
-	for (i = 0; i < sizeof(str_or_null) / sizeof(str_or_null[0]); i++) {
-		if (jtext_key_is(key, str_or_null[i])) {
-			if (!is_str_or_null(val))
-				field_bad(f, str_or_null[i], "a string or null");
-			return 0;
-		}
 	}
 	return 0;
 }
 
-/* Read the iteration key and the code_hash habit from the highest records. */
-static int read_dialect(struct commit_plan *p)
+/* Whether the store's records carry code_hash: its highest records say. */
+static int read_hash_habit(struct commit_plan *p)
 {
-	int64_t iters[DIALECT_PROBE];
+	int64_t iters[HASH_PROBE];
 	struct store_stats st;
 	struct buf line = BUF_INIT;
+	struct jtext_span v;
 	size_t start, n, i;
+	bool found;
 	int r;
 
-	r = store_highest(p->s, &p->highest, &p->have_highest);
-	if (r < 0)
-		return r;
-	if (!p->have_highest)
-		return 0;
 	r = store_stats(p->s, &st);
 	if (r < 0)
 		return r;
-	start = st.iterations > DIALECT_PROBE ? st.iterations - DIALECT_PROBE : 0;
-	r = store_list(p->s, start, iters, DIALECT_PROBE, &n);
+	start = st.iterations > HASH_PROBE ? st.iterations - HASH_PROBE : 0;
+	r = store_list(p->s, start, iters, HASH_PROBE, &n);
 	if (r < 0)
 		return r;
-	/* Highest first: its key is the one the next number takes. */
-	for (i = n; i-- > 0;) {
-		struct jtext_span v;
-		const char *key;
-		bool found;
-
+	for (i = 0; i < n && !p->use_hash; i++) {
 		buf_reset(&line);
 		r = store_read(p->s, iters[i], &line);
 		if (r == -ENOENT)
 			continue;
 		if (r < 0)
 			goto out;
-		if (record_field(line.data, line.len, FIELD_ITERATION, &v, &key,
-				 &found) == 0 && found && !p->key)
-			p->key = key;
 		if (record_field(line.data, line.len, FIELD_CODE_HASH, &v, NULL,
 				 &found) == 0 && found)
 			p->use_hash = true;
@@ -201,16 +169,24 @@ out:
 int commit_plan_new(struct store *s, struct commit_plan **out)
 {
 	struct commit_plan *p = calloc(1, sizeof(*p));
+	unsigned f;
 	int r;
 
 	if (!p)
 		return -ENOMEM;
 	p->s = s;
-	r = read_dialect(p);
+	r = store_highest(s, &p->highest, &p->have_highest);
+	if (!r)
+		r = store_shape(s, &p->shape);
+	if (!r && p->have_highest)
+		r = read_hash_habit(p);
 	if (r < 0) {
+		store_shape_free(&p->shape);
 		free(p);
 		return r;
 	}
+	for (f = 0; f < FIELD_COUNT; f++)
+		p->name[f] = p->shape.dialect[f];
 	*out = p;
 	return 0;
 }
@@ -219,6 +195,7 @@ void commit_plan_free(struct commit_plan *p)
 {
 	if (!p)
 		return;
+	store_shape_free(&p->shape);
 	buf_free(&p->lines);
 	free(p->ent);
 	free(p);
@@ -301,11 +278,22 @@ static int code_digest(const char *line, size_t len, unsigned char d[HASH_LEN],
 /* One record of a drop being added. */
 struct rec {
 	size_t idx;            /* 1-based position in the drop */
-	struct buf compact;
+	struct buf compact;    /* in the store's dialect */
+	struct buf own;        /* in the drop's own words, when they differ */
 	struct fields f;
+	bool has_iter;
+	int64_t iter;
+	const char *used[FIELD_COUNT]; /* dialect keys as written, or NULL */
 	char hex[HASH_HEX_LEN + 1];
 	bool fill_hash;
 };
+
+static void rec_free(struct rec *rc)
+{
+	buf_free(&rc->compact);
+	buf_free(&rc->own);
+	free(rc->f.m);
+}
 
 static int reject(char why[COMMIT_WHY_LEN], int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -320,22 +308,234 @@ static int reject(char why[COMMIT_WHY_LEN], int err, const char *fmt, ...)
 	return err;
 }
 
-/* Type rules and code_hash of one object; fills rec. */
-static int check_record(struct commit_plan *p, struct jtext_span v,
-			struct rec *rc, char why[COMMIT_WHY_LEN])
+/* Append `piece` to the reason if it fits with room for ", ..." after it;
+ * once one does not, end the reason with "..." and take no more. */
+static void why_add(char why[COMMIT_WHY_LEN], bool *full, const char *piece)
+{
+	size_t w = strlen(why), n = strlen(piece);
+
+	if (*full)
+		return;
+	if (w + n + sizeof(", ...") > COMMIT_WHY_LEN) {
+		*full = true;
+		if (w + sizeof("...") <= COMMIT_WHY_LEN)
+			memcpy(why + w, "...", sizeof("..."));
+		return;
+	}
+	memcpy(why + w, piece, n + 1);
+}
+
+/* The last member of the drop that is field x of the store's shape. */
+static const struct mem *find_member(const struct fields *f,
+				     const struct store_shape_field *x)
+{
+	size_t i;
+
+	for (i = f->n; i-- > 0;) {
+		const struct mem *m = &f->m[i];
+
+		if (x->field >= 0 ? m->field == x->field :
+				    m->field < 0 && jtext_key_is(m->key, x->key))
+			return m;
+	}
+	return NULL;
+}
+
+/* Is the record complete: every field every record of the store carries
+ * (number, timestamp and code_hash excepted: they are filled in), each with
+ * a type that field has had in the store? */
+/* The types a drop may give field `x`: those it already has in the store;
+ * also, for a meaning of the contract, what the loop reads there (null is
+ * "absent" to it: a store whose records all say "error": null takes an
+ * error text); and any type at all where the store has only ever held
+ * null, which tells nothing about what the loop expects. */
+static unsigned allowed_types(const struct store_shape_field *x)
+{
+	const struct record_field_def *def;
+	unsigned t = x->types;
+
+	if (x->field >= 0) {
+		def = record_field_def((enum record_field)x->field);
+		t |= def->types | (def->nullable ? RECORD_T_NULL : 0);
+	}
+	if (t == RECORD_T_NULL)
+		t = RECORD_T_ANY;
+	return t;
+}
+
+static int check_complete(const struct commit_plan *p, const struct rec *rc,
+			  char why[COMMIT_WHY_LEN])
+{
+	const struct store_shape *sh = &p->shape;
+	char piece[COMMIT_WHY_LEN], types[96];
+	const struct mem *m;
+	bool full = false, any = false;
+	size_t i;
+	int pass;
+
+	for (pass = 0; pass < 2; pass++) {
+		for (i = 0; i < sh->n; i++) {
+			const struct store_shape_field *x = &sh->f[i];
+
+			if (x->field == FIELD_ITERATION ||
+			    (x->field < 0 && (strcmp(x->key, "timestamp") == 0 ||
+					      strcmp(x->key, "code_hash") == 0)))
+				continue;
+			m = find_member(&rc->f, x);
+			if (pass == 0 && !m) {
+				if (!any)
+					snprintf(why, COMMIT_WHY_LEN,
+						 "record %zu: ", rc->idx);
+				snprintf(piece, sizeof(piece), "%s%s",
+					 any ? ", " : "missing fields: ",
+					 x->key);
+				why_add(why, &full, piece);
+				any = true;
+			} else if (pass == 1 && m &&
+				   !(record_type_bit(m->val) &
+				     allowed_types(x))) {
+				if (!any)
+					snprintf(why, COMMIT_WHY_LEN,
+						 "record %zu: ", rc->idx);
+				record_type_text(allowed_types(x), types,
+						 sizeof(types));
+				snprintf(piece, sizeof(piece),
+					 "%s\"%.*s\" must be %s",
+					 any ? "; " : "", (int)m->key.len - 2,
+					 m->key.p + 1, types);
+				why_add(why, &full, piece);
+				any = true;
+			}
+		}
+	}
+	return any ? -EINVAL : 0;
+}
+
+/* Write the object compact, each dialect key under the plan's name for it
+ * (`names`; NULL: the drop's own), a second alias of one meaning (same
+ * value: checked before) left out. */
+static int write_compact(const struct rec *rc, const char *const *names,
+			 struct buf *out, bool *renamed)
+{
+	int emitted[FIELD_COUNT];
+	size_t i;
+	int r;
+
+	for (i = 0; i < FIELD_COUNT; i++)
+		emitted[i] = -1;
+	r = buf_putc(out, '{');
+	for (i = 0; i < rc->f.n && !r; i++) {
+		const struct mem *m = &rc->f.m[i];
+		const char *name;
+
+		if (m->field >= 0) {
+			if (emitted[m->field] >= 0 &&
+			    emitted[m->field] != (int)m->alias) {
+				*renamed = true;
+				continue;
+			}
+			emitted[m->field] = (int)m->alias;
+			name = record_field_def((enum record_field)m->field)
+				->key[m->alias];
+			if (names[m->field] && strcmp(names[m->field], name)) {
+				name = names[m->field];
+				*renamed = true;
+			}
+			r = buf_printf(out, "%s\"%s\":", out->len > 1 ? "," : "",
+				       name);
+		} else {
+			r = out->len > 1 ? buf_putc(out, ',') : 0;
+			if (!r)
+				r = buf_append(out, m->key.p, m->key.len);
+			if (!r)
+				r = buf_putc(out, ':');
+		}
+		if (!r)
+			r = jtext_compact(m->val, out);
+	}
+	if (!r)
+		r = buf_putc(out, '}');
+	return r;
+}
+
+/* Two aliases of one meaning must agree (byte for byte, once compact). */
+static int check_aliases(struct rec *rc, char why[COMMIT_WHY_LEN])
+{
+	const struct record_field_def *d;
+	struct buf a = BUF_INIT, b = BUF_INIT;
+	unsigned f;
+	int r = 0;
+
+	for (f = 0; f < FIELD_COUNT && !r; f++) {
+		if (!rc->f.has_alias[f][0] || !rc->f.has_alias[f][1])
+			continue;
+		buf_reset(&a);
+		buf_reset(&b);
+		r = jtext_compact(rc->f.alias[f][0], &a);
+		if (!r)
+			r = jtext_compact(rc->f.alias[f][1], &b);
+		if (r < 0)
+			break;
+		if (a.len == b.len && memcmp(a.data, b.data, a.len) == 0)
+			continue;
+		d = record_field_def((enum record_field)f);
+		r = reject(why, -EINVAL, "record %zu: \"%s\" and \"%s\" are "
+			   "two names of one field with different values",
+			   rc->idx, d->key[0], d->key[1]);
+	}
+	buf_free(&a);
+	buf_free(&b);
+	return r;
+}
+
+/* Type rules, dialect, completeness and code_hash of one object; fills
+ * rec.  `names` as for write_compact. */
+static int check_record(struct commit_plan *p, const char *const *names,
+			struct jtext_span v, struct rec *rc,
+			char why[COMMIT_WHY_LEN])
 {
 	unsigned char d[HASH_LEN], given[HASH_LEN];
-	bool has_code;
+	bool has_code, found, renamed;
+	size_t i;
 	int r;
 
 	r = jtext_members(v, check_member, &rc->f);
+	if (r == -ENOMEM)
+		return r;
 	if (r < 0)
 		return reject(why, -EINVAL, "record %zu: not a valid JSON object",
 			      rc->idx);
-	if (rc->f.bad)
+	if (rc->f.bad[0])
 		return reject(why, -EINVAL, "record %zu: \"%s\" must be %s",
 			      rc->idx, rc->f.bad, rc->f.want);
-	r = jtext_compact(v, &rc->compact);
+	r = check_aliases(rc, why);
+	if (r < 0)
+		return r;
+	r = record_iteration(v.p, v.len, &rc->iter, &found);
+	if (r < 0)
+		return reject(why, -EINVAL, "record %zu: not a valid JSON object",
+			      rc->idx);
+	rc->has_iter = found;
+	if (found && rc->iter > STORE_ITER_MAX)
+		return reject(why, -EINVAL, "record %zu: iteration %" PRId64
+			      " is above the limit of %" PRId64, rc->idx,
+			      rc->iter, (int64_t)STORE_ITER_MAX);
+	r = check_complete(p, rc, why);
+	if (r < 0)
+		return r;
+	for (i = 0; i < rc->f.n; i++) {
+		const struct mem *m = &rc->f.m[i];
+
+		if (m->field >= 0 && !rc->used[m->field])
+			rc->used[m->field] = names[m->field] ? names[m->field] :
+				record_field_def((enum record_field)m->field)
+					->key[m->alias];
+	}
+	renamed = false;
+	r = write_compact(rc, names, &rc->compact, &renamed);
+	/* A re-send of an older line in another dialect is still a re-send. */
+	if (!r && renamed)
+		r = jtext_compact(v, &rc->own);
 	if (r == -ENOMEM)
 		return r;
 	if (r < 0)
@@ -439,8 +639,10 @@ static int same_as_existing(struct commit_plan *p, size_t nent,
 	r = existing_line(p, nent, n, &old, exists);
 	if (r < 0 || !*exists)
 		goto out;
-	if (old.len == rc->compact.len &&
-	    memcmp(old.data, rc->compact.data, old.len) == 0) {
+	if ((old.len == rc->compact.len &&
+	     memcmp(old.data, rc->compact.data, old.len) == 0) ||
+	    (rc->own.len && old.len == rc->own.len &&
+	     memcmp(old.data, rc->own.data, old.len) == 0)) {
 		*same = true;
 		goto out;
 	}
@@ -482,10 +684,13 @@ static int reserve_ent(struct commit_plan *p, size_t need)
 }
 
 /* Number, check against what exists and append one record to the scratch
- * part of the plan (past nent / lines.len of the committed part). */
+ * part of the plan (past nent / lines.len of the committed part).  `names`
+ * as for write_compact; the number it assigns goes under
+ * names[FIELD_ITERATION], which it sets when still unknown. */
 static int add_record(struct commit_plan *p, struct rec *rc, size_t *nent,
-		      int64_t *highest, bool *have_highest, const char **key,
-		      bool *added, int64_t *num, char why[COMMIT_WHY_LEN])
+		      int64_t *highest, bool *have_highest,
+		      const char **names, bool *added, int64_t *num,
+		      char why[COMMIT_WHY_LEN])
 {
 	struct jtext_span ts = { NULL, 0 };
 	const char *newkey = NULL;
@@ -496,10 +701,8 @@ static int add_record(struct commit_plan *p, struct rec *rc, size_t *nent,
 	int r;
 
 	*added = false;
-	if (rc->f.has_iter || rc->f.has_iter_num) {
-		n = rc->f.has_iter ? rc->f.iter : rc->f.iter_num;
-		if (!*key)
-			*key = rc->f.has_iter ? "iteration" : "iteration_num";
+	if (rc->has_iter) {
+		n = rc->iter;
 		if (*have_highest && n <= *highest) {
 			r = same_as_existing(p, *nent, rc, n, &exists, &same);
 			if (r < 0)
@@ -515,14 +718,18 @@ static int add_record(struct commit_plan *p, struct rec *rc, size_t *nent,
 					      rc->idx, n);
 		}
 	} else {
-		if (*have_highest && *highest == INT64_MAX)
+		if (*have_highest && *highest >= STORE_ITER_MAX)
 			return reject(why, -EINVAL, "record %zu: no iteration "
-				      "number left after %" PRId64, rc->idx,
-				      *highest);
+				      "number left after %" PRId64 " (the limit)",
+				      rc->idx, *highest);
 		n = *have_highest ? *highest + 1 : 0;
-		if (!*key)
-			*key = "iteration";
-		newkey = *key;
+		/* An empty store takes the drop's dialect. */
+		if (!names[FIELD_ITERATION])
+			names[FIELD_ITERATION] =
+				rc->used[FIELD_CODE] &&
+				strcmp(rc->used[FIELD_CODE], "strategy_code") == 0 ?
+				"iteration_num" : "iteration";
+		newkey = names[FIELD_ITERATION];
 	}
 	if (!rc->f.has_ts) {
 		r = now_iso(now + 1, sizeof(now) - 2);
@@ -562,12 +769,14 @@ int commit_plan_add(struct commit_plan *p, const char *drop, size_t len,
 	size_t added_n = 0;
 	int64_t highest = p->highest, num = 0, lo = 0, hi = 0;
 	bool have_highest = p->have_highest, added = false;
-	const char *key = p->key;
+	const char *names[FIELD_COUNT];
+	unsigned f;
 	int r;
 
 	why[0] = '\0';
 	*count = 0;
 	*first = *last = -1;
+	memcpy(names, p->name, sizeof(names));
 	if (len > max_record)
 		return reject(why, -EFBIG, "the drop is %zu bytes, over the "
 			      "limit of %zu", len, max_record);
@@ -599,11 +808,17 @@ int commit_plan_add(struct commit_plan *p, const char *drop, size_t len,
 	for (i = 0; i < vs.n; i++) {
 		struct rec rc = { .idx = i + 1 };
 
-		r = check_record(p, vs.v[i], &rc, why);
+		r = check_record(p, names, vs.v[i], &rc, why);
 		if (!r)
 			r = add_record(p, &rc, &nent, &highest, &have_highest,
-				       &key, &added, &num, why);
-		buf_free(&rc.compact);
+				       names, &added, &num, why);
+		if (!r) {
+			/* Later records speak the dialect this one set. */
+			for (f = 0; f < FIELD_COUNT; f++)
+				if (!names[f])
+					names[f] = rc.used[f];
+		}
+		rec_free(&rc);
 		if (r < 0)
 			goto out;
 		if (added) {
@@ -616,7 +831,7 @@ int commit_plan_add(struct commit_plan *p, const char *drop, size_t len,
 	p->nent = nent;
 	p->highest = highest;
 	p->have_highest = have_highest;
-	p->key = key;
+	memcpy(p->name, names, sizeof(names));
 	*count = added_n;
 	if (added_n) {
 		*first = lo;

@@ -87,6 +87,25 @@ size_t fileio_utf8_cut(const char *s, size_t max)
 	return n;
 }
 
+int fileio_split(const char *path, char **dir, char **base)
+{
+	const char *slash = strrchr(path, '/');
+
+	if (!slash)
+		*dir = strdup(".");
+	else if (slash == path)
+		*dir = strdup("/");
+	else
+		*dir = strndup(path, (size_t)(slash - path));
+	*base = strdup(slash ? slash + 1 : path);
+	if (*dir && *base)
+		return 0;
+	free(*dir);
+	free(*base);
+	*dir = *base = NULL;
+	return -ENOMEM;
+}
+
 /* `target` read from the link `link`, as a path from here. */
 static char *link_join(const char *link, const char *target)
 {
@@ -102,8 +121,7 @@ static char *link_join(const char *link, const char *target)
 
 int fileio_resolve(const char *path, char **out)
 {
-	char *cur = strdup(path), *next, *dir, *real, target[PATH_MAX];
-	const char *slash, *base;
+	char *cur = strdup(path), *next, *dir, *base, *real, target[PATH_MAX];
 	struct stat st;
 	ssize_t n;
 	int hops, r;
@@ -139,30 +157,42 @@ int fileio_resolve(const char *path, char **out)
 		free(cur);
 		cur = next;
 	}
-	slash = strrchr(cur, '/');
-	base = slash ? slash + 1 : cur;
-	if (!slash)
-		dir = strdup(".");
-	else if (slash == cur)
-		dir = strdup("/");
-	else
-		dir = strndup(cur, (size_t)(slash - cur));
-	if (!dir) {
-		r = -ENOMEM;
-		goto out;
-	}
-	real = realpath(dir, NULL);
-	r = real ? 0 : -errno;
-	free(dir);
+	r = fileio_split(cur, &dir, &base);
 	if (r < 0)
 		goto out;
-	if (asprintf(out, "%s%s%s", real, strcmp(real, "/") ? "/" : "",
-		     base) < 0) {
+	real = realpath(dir, NULL);
+	r = real ? 0 : -errno;
+	if (!r && asprintf(out, "%s%s%s", real, strcmp(real, "/") ? "/" : "",
+			   base) < 0) {
 		*out = NULL;
 		r = -ENOMEM;
 	}
 	free(real);
+	free(dir);
+	free(base);
 out:
 	free(cur);
 	return r;
+}
+
+const char *fileio_kind(mode_t m)
+{
+	switch (m & S_IFMT) {
+	case S_IFREG:
+		return "a regular file";
+	case S_IFDIR:
+		return "a directory";
+	case S_IFIFO:
+		return "a FIFO";
+	case S_IFCHR:
+		return "a character device";
+	case S_IFBLK:
+		return "a block device";
+	case S_IFSOCK:
+		return "a socket";
+	case S_IFLNK:
+		return "a symbolic link";
+	default:
+		return "not a file of a known kind";
+	}
 }

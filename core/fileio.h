@@ -10,6 +10,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* Read exactly `len` bytes at `off`.  -EIO when the file ends first (it
  * shrank under us). */
@@ -30,10 +31,19 @@ int fileio_fsync_dir(const char *dir);
  * sequence (strlen(s) when it fits). */
 size_t fileio_utf8_cut(const char *s, size_t max);
 
+/* Split `path` into its directory ("." when it has no slash, "/" for a
+ * file in the root) and its last component, both malloc'd.  Returns 0 or
+ * -ENOMEM (then both are NULL). */
+int fileio_split(const char *path, char **dir, char **base);
+
 /* The real file `path` names: symlinks followed (also a dangling last one,
  * so a store that does not exist yet is created where its link points),
  * then the directory made absolute with realpath.  *out is malloc'd.
  * Returns 0, -ENOMEM, -ELOOP, or the -errno of lstat/readlink/realpath. */
 int fileio_resolve(const char *path, char **out);
+
+/* What a file of mode `m` is, for messages: "a regular file", "a directory",
+ * "a FIFO", "a character device", ... (a static string). */
+const char *fileio_kind(mode_t m);
 
 #endif

@@ -8,7 +8,9 @@
  *
  * Grammar accepted: RFC 8259 plus the three Python literals as numbers.
  * Strings must be valid JSON strings (escapes checked); raw bytes >= 0x80 are
- * passed through unchecked.  Nesting deeper than JTEXT_MAX_DEPTH is -EINVAL.
+ * passed through unchecked.  Nesting deeper than JTEXT_MAX_DEPTH is -EINVAL:
+ * 1000, Python's default recursion limit, so that every line Python's json
+ * module can read (it stops a few levels short of 1000) is read here too.
  *
  * All functions are pure and thread-safe; spans point into the caller's input
  * and live as long as it does.
@@ -21,7 +23,7 @@
 
 #include "buf.h"
 
-#define JTEXT_MAX_DEPTH 512
+#define JTEXT_MAX_DEPTH 1000
 
 struct jtext_span {
 	const char *p;

@@ -144,7 +144,7 @@ int keepdir_open(const char *store_path, const char *suffix,
 		 struct keepdir **out)
 {
 	struct keepdir *kd;
-	const char *slash;
+	char *base;
 	int r;
 
 	*out = NULL;
@@ -157,10 +157,11 @@ int keepdir_open(const char *store_path, const char *suffix,
 	r = fileio_resolve(store_path, &kd->store);
 	if (r < 0)
 		goto out_free;
-	slash = strrchr(kd->store, '/');
-	kd->parent = slash == kd->store ? strdup("/")
-		: strndup(kd->store, (size_t)(slash - kd->store));
-	if (!kd->parent || asprintf(&kd->dir, "%s%s", kd->store, suffix) < 0) {
+	r = fileio_split(kd->store, &kd->parent, &base);
+	free(base);
+	if (r < 0)
+		goto out_free;
+	if (asprintf(&kd->dir, "%s%s", kd->store, suffix) < 0) {
 		kd->dir = NULL;
 		r = -ENOMEM;
 		goto out_free;
@@ -497,6 +498,29 @@ int keepdir_unlink_reason(struct keepdir *kd, const char *name)
 	if (!r)
 		r = fsync_keepdir(kd);
 out_unlock:
+	pthread_mutex_unlock(&kd->mu);
+	return r;
+}
+
+int keepdir_open_entry(struct keepdir *kd, const char *name, bool reason,
+		       int *fd)
+{
+	char rname[NAME_MAX + 1];
+	int r;
+
+	*fd = -1;
+	if (!is_kept_name(name))
+		return -EINVAL;
+	if (reason)
+		reason_name(name, rname);
+	pthread_mutex_lock(&kd->mu);
+	r = open_existing(kd);
+	if (!r) {
+		*fd = openat(kd->dfd, reason ? rname : name,
+			     O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+		if (*fd < 0)
+			r = -errno;
+	}
 	pthread_mutex_unlock(&kd->mu);
 	return r;
 }

@@ -129,6 +129,12 @@ int keepdir_unlink_name(struct keepdir *kd, const char *name);
  * 0, -ENOENT, -EINVAL (not a kept name), or the -errno of unlink/fsync. */
 int keepdir_unlink_reason(struct keepdir *kd, const char *name);
 
+/* Open kept file `name` (or, with `reason`, its reason file) read-only for
+ * the caller (who closes *fd).  Returns 0, -ENOENT, -EINVAL (not a kept
+ * name), or the -errno of open. */
+int keepdir_open_entry(struct keepdir *kd, const char *name, bool reason,
+		       int *fd);
+
 /* The kept entries sorted by name, into a malloc'd array (*out, free() it;
  * NULL when *n is 0).  A missing directory has none.  Returns 0, -ENOMEM,
  * or the -errno of reading the directory. */

@@ -1,6 +1,15 @@
+/* record.c - one record read through the table of record fields.
+ *
+ * Contents: the view names; THE table of record fields (defs[]) and its
+ * type words; the alias walk every reader uses (keys_collect, keys_field);
+ * a commit's checks through the table (record_member_ok); the index's fast
+ * member walk (record_members_fast); ISO 8601 times to the microsecond;
+ * the views.
+ */
 #include "record.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 static const char *const view_names[VIEW_COUNT] = {
@@ -29,79 +38,121 @@ int view_by_name(const char *name, enum view_kind *k)
 	return -ENOENT;
 }
 
-/* Every top-level key any alias reads, in alias order per field. */
-enum key_id {
-	K_ITERATION,
-	K_ITERATION_NUM,
-	K_CODE,
-	K_STRATEGY_CODE,
-	K_METRICS,
-	K_FEEDBACK,
-	K_FEEDBACK_USED,
-	K_ERROR,
-	K_EXECUTION_RESULT,
-	K_TIMESTAMP,
-	K_CODE_HASH,
-	K_COUNT,
+/* THE table of record fields: the contract's alias table.  Readers,
+ * commit's checks and the dialect renaming all go through it. */
+static const struct record_field_def defs[FIELD_COUNT] = {
+	[FIELD_ITERATION] = { "iteration number",
+			      { "iteration", "iteration_num" }, 2, NULL,
+			      RECORD_T_NUMBER, false, true,
+			      "an integer >= 0" },
+	[FIELD_CODE] = { "strategy code", { "code", "strategy_code" }, 2, NULL,
+			 RECORD_T_STRING, true, true, "a string or null" },
+	[FIELD_METRICS] = { "metrics", { "metrics" }, 1, NULL,
+			    RECORD_T_ANY & ~RECORD_T_NULL, true, false,
+			    "any JSON value" },
+	[FIELD_FEEDBACK] = { "feedback", { "feedback", "feedback_used" }, 2,
+			     NULL, RECORD_T_STRING, true, true,
+			     "a string or null" },
+	[FIELD_ERROR] = { "error", { "error", "execution_result" }, 2,
+			  "error_message", RECORD_T_STRING, true, false,
+			  "a string or null" },
+	[FIELD_TIMESTAMP] = { "timestamp", { "timestamp" }, 1, NULL,
+			      RECORD_T_STRING, false, false,
+			      "an ISO 8601 date and time, as a string" },
+	[FIELD_CODE_HASH] = { "code hash", { "code_hash" }, 1, NULL,
+			      RECORD_T_STRING, true, false,
+			      "a string of 64 hex digits" },
+	[FIELD_SUCCESS] = { "success", { "success", "execution_result" }, 2,
+			    "success", RECORD_T_BOOL, true, false,
+			    "true, false or null" },
 };
 
-static const char *const key_names[K_COUNT] = {
-	[K_ITERATION] = "iteration",
-	[K_ITERATION_NUM] = "iteration_num",
-	[K_CODE] = "code",
-	[K_STRATEGY_CODE] = "strategy_code",
-	[K_METRICS] = "metrics",
-	[K_FEEDBACK] = "feedback",
-	[K_FEEDBACK_USED] = "feedback_used",
-	[K_ERROR] = "error",
-	[K_EXECUTION_RESULT] = "execution_result",
-	[K_TIMESTAMP] = "timestamp",
-	[K_CODE_HASH] = "code_hash",
-};
+const struct record_field_def *record_field_def(enum record_field f)
+{
+	return (unsigned)f < FIELD_COUNT ? &defs[f] : NULL;
+}
 
-/* The alias chain of each field: first key present wins. */
-static const struct {
-	enum key_id key[2];
-	unsigned nkey;
-	enum jtext_type type; /* JTEXT_NULL: any non-null value */
-} fields[] = {
-	[FIELD_ITERATION] = { { K_ITERATION, K_ITERATION_NUM }, 2,
-			      JTEXT_NUMBER },
-	[FIELD_CODE] = { { K_CODE, K_STRATEGY_CODE }, 2, JTEXT_STRING },
-	[FIELD_METRICS] = { { K_METRICS }, 1, JTEXT_NULL },
-	[FIELD_FEEDBACK] = { { K_FEEDBACK, K_FEEDBACK_USED }, 2, JTEXT_STRING },
-	[FIELD_ERROR] = { { K_ERROR, K_EXECUTION_RESULT }, 2, JTEXT_STRING },
-	[FIELD_TIMESTAMP] = { { K_TIMESTAMP }, 1, JTEXT_STRING },
-	[FIELD_CODE_HASH] = { { K_CODE_HASH }, 1, JTEXT_STRING },
-};
+static unsigned type_bit_of(char c)
+{
+	switch (c) {
+	case '"':
+		return RECORD_T_STRING;
+	case '{':
+		return RECORD_T_OBJECT;
+	case '[':
+		return RECORD_T_ARRAY;
+	case 't':
+	case 'f':
+		return RECORD_T_BOOL;
+	case 'n':
+		return RECORD_T_NULL;
+	default:
+		return RECORD_T_NUMBER;
+	}
+}
 
-/* Last occurrence of each key of interest (duplicates: last wins). */
+unsigned record_type_bit(struct jtext_span v)
+{
+	return v.len ? type_bit_of(v.p[0]) : RECORD_T_NUMBER;
+}
+
+void record_type_text(unsigned types, char *out, size_t size)
+{
+	static const char *const names[] = {
+		"a string", "a number", "an object", "an array", "a boolean",
+		"null",
+	};
+	unsigned i, n = 0, total = (unsigned)__builtin_popcount(types);
+	size_t w = 0;
+	int k;
+
+	if (!size)
+		return;
+	out[0] = '\0';
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (!(types & (1u << i)))
+			continue;
+		n++;
+		k = snprintf(out + w, size - w, "%s%s",
+			     n == 1 ? "" : n == total ? " or " : ", ",
+			     names[i]);
+		if (k < 0 || (size_t)k >= size - w)
+			return;
+		w += (size_t)k;
+	}
+}
+
+/* Last occurrence of each alias key of each row (duplicates: last wins).
+ * execution_result is an alias of two rows and is kept in both. */
 struct keys {
-	struct jtext_span v[K_COUNT];
-	bool have[K_COUNT];
+	struct jtext_span v[FIELD_COUNT][2];
+	bool have[FIELD_COUNT][2];
 };
 
-/* Called for every member of every line the index reads: compare raw key
- * text by length first, and decode only keys that hold an escape. */
+/* Does the raw key span spell `name`?  Compares raw text by length first
+ * and decodes only keys that hold an escape. */
+static bool key_is(struct jtext_span key, bool plain, const char *name)
+{
+	size_t n = key.len - 2;
+
+	if (plain)
+		return n == strlen(name) && memcmp(key.p + 1, name, n) == 0;
+	return jtext_key_is(key, name);
+}
+
+/* Called for every member of every line the index validates. */
 static int keys_cb(struct jtext_span key, struct jtext_span val, void *arg)
 {
-	const char *raw = key.p + 1;
-	size_t n = key.len - 2;
-	bool plain = !memchr(raw, '\\', n);
+	bool plain = !memchr(key.p + 1, '\\', key.len - 2);
 	struct keys *ks = arg;
-	unsigned i;
-	bool is;
+	unsigned f, i;
 
-	for (i = 0; i < K_COUNT; i++) {
-		if (plain)
-			is = n == strlen(key_names[i]) &&
-			     memcmp(raw, key_names[i], n) == 0;
-		else
-			is = jtext_key_is(key, key_names[i]);
-		if (is) {
-			ks->v[i] = val;
-			ks->have[i] = true;
-			break;
+	for (f = 0; f < FIELD_COUNT; f++) {
+		for (i = 0; i < defs[f].nkey; i++) {
+			if (key_is(key, plain, defs[f].key[i])) {
+				ks->v[f][i] = val;
+				ks->have[f][i] = true;
+			}
 		}
 	}
 	return 0;
@@ -135,8 +186,7 @@ static int keys_collect(const char *line, size_t len, struct keys *ks,
 	return jtext_members(*obj, keys_cb, ks) ? -EINVAL : 0;
 }
 
-/* A JSON integer >= 0 that fits int64_t ("-0" is Python's 0). */
-static bool parse_count(struct jtext_span v, int64_t *n)
+bool record_parse_count(struct jtext_span v, int64_t *n)
 {
 	const char *p = v.p, *end = v.p + v.len;
 	int64_t x = 0;
@@ -161,42 +211,49 @@ static bool parse_count(struct jtext_span v, int64_t *n)
 	return true;
 }
 
-/* Resolve a field from the collected keys. */
+/* Is `v` (not null) readable as field f?  The type, and for the number
+ * its form; the timestamp's text is checked by its readers. */
+static bool value_type_ok(enum record_field f, struct jtext_span v)
+{
+	int64_t n;
+
+	if (!(record_type_bit(v) & defs[f].types))
+		return false;
+	return f != FIELD_ITERATION || record_parse_count(v, &n);
+}
+
+/* The value of alias i of row f, through its nested member if any. */
+static bool alias_value(enum record_field f, unsigned i, struct jtext_span v,
+			struct jtext_span *out)
+{
+	bool has;
+
+	if (!defs[f].nested || i + 1 < defs[f].nkey) {
+		*out = v;
+		return true;
+	}
+	return jtext_type(v) == JTEXT_OBJECT &&
+	       jtext_get(v, defs[f].nested, out, &has) == 0 && has;
+}
+
+/* Resolve a field from the collected keys: the first alias present wins,
+ * and a wrong-typed value there hides the later aliases. */
 static void keys_field(const struct keys *ks, enum record_field f,
 		       struct jtext_span *val, const char **key, bool *found)
 {
-	struct jtext_span v, nested;
-	enum key_id k = K_COUNT;
-	enum jtext_type t;
+	struct jtext_span v;
 	unsigned i;
-	bool has;
-	int64_t n;
 
 	*found = false;
-	for (i = 0; i < fields[f].nkey; i++) {
-		if (ks->have[fields[f].key[i]]) {
-			k = fields[f].key[i];
+	for (i = 0; i < defs[f].nkey; i++)
+		if (ks->have[f][i])
 			break;
-		}
-	}
-	if (k == K_COUNT)
-		return;
-	v = ks->v[k];
-	if (k == K_EXECUTION_RESULT) {
-		if (jtext_type(v) != JTEXT_OBJECT ||
-		    jtext_get(v, "error_message", &nested, &has) < 0 || !has)
-			return;
-		v = nested;
-	}
-	t = jtext_type(v);
-	if (fields[f].type == JTEXT_NULL ? t == JTEXT_NULL :
-					   t != fields[f].type)
-		return;
-	if (f == FIELD_ITERATION && !parse_count(v, &n))
+	if (i == defs[f].nkey || !alias_value(f, i, ks->v[f][i], &v) ||
+	    !value_type_ok(f, v))
 		return;
 	*val = v;
 	if (key)
-		*key = key_names[k];
+		*key = defs[f].key[i];
 	*found = true;
 }
 
@@ -207,7 +264,7 @@ int record_field(const char *line, size_t len, enum record_field f,
 	struct keys ks;
 
 	*found = false;
-	if ((unsigned)f >= sizeof(fields) / sizeof(fields[0]))
+	if ((unsigned)f >= FIELD_COUNT)
 		return -EINVAL;
 	if (keys_collect(line, len, &ks, &obj) < 0)
 		return -EINVAL;
@@ -215,90 +272,208 @@ int record_field(const char *line, size_t len, enum record_field f,
 	return 0;
 }
 
+int record_success(const char *line, size_t len, bool *success, bool *found)
+{
+	struct jtext_span v;
+	int r;
+
+	r = record_field(line, len, FIELD_SUCCESS, &v, NULL, found);
+	if (!r && *found)
+		*success = v.p[0] == 't';
+	return r;
+}
+
+bool record_dialect_key(struct jtext_span key, enum record_field *f,
+			unsigned *alias)
+{
+	bool plain = !memchr(key.p + 1, '\\', key.len - 2);
+	unsigned k, i;
+
+	for (k = 0; k < FIELD_COUNT; k++) {
+		if (!defs[k].dialect)
+			continue;
+		for (i = 0; i < defs[k].nkey; i++) {
+			if (key_is(key, plain, defs[k].key[i])) {
+				*f = (enum record_field)k;
+				*alias = i;
+				return true;
+			}
+		}
+	}
+	return false;
+}
+
+/* A commit's rule for one value of field f: null where the row allows it,
+ * else readable, and a timestamp must parse. */
+static bool value_ok(enum record_field f, struct jtext_span v)
+{
+	struct buf s = BUF_INIT;
+	int64_t us;
+	bool ok;
+
+	if (record_type_bit(v) == RECORD_T_NULL)
+		return defs[f].nullable;
+	if (!value_type_ok(f, v))
+		return false;
+	if (f != FIELD_TIMESTAMP)
+		return true;
+	ok = jtext_string_decode(v, &s) == 0 && s.data &&
+	     record_parse_time(s.data, s.len, &us) == 0;
+	buf_free(&s);
+	return ok;
+}
+
+bool record_member_ok(struct jtext_span key, struct jtext_span val,
+		      char *bad, size_t badlen, const char **want)
+{
+	bool plain = !memchr(key.p + 1, '\\', key.len - 2);
+	struct jtext_span v;
+	unsigned f, i;
+
+	for (f = 0; f < FIELD_COUNT; f++) {
+		for (i = 0; i < defs[f].nkey; i++) {
+			if (!key_is(key, plain, defs[f].key[i]) ||
+			    !alias_value(f, i, val, &v) ||
+			    value_ok((enum record_field)f, v))
+				continue;
+			if (defs[f].nested && i + 1 == defs[f].nkey)
+				snprintf(bad, badlen, "%s.%s", defs[f].key[i],
+					 defs[f].nested);
+			else
+				snprintf(bad, badlen, "%s", defs[f].key[i]);
+			*want = defs[f].want;
+			return false;
+		}
+	}
+	return true;
+}
+
 typedef unsigned char vu8 __attribute__((vector_size(16)));
 typedef signed char vs8 __attribute__((vector_size(16)));
 
-/* Could [p, end) hold another iteration key?  True at any "iteration (the
- * key itself, or iteration_num) and at any \\u (an escape could spell the key
- * in disguise).  Looks for the pairs "i and \\u sixteen bytes at a time (two
- * memmem passes ran at a fifth of memchr's speed), then checks the rare
- * candidates byte by byte. */
-static bool iteration_key_later(const char *p, const char *end)
+/* Past the string whose opening quote is just before p, or NULL. */
+static const char *skip_string(const char *p, const char *end)
 {
-	static const char key[] = "\"iteration";
-	const char *q, *stop;
+	const char *q, *b;
+
+	while ((q = memchr(p, '"', (size_t)(end - p)))) {
+		for (b = q; b > p && b[-1] == '\\'; b--)
+			;
+		if (((q - b) & 1) == 0)
+			return q + 1;
+		p = q + 1;
+	}
+	return NULL;
+}
+
+/* Past the container whose opening bracket is just before p, or NULL.
+ * Sixteen bytes at a time while none of them is a quote or a bracket
+ * (metrics are mostly digits). */
+static const char *skip_container(const char *p, const char *end)
+{
+	size_t depth = 1;
 	uint64_t lo, hi;
-	vu8 a, b;
+	vu8 a;
 	vs8 m;
 
 	while (p < end) {
-		stop = end;
-		if (end - p >= 17) {
+		if (end - p >= 16) {
 			memcpy(&a, p, 16);
-			memcpy(&b, p + 1, 16);
-			m = ((a == '"') & (b == 'i')) |
-			    ((a == '\\') & (b == 'u'));
+			m = (a == '"') | (a == '{') | (a == '}') | (a == '[') |
+			    (a == ']');
 			memcpy(&lo, &m, 8);
 			memcpy(&hi, (const char *)&m + 8, 8);
 			if (!(lo | hi)) {
 				p += 16;
 				continue;
 			}
-			stop = p + 16;
+			p += lo ? __builtin_ctzll(lo) / 8 :
+				  8 + __builtin_ctzll(hi) / 8;
 		}
-		for (q = p; q < stop; q++) {
-			if (q[0] == '\\' && q + 1 < end && q[1] == 'u')
-				return true;
-			if (q[0] == '"' &&
-			    (size_t)(end - q) >= sizeof(key) - 1 &&
-			    memcmp(q, key, sizeof(key) - 1) == 0)
-				return true;
+		switch (*p++) {
+		case '"':
+			p = skip_string(p, end);
+			if (!p)
+				return NULL;
+			break;
+		case '{':
+		case '[':
+			depth++;
+			break;
+		case '}':
+		case ']':
+			if (--depth == 0)
+				return p;
+			break;
+		default:
+			break;
 		}
-		p = stop;
 	}
-	return false;
+	return NULL;
 }
 
-/* The fast path for the usual layout, {"iteration": 12, ... or
- * {"iteration_num": 12, ...: read the number without walking the members.
- * It is only taken when nothing later in the line could be another
- * iteration key: no further "iteration... and no \u escape (which could
- * spell a key in disguise); otherwise the caller walks the members.
- * The rest of the line is not validated here (see record.h). */
-static bool iteration_fast(struct jtext_span obj, int64_t *n)
+static const char *skip_ws(const char *p, const char *end)
 {
-	static const char k1[] = "{\"iteration\"", k2[] = "{\"iteration_num\"";
-	const char *p = obj.p, *end = obj.p + obj.len, *num;
-	struct jtext_span v;
-
-	if (end[-1] != '}')
-		return false;
-	if ((size_t)(end - p) > sizeof(k1) - 1 &&
-	    memcmp(p, k1, sizeof(k1) - 1) == 0)
-		p += sizeof(k1) - 1;
-	else if ((size_t)(end - p) > sizeof(k2) - 1 &&
-		 memcmp(p, k2, sizeof(k2) - 1) == 0)
-		p += sizeof(k2) - 1;
-	else
-		return false;
-	while (p < end && (*p == ' ' || *p == '\t'))
+	while (p < end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
 		p++;
-	if (p == end || *p != ':')
-		return false;
-	p++;
-	while (p < end && (*p == ' ' || *p == '\t'))
-		p++;
-	num = p;
-	while (p < end && *p >= '0' && *p <= '9')
-		p++;
-	if (p == num || p == end || (*p != ',' && *p != '}' && *p != ' '))
-		return false;
-	v.p = num;
-	v.len = (size_t)(p - num);
-	if ((v.len > 1 && *num == '0') || !parse_count(v, n))
-		return false;
-	return !iteration_key_later(p, end);
+	return p;
 }
+
+int record_members_fast(const char *line, size_t len,
+			int (*cb)(struct jtext_span key, struct jtext_span val,
+				  void *arg),
+			void *arg)
+{
+	const char *p = line, *end = line + len;
+	struct jtext_span key, val;
+	int r;
+
+	p = skip_ws(p, end);
+	if (p == end || *p++ != '{')
+		return -EINVAL;
+	p = skip_ws(p, end);
+	if (p < end && *p == '}')
+		return skip_ws(p + 1, end) == end ? 0 : -EINVAL;
+	for (;;) {
+		if (p == end || *p != '"')
+			return -EINVAL;
+		key.p = p;
+		p = skip_string(p + 1, end);
+		if (!p)
+			return -EINVAL;
+		key.len = (size_t)(p - key.p);
+		p = skip_ws(p, end);
+		if (p == end || *p++ != ':')
+			return -EINVAL;
+		p = skip_ws(p, end);
+		if (p == end)
+			return -EINVAL;
+		val.p = p;
+		if (*p == '"')
+			p = skip_string(p + 1, end);
+		else if (*p == '{' || *p == '[')
+			p = skip_container(p + 1, end);
+		else
+			while (p < end && *p != ',' && *p != '}' && *p != ' ' &&
+			       *p != '\t' && *p != '\r' && *p != '\n')
+				p++;
+		if (!p || p == val.p)
+			return -EINVAL;
+		val.len = (size_t)(p - val.p);
+		r = cb(key, val, arg);
+		if (r)
+			return r;
+		p = skip_ws(p, end);
+		if (p < end && *p == ',') {
+			p = skip_ws(p + 1, end);
+			continue;
+		}
+		if (p < end && *p == '}')
+			return skip_ws(p + 1, end) == end ? 0 : -EINVAL;
+		return -EINVAL;
+	}
+}
+
 
 int record_iteration(const char *line, size_t len, int64_t *n, bool *found)
 {
@@ -306,17 +481,11 @@ int record_iteration(const char *line, size_t len, int64_t *n, bool *found)
 	struct keys ks;
 
 	*found = false;
-	if (line_object(line, len, &obj) < 0)
-		return -EINVAL;
-	if (iteration_fast(obj, n)) {
-		*found = true;
-		return 0;
-	}
 	if (keys_collect(line, len, &ks, &obj) < 0)
 		return -EINVAL;
 	keys_field(&ks, FIELD_ITERATION, &v, NULL, found);
 	if (*found)
-		parse_count(v, n);
+		record_parse_count(v, n);
 	return 0;
 }
 
@@ -398,14 +567,15 @@ static int local_to_utc(time_t t, time_t *out)
 	return 0;
 }
 
-int record_parse_time(const char *s, size_t len, time_t *t)
+int record_parse_time(const char *s, size_t len, int64_t *usec)
 {
 	static const int mdays[12] = { 31, 28, 31, 30, 31, 30,
 				       31, 31, 30, 31, 30, 31 };
 	const char *p = s, *end = s + len;
 	int y, mo, d, h, mi, sec, oh = 0, om = 0, sign = 0;
+	int32_t frac = 0, scale = 100000;
 	struct tm tm;
-	time_t r;
+	time_t r, t;
 
 	if (digits(&p, end, 4, &y) || expect(&p, end, '-') ||
 	    digits(&p, end, 2, &mo) || expect(&p, end, '-') ||
@@ -422,8 +592,11 @@ int record_parse_time(const char *s, size_t len, time_t *t)
 		p++;
 		if (p == end || *p < '0' || *p > '9')
 			return -EINVAL;
-		while (p < end && *p >= '0' && *p <= '9')
-			p++;
+		/* Python keeps six digits and drops the rest. */
+		for (; p < end && *p >= '0' && *p <= '9'; p++) {
+			frac += scale * (*p - '0');
+			scale /= 10;
+		}
 	}
 	if (p < end && *p == 'Z') {
 		sign = 1;
@@ -450,34 +623,80 @@ int record_parse_time(const char *s, size_t len, time_t *t)
 	tm.tm_min = mi;
 	tm.tm_sec = sec;
 	r = timegm(&tm);
-	if (sign) {
-		*t = r - sign * (time_t)(oh * 3600 + om * 60);
-		return 0;
-	}
-	return local_to_utc(r, t);
+	if (sign)
+		t = r - sign * (time_t)(oh * 3600 + om * 60);
+	else if (local_to_utc(r, &t) < 0)
+		return -EINVAL;
+	*usec = (int64_t)t * 1000000 + frac;
+	return 0;
 }
 
-int record_timestamp(const char *line, size_t len, time_t *t, bool *found)
+/* The timestamp from collected keys (record_timestamp's rules). */
+static int keys_timestamp(const struct keys *ks, int64_t *usec, bool *found)
 {
-	struct jtext_span obj, v;
+	struct jtext_span v;
 	struct buf s = BUF_INIT;
-	struct keys ks;
 	int r;
 
-	*found = false;
-	if (keys_collect(line, len, &ks, &obj) < 0)
-		return -EINVAL;
-	keys_field(&ks, FIELD_TIMESTAMP, &v, NULL, found);
+	keys_field(ks, FIELD_TIMESTAMP, &v, NULL, found);
 	if (!*found)
 		return 0;
 	r = jtext_string_decode(v, &s);
 	if (r == -ENOMEM)
 		goto out;
-	*found = r == 0 && s.data && record_parse_time(s.data, s.len, t) == 0;
+	*found = r == 0 && s.data && record_parse_time(s.data, s.len, usec) == 0;
 	r = 0;
 out:
 	buf_free(&s);
 	return r;
+}
+
+int record_timestamp(const char *line, size_t len, int64_t *usec,
+		     bool *found)
+{
+	struct jtext_span obj;
+	struct keys ks;
+
+	*found = false;
+	if (keys_collect(line, len, &ks, &obj) < 0)
+		return -EINVAL;
+	return keys_timestamp(&ks, usec, found);
+}
+
+struct walk {
+	struct keys ks;
+	int (*cb)(struct jtext_span key, struct jtext_span val, void *arg);
+	void *arg;
+};
+
+static int walk_cb(struct jtext_span key, struct jtext_span val, void *arg)
+{
+	struct walk *w = arg;
+
+	keys_cb(key, val, &w->ks);
+	return w->cb(key, val, w->arg);
+}
+
+int record_members(const char *line, size_t len,
+		   int (*cb)(struct jtext_span key, struct jtext_span val,
+			     void *arg),
+		   void *arg, int64_t *usec, bool *found)
+{
+	struct jtext_span obj;
+	struct walk w;
+	int r;
+
+	memset(&w, 0, sizeof(w));
+	w.cb = cb;
+	w.arg = arg;
+	if (found)
+		*found = false;
+	if (line_object(line, len, &obj) < 0)
+		return -EINVAL;
+	r = jtext_members(obj, walk_cb, &w);
+	if (r)
+		return r;
+	return usec ? keys_timestamp(&w.ks, usec, found) : 0;
 }
 
 static const enum record_field view_field[VIEW_COUNT] = {

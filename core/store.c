@@ -9,6 +9,15 @@
  *   lock       (rwlock) guards the index and the fd; readers share it, the
  *              update_mu holder takes it exclusively only to install results.
  * Lock order: writer's flock, then update_mu, then lock.
+ *
+ * Contents:
+ *   shape                 the fields every record carries (store_shape),
+ *                         folded in line by line as lines are indexed
+ *   scanning              lines -> entries; one member walk per record line
+ *                         finds its number and its shape
+ *   by-hash               code digests, built on first use
+ *   installing scan results   full re-index, extension, merge
+ *   public, shape public, by-hash public
  */
 #include "store.h"
 
@@ -62,19 +71,52 @@ enum tail_kind {
 	TAIL_RECORD,  /* a record, at tail_off, tail_len bytes, tail_iter */
 };
 
+/* The shape of the records read so far (store.h): the fields all of them
+ * carry.  `last` holds the previous line's keys and value types, so that a
+ * line laid out like the one before costs a memcmp and no matching. */
+struct shape {
+	uint64_t records;
+	struct store_shape_field *f; /* key: the decoded name (NULL for a */
+	size_t n, cap;               /* dialect field), as in store.h */
+	unsigned char alias[FIELD_COUNT]; /* dialect rows: 1 + alias; 0 none */
+	struct buf last;
+	long iter;            /* the member of `last` carrying the number */
+};
+
+/* The members of the line being indexed, as record_members_fast gives
+ * them, and `sig`: their keys and value types as bytes.  `same`: laid out
+ * like the previous record line (then `field` is not filled in).  `iter`:
+ * the member carrying the number, -1 none. */
+struct shape_mem {
+	struct jtext_span key, val;
+	unsigned type;
+	int field;
+	unsigned alias;
+};
+
+struct shape_line {
+	struct shape_mem *m;
+	size_t n, cap;
+	struct buf sig;
+	bool same;
+	long iter;
+};
+
 struct idx {
 	struct ent *e;        /* ascending by iter, unique */
 	size_t n, cap;
-	time_t *t;            /* STORE_TIMES only: parallel to e, cap long */
+	int64_t *t;           /* STORE_TIMES only: parallel to e, cap long */
 	uint64_t *skip;       /* line numbers of skipped lines, ascending */
 	size_t nskip, skipcap;
-	uint64_t lines, records, dups;
+	uint64_t lines, records, dups, beyond;
 	uint64_t size;        /* bytes indexed */
 	uint64_t plines;      /* LF-terminated lines in the indexed bytes */
 	uint64_t tail_off;    /* start of the unterminated last line, or size */
 	enum tail_kind tail;
+	bool tail_beyond;     /* TAIL_SKIPPED for a number past the limit */
 	int64_t tail_iter;
 	uint32_t tail_len;
+	struct shape sh;
 	/* by-hash, valid when hashed */
 	bool hashed;
 	struct hslot *slot;   /* parallel to e, cap long */
@@ -144,11 +186,14 @@ static void idx_free_hash(struct idx *ix)
 	ix->hashed = false;
 }
 
+static void shape_free(struct shape *sh);
+
 static void idx_free(struct idx *ix)
 {
 	free(ix->e);
 	free(ix->t);
 	free(ix->skip);
+	shape_free(&ix->sh);
 	idx_free_hash(ix);
 	memset(ix, 0, sizeof(*ix));
 }
@@ -190,6 +235,223 @@ static size_t find_iter(const struct idx *ix, int64_t iter, bool *found)
 	return lo;
 }
 
+/* --- shape ---------------------------------------------------------------- */
+
+static void shape_free(struct shape *sh)
+{
+	size_t i;
+
+	for (i = 0; i < sh->n; i++)
+		free(sh->f[i].key);
+	free(sh->f);
+	buf_free(&sh->last);
+	memset(sh, 0, sizeof(*sh));
+}
+
+static int shape_cb(struct jtext_span key, struct jtext_span val, void *arg)
+{
+	struct shape_line *sl = arg;
+	unsigned type = record_type_bit(val);
+	int r;
+
+	r = grow((void **)&sl->m, &sl->cap, sl->n + 1, sizeof(*sl->m));
+	if (!r)
+		r = buf_append(&sl->sig, key.p, key.len);
+	if (!r)
+		r = buf_putc(&sl->sig, (char)('0' + type));
+	if (r < 0)
+		return r;
+	sl->m[sl->n++] = (struct shape_mem){ key, val, type, -1, 0 };
+	return 0;
+}
+
+/* Read the members of one record line into sl (`validate`: with the
+ * validating walk, which also reads the timestamp into *usec when usec is
+ * not NULL) and find the member that carries its number: the last "iteration", else the last "iteration_num"
+ * (first alias present wins, the last duplicate counts).  A line laid out
+ * like the previous record line has it where that one had it.  Returns 0,
+ * -EINVAL (the line does not hold together as an object), -ENOMEM. */
+static int shape_read(const struct shape *sh, struct shape_line *sl,
+		      const char *p, size_t len, bool validate, int64_t *usec,
+		      bool *has_ts)
+{
+	enum record_field f;
+	unsigned a, best = 2;
+	size_t i;
+	int r;
+
+	sl->n = 0;
+	sl->iter = -1;
+	buf_reset(&sl->sig);
+	if (validate)
+		r = record_members(p, len, shape_cb, sl, usec, has_ts);
+	else
+		r = record_members_fast(p, len, shape_cb, sl);
+	if (r < 0)
+		return r;
+	sl->same = sh->records && sl->sig.len == sh->last.len &&
+		   (!sl->sig.len ||
+		    memcmp(sl->sig.data, sh->last.data, sl->sig.len) == 0);
+	if (sl->same) {
+		sl->iter = sh->iter;
+		return 0;
+	}
+	for (i = 0; i < sl->n; i++) {
+		if (!record_dialect_key(sl->m[i].key, &f, &a))
+			continue;
+		sl->m[i].field = (int)f;
+		sl->m[i].alias = a;
+		if (f == FIELD_ITERATION && a <= best) {
+			best = a;
+			sl->iter = (long)i;
+		}
+	}
+	return 0;
+}
+
+static bool shape_key_is(const struct store_shape_field *f,
+			 const struct shape_mem *m)
+{
+	size_t n = m->key.len - 2;
+
+	if (f->field >= 0 || m->field >= 0)
+		return f->field == m->field;
+	if (!memchr(m->key.p + 1, '\\', n))
+		return strlen(f->key) == n && memcmp(f->key, m->key.p + 1, n) == 0;
+	return jtext_key_is(m->key, f->key);
+}
+
+static int shape_add_field(struct shape *sh, const struct shape_mem *m)
+{
+	struct buf name = BUF_INIT;
+	int r;
+
+	r = grow((void **)&sh->f, &sh->cap, sh->n + 1, sizeof(*sh->f));
+	if (r < 0)
+		return r;
+	if (m->field < 0) {
+		r = jtext_string_decode(m->key, &name);
+		if (!r && !name.data)
+			r = buf_putc(&name, '\0');
+		if (r < 0) {
+			buf_free(&name);
+			return r == -EINVAL ? 0 : r;
+		}
+	}
+	sh->f[sh->n++] = (struct store_shape_field){ name.data, m->field,
+						     m->type };
+	return 0;
+}
+
+/* Fold one record line (read by shape_read) into the shape.  A line laid
+ * out like the previous one changes nothing. */
+static int shape_take(struct shape *sh, struct shape_line *sl)
+{
+	struct buf t;
+	size_t i, j, k;
+	bool *seen = NULL;
+	int r = 0;
+
+	if (sl->same) {
+		sh->records++;
+		return 0;
+	}
+	for (i = 0; i < sl->n; i++)
+		if (sl->m[i].field >= 0)
+			sh->alias[sl->m[i].field] =
+				(unsigned char)(sl->m[i].alias + 1);
+	if (!sh->records) {
+		for (i = 0; i < sl->n && !r; i++) {
+			for (j = 0; j < sh->n; j++)
+				if (shape_key_is(&sh->f[j], &sl->m[i]))
+					break;
+			if (j < sh->n)
+				sh->f[j].types |= sl->m[i].type;
+			else
+				r = shape_add_field(sh, &sl->m[i]);
+		}
+		if (r < 0)
+			return r;
+	} else if (sh->n) {
+		seen = calloc(sh->n, sizeof(*seen));
+		if (!seen)
+			return -ENOMEM;
+		for (i = 0; i < sl->n; i++) {
+			for (j = 0; j < sh->n; j++) {
+				if (shape_key_is(&sh->f[j], &sl->m[i])) {
+					seen[j] = true;
+					sh->f[j].types |= sl->m[i].type;
+					break;
+				}
+			}
+		}
+		for (j = k = 0; j < sh->n; j++) {
+			if (seen[j])
+				sh->f[k++] = sh->f[j];
+			else
+				free(sh->f[j].key);
+		}
+		sh->n = k;
+		free(seen);
+	}
+	sh->records++;
+	sh->iter = sl->iter;
+	t = sh->last;
+	sh->last = sl->sig;
+	sl->sig = t;
+	return 0;
+}
+
+/* The shape over a's records, then b's, into out (a and b unchanged). */
+static int shape_merge(const struct shape *a, const struct shape *b,
+		       struct shape *out)
+{
+	const struct shape *keys = a->records ? a : b;
+	size_t i, j;
+	unsigned f;
+	int r = 0;
+
+	memset(out, 0, sizeof(*out));
+	for (i = 0; i < keys->n && !r; i++) {
+		const struct store_shape_field *x = &keys->f[i];
+		unsigned types = x->types;
+
+		if (a->records && b->records) {
+			for (j = 0; j < b->n; j++) {
+				if (b->f[j].field == x->field &&
+				    (x->field >= 0 ||
+				     strcmp(b->f[j].key, x->key) == 0))
+					break;
+			}
+			if (j == b->n)
+				continue;
+			types |= b->f[j].types;
+		}
+		r = grow((void **)&out->f, &out->cap, out->n + 1,
+			 sizeof(*out->f));
+		if (r < 0)
+			break;
+		out->f[out->n] = (struct store_shape_field){ NULL, x->field,
+							     types };
+		if (x->key) {
+			out->f[out->n].key = strdup(x->key);
+			if (!out->f[out->n].key)
+				r = -ENOMEM;
+		}
+		out->n++;
+	}
+	for (f = 0; f < FIELD_COUNT; f++)
+		out->alias[f] = b->alias[f] ? b->alias[f] : a->alias[f];
+	out->records = a->records + b->records;
+	out->iter = b->records ? b->iter : a->iter;
+	if (!r)
+		r = buf_append(&out->last, b->records ? b->last.data : a->last.data,
+			       b->records ? b->last.len : a->last.len);
+	if (r < 0)
+		shape_free(out);
+	return r;
+}
+
 /* --- scanning ------------------------------------------------------------ */
 
 /* The result of scanning [start, end) of a file: records in file order. */
@@ -197,16 +459,19 @@ struct scan {
 	unsigned flags;
 	struct ent *e;
 	size_t n, cap;
-	time_t *t;
+	int64_t *t;
 	size_t tcap;
 	uint64_t *skip;
 	size_t nskip, skipcap;
-	uint64_t lines, records;
+	uint64_t lines, records, beyond;
 	uint64_t lineno;      /* physical lines seen so far, from file start */
 	uint64_t end, tail_off;
 	enum tail_kind tail;
+	bool tail_beyond;
 	int64_t tail_iter;
 	uint32_t tail_len;
+	struct shape sh;
+	struct shape_line cur;
 };
 
 static void scan_free(struct scan *sc)
@@ -214,6 +479,9 @@ static void scan_free(struct scan *sc)
 	free(sc->e);
 	free(sc->t);
 	free(sc->skip);
+	shape_free(&sc->sh);
+	free(sc->cur.m);
+	buf_free(&sc->cur.sig);
 }
 
 static bool is_ws(char c)
@@ -232,17 +500,28 @@ static int scan_skip(struct scan *sc, uint64_t lineno)
 	return 0;
 }
 
+static bool digits_only(struct jtext_span v)
+{
+	size_t i;
+
+	for (i = 0; i < v.len; i++)
+		if (v.p[i] < '0' || v.p[i] > '9')
+			return false;
+	return v.len > 0;
+}
+
 /* One line, without its LF.  `has_lf` false: the unterminated last line,
- * which is trusted only after full validation. */
+ * which is trusted only after full validation.  Every record line is also
+ * read for the shape: on the fast path that member walk is what catches a
+ * trusted line whose strings or brackets do not hold together. */
 static int scan_line(struct scan *sc, const char *p, size_t len, uint64_t off,
 		     bool has_lf)
 {
 	uint64_t lineno = ++sc->lineno;
-	struct jtext_span v;
+	struct jtext_span v, num;
 	size_t end;
-	int64_t n;
-	bool found, trust;
-	time_t t = 0;
+	int64_t n, t = 0;
+	bool found = false, trust, times, validated;
 	int r;
 
 	if (off == 0 && len >= 3 && memcmp(p, "\xef\xbb\xbf", 3) == 0) {
@@ -258,6 +537,7 @@ static int scan_line(struct scan *sc, const char *p, size_t len, uint64_t off,
 	if (!has_lf) {
 		sc->tail_off = off;
 		sc->tail = TAIL_BLANK;
+		sc->tail_beyond = false;
 	}
 	if (end == 0)
 		return 0;
@@ -265,26 +545,53 @@ static int scan_line(struct scan *sc, const char *p, size_t len, uint64_t off,
 	if (len > UINT32_MAX)
 		goto skip;
 	trust = has_lf && !(sc->flags & STORE_VALIDATE);
-	if (trust) {
-		if (p[end - 1] != '}')
-			goto skip;
-	} else if (!(sc->flags & STORE_TIMES) &&
-		   (jtext_parse_value(p, len, &v) < 0 ||
-		    jtext_type(v) != JTEXT_OBJECT)) {
-		/* With STORE_TIMES, record_timestamp below walks every member
-		 * and so validates the object: one pass instead of two. */
+	times = sc->flags & STORE_TIMES;
+	if (trust && p[end - 1] != '}')
 		goto skip;
-	}
-	if (record_iteration(p, len, &n, &found) < 0 || !found)
-		goto skip;
-	if (sc->flags & STORE_TIMES) {
-		r = record_timestamp(p, len, &t, &found);
+	/* One member walk finds the number and the shape, and, validating,
+	 * the timestamp: validated lines and STORE_TIMES take the validating
+	 * walk, trusted lines the fast one.  A trusted line that does not
+	 * validate keeps no timestamp. */
+	validated = !trust || times;
+	r = shape_read(&sc->sh, &sc->cur, p, len, validated,
+		       times ? &t : NULL, &found);
+	if (r == -ENOMEM)
+		return r;
+	if (r < 0 && trust && times) {
+		validated = false;
+		r = shape_read(&sc->sh, &sc->cur, p, len, false, NULL, NULL);
 		if (r == -ENOMEM)
 			return r;
-		if (r < 0 && !trust)
+	}
+	if (r < 0 || sc->cur.iter < 0)
+		goto skip;
+	if (!times || !validated || !found)
+		t = 0;
+	num = sc->cur.m[sc->cur.iter].val;
+	/* Trusted only in the usual layout, {"iteration": 12, ...; a number
+	 * elsewhere, or not in plain digits, gets the line validated. */
+	if (!validated &&
+	    (sc->cur.iter != 0 || (num.len > 1 && num.p[0] == '0')) &&
+	    (jtext_parse_value(p, len, &v) < 0 ||
+	     jtext_type(v) != JTEXT_OBJECT))
+		goto skip;
+	if (!record_parse_count(num, &n)) {
+		/* Plain digits past int64 are a number to Python too: beyond
+		 * the limit, not garbage. */
+		if (!digits_only(num))
 			goto skip;
-		if (r < 0 || !found)
-			t = 0;
+		n = INT64_MAX;
+	}
+	if (n > STORE_ITER_MAX) {
+		sc->beyond++;
+		if (!has_lf)
+			sc->tail_beyond = true;
+		goto skip;
+	}
+	r = shape_take(&sc->sh, &sc->cur);
+	if (r < 0)
+		return r;
+	if (sc->flags & STORE_TIMES) {
 		r = grow((void **)&sc->t, &sc->tcap, sc->n + 1, sizeof(*sc->t));
 		if (r < 0)
 			return r;
@@ -401,7 +708,7 @@ static int cmp_u32_by_ent(const void *a, const void *b, void *arg)
 static int scan_dedup(struct scan *sc, uint64_t *hidden)
 {
 	struct ent *ne = NULL;
-	time_t *nt = NULL;
+	int64_t *nt = NULL;
 	uint32_t *perm;
 	size_t i, k = 0;
 
@@ -514,6 +821,9 @@ static int hash_slots(int fd, const struct ent *e, size_t n,
 	size_t nt = 1, started = 0, i, per;
 	int r = 0;
 
+	/* An empty store has no entry array at all: e + 0 on NULL is UB. */
+	if (!n)
+		return 0;
 	if (n >= HASH_PARALLEL_MIN && cpus > 1)
 		nt = cpus < HASH_THREADS ? (size_t)cpus : HASH_THREADS;
 	per = (n + nt - 1) / nt;
@@ -675,6 +985,10 @@ static int idx_from_scan(struct scan *sc, struct idx *ix)
 	ix->skipcap = sc->skipcap;
 	ix->lines = sc->lines;
 	ix->records = sc->records;
+	ix->beyond = sc->beyond;
+	ix->tail_beyond = sc->tail_beyond;
+	ix->sh = sc->sh;
+	memset(&sc->sh, 0, sizeof(sc->sh));
 	ix->dups = hidden;
 	ix->size = sc->end;
 	ix->tail_off = sc->tail_off;
@@ -773,7 +1087,7 @@ static void empty_locked(struct store *s, struct store_change *chg)
  * arrays (scanned lines come later in the file, so they win). */
 struct merged {
 	struct ent *e;
-	time_t *t;
+	int64_t *t;
 	struct hslot *slot;
 	size_t n;
 	struct hpair *gone; /* (digest, iter) of hidden old entries with code */
@@ -1067,6 +1381,8 @@ static int extend_locked(struct store *s, int fd, const struct stat *st,
 	size_t *cstart = NULL, npair = 0, ncode = 0, nadd = 0;
 	size_t nskip = ix->nskip;
 	uint64_t hidden, lines = ix->lines, records = ix->records;
+	uint64_t beyond = ix->beyond;
+	struct shape sh = { 0 };
 	bool append, changed, patch = true, hash_keep = ix->hashed;
 	int r, oldfd = -1;
 
@@ -1079,6 +1395,8 @@ static int extend_locked(struct store *s, int fd, const struct stat *st,
 	if (ix->tail == TAIL_SKIPPED) {
 		lines--;
 		nskip--;
+		if (ix->tail_beyond)
+			beyond--;
 	} else if (ix->tail == TAIL_RECORD) {
 		if (!sc.n || sc.e[0].lineno != ix->plines + 1 ||
 		    sc.e[0].off != ix->tail_off ||
@@ -1095,7 +1413,13 @@ static int extend_locked(struct store *s, int fd, const struct stat *st,
 		sc.n--;
 		sc.lines--;
 		sc.records--;
+		/* Its shape is in already; reading it twice changes nothing
+		 * but the count. */
+		sc.sh.records--;
 	}
+	r = shape_merge(&ix->sh, &sc.sh, &sh);
+	if (r < 0)
+		goto out;
 	r = scan_dedup(&sc, &hidden);
 	if (r < 0)
 		goto out;
@@ -1189,6 +1513,14 @@ static int extend_locked(struct store *s, int fd, const struct stat *st,
 	ix->nskip = nskip + sc.nskip;
 	ix->lines = lines + sc.lines;
 	ix->records = records + sc.records;
+	ix->beyond = beyond + sc.beyond;
+	ix->tail_beyond = sc.tail_beyond;
+	{
+		struct shape t = ix->sh;
+
+		ix->sh = sh;
+		sh = t;
+	}
 	ix->dups += hidden + m.replaced;
 	ix->plines = sc.tail == TAIL_NONE ? sc.lineno : sc.lineno - 1;
 	ix->tail_off = sc.tail_off;
@@ -1210,6 +1542,7 @@ static int extend_locked(struct store *s, int fd, const struct stat *st,
 out:
 	if (r < 0)
 		store_change_free(chg);
+	shape_free(&sh);
 	merged_free(&m);
 	free(pair);
 	free(cstart);
@@ -1252,7 +1585,8 @@ static int open_path(const char *path, int *fd, struct stat *st)
 {
 	int r;
 
-	*fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO at the path must be an error, not a hang. */
+	*fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (*fd < 0)
 		return -errno;
 	if (fstat(*fd, st) < 0) {
@@ -1378,6 +1712,7 @@ int store_stats(struct store *s, struct store_stats *st)
 	st->records = s->ix.records;
 	st->iterations = s->ix.n;
 	st->skipped = s->ix.nskip;
+	st->beyond = s->ix.beyond;
 	st->duplicates = s->ix.dups;
 	st->file_size = s->ix.size;
 	st->index_bytes = index_bytes(s);
@@ -1614,6 +1949,58 @@ out:
 	change_note(s, &found, chg);
 	up_unlock(s);
 	return r;
+}
+
+/* --- shape public --------------------------------------------------------- */
+
+int store_shape(struct store *s, struct store_shape *out)
+{
+	const struct shape *sh;
+	const struct record_field_def *d;
+	size_t i;
+	unsigned f;
+	int r = 0;
+
+	memset(out, 0, sizeof(*out));
+	rd_lock(s);
+	sh = &s->ix.sh;
+	out->records = sh->records;
+	for (f = 0; f < FIELD_COUNT; f++) {
+		d = record_field_def((enum record_field)f);
+		if (sh->alias[f])
+			out->dialect[f] = d->key[sh->alias[f] - 1];
+	}
+	if (sh->n) {
+		out->f = calloc(sh->n, sizeof(*out->f));
+		if (!out->f)
+			r = -ENOMEM;
+	}
+	for (i = 0; i < sh->n && !r; i++) {
+		const struct store_shape_field *x = &sh->f[i];
+		const char *key = x->key;
+
+		if (x->field >= 0)
+			key = out->dialect[x->field];
+		out->f[i] = *x;
+		out->f[i].key = strdup(key ? key : "");
+		out->n++;
+		if (!out->f[i].key)
+			r = -ENOMEM;
+	}
+	un_lock(s);
+	if (r < 0)
+		store_shape_free(out);
+	return r;
+}
+
+void store_shape_free(struct store_shape *sh)
+{
+	size_t i;
+
+	for (i = 0; i < sh->n; i++)
+		free(sh->f[i].key);
+	free(sh->f);
+	memset(sh, 0, sizeof(*sh));
 }
 
 /* --- by-hash public ------------------------------------------------------ */

@@ -8,7 +8,8 @@
  *
  * Per record the index keeps only what finds it again: offset, length and
  * iteration number (plus the timestamp with STORE_TIMES, and the code digest
- * once by-hash is first asked for).  Record bytes are read back from the file
+ * once by-hash is first asked for).  Over all records it keeps their shape
+ * (store_shape), read from every record line as it is indexed.  Record bytes are read back from the file
  * with pread.  Lines that are not a JSON object, or carry no iteration number,
  * are skipped and counted; their 1-based line numbers are kept for reporting.
  * When two lines carry the same number the later one is shown.  A UTF-8 BOM at
@@ -37,12 +38,19 @@
 
 #include "buf.h"
 #include "hash.h"
+#include "record.h"
+
+/* The highest iteration number a store shows.  The tree's inode numbers
+ * hold an iteration number in 58 bits (fs/ino.h); a line with a larger
+ * number is not a record: it is skipped, counted (store_stats.beyond) and
+ * reported with the other skipped lines, and a commit refuses it. */
+#define STORE_ITER_MAX ((INT64_C(1) << 58) - 2)
 
 struct store;
 
 enum store_flags {
-	/* Keep each record's timestamp (8 bytes a record); store_lookup then
-	 * fills mtime, otherwise mtime is 0. */
+	/* Keep each record's timestamp, to the microsecond (8 bytes a
+	 * record); store_lookup then fills mtime, otherwise mtime is 0. */
 	STORE_TIMES = 1u << 0,
 	/* Validate every line fully; without it a newline-terminated line that
 	 * starts like {"iteration": 12, and ends with } is trusted. */
@@ -51,7 +59,9 @@ enum store_flags {
 
 struct store_rec {
 	int64_t iter;
-	time_t mtime;       /* record timestamp, 0 when none or !STORE_TIMES */
+	/* Record timestamp in microseconds since the epoch; 0 when none or
+	 * !STORE_TIMES. */
+	int64_t mtime;
 	uint64_t lineno;    /* 1-based line number in the file */
 	uint64_t offset;    /* byte offset of the line */
 	uint32_t len;       /* line length without LF (and without CR) */
@@ -62,6 +72,7 @@ struct store_stats {
 	uint64_t records;     /* lines that are records (have a number) */
 	uint64_t iterations;  /* distinct iteration numbers */
 	uint64_t skipped;     /* lines that are not records */
+	uint64_t beyond;      /* of those, lines numbered above STORE_ITER_MAX */
 	uint64_t duplicates;  /* records hidden by a later line, same number */
 	uint64_t file_size;   /* bytes indexed */
 	uint64_t index_bytes; /* memory the index holds */
@@ -97,7 +108,8 @@ int store_skipped(struct store *s, uint64_t *linenos, size_t max,
 /* Find iteration `iter`.  Returns 0 or -ENOENT. */
 int store_lookup(struct store *s, int64_t iter, struct store_rec *rec);
 
-/* Highest iteration number; *found false on an empty history.  Returns 0. */
+/* Highest iteration number (never above STORE_ITER_MAX: larger ones are
+ * not records); *found false on an empty history.  Returns 0. */
 int store_highest(struct store *s, int64_t *iter, bool *found);
 
 /* Iterations in ascending order starting at rank `start` (0-based), at most
@@ -123,6 +135,34 @@ void store_change_free(struct store_change *chg);
  * (caller frees with store_change_free); past 65536 iterations it says
  * `reset` instead of listing them.  Returns 0. */
 int store_changes_take(struct store *s, struct store_change *chg);
+
+/* --- shape: what every record carries ------------------------------------
+ * Kept up to date as lines are indexed (a full re-index recomputes it), over
+ * every record line of the file (lines hidden by a later duplicate
+ * included).  Keys are compared after folding the dialect aliases of
+ * record.h (iteration/iteration_num, code/strategy_code,
+ * feedback/feedback_used are one field each); other keys by name. */
+
+struct store_shape_field {
+	char *key;       /* the key; for a dialect field the name the latest
+			  * record with it used */
+	int field;       /* enum record_field of a dialect field, else -1 */
+	unsigned types;  /* RECORD_T_* bits the field has had */
+};
+
+struct store_shape {
+	uint64_t records;                /* record lines read; 0: no record */
+	struct store_shape_field *f;     /* fields every record carries, in */
+	size_t n;                        /* the first record's order */
+	/* Dialect fields: the alias key the latest record carrying the field
+	 * used (static strings of the record table); NULL: no record has it. */
+	const char *dialect[FIELD_COUNT];
+};
+
+/* A copy of the store's shape, owned by the caller: store_shape_free().
+ * Returns 0 or -ENOMEM (then *out is empty). */
+int store_shape(struct store *s, struct store_shape *out);
+void store_shape_free(struct store_shape *sh);
 
 /* --- by-hash: distinct code -> iterations --------------------------------
  * Built on first use (reads every record with code once), kept up to date

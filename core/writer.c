@@ -17,6 +17,11 @@
  * Fault injection (ITERFS_FAULT, read once per commit): see fault.h.  The
  * "done" step only knows "crash" (after the directory fsync, before
  * store_adopt and unlock).
+ *
+ * Contents: the lock (paths, /proc/locks, polling flock, writer_lock); the
+ * rewrite (the old file, the outside-writer check, free space, rewrite);
+ * failure reasons; writer_commit_locked (the start-over loop);
+ * writer_commit.
  */
 #include "writer.h"
 
@@ -28,6 +33,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -36,10 +42,18 @@
 #include "fileio.h"
 #include "log.h"
 
+/* How often a commit starts over when an outside writer replaced the store
+ * under it, before it gives up with -EAGAIN. */
+#define WRITER_ATTEMPTS 5
+/* Free space kept in hand beyond the new store's size when it must be
+ * copied (no FICLONE). */
+#define WRITER_SPACE_MARGIN ((uint64_t)1 << 20)
+
 struct writer_lock {
 	struct store *s;
 	int fd;          /* the flock'ed lock file */
-	char *lock;      /* "<store>.lock" */
+	char *real;      /* the store's real path (symlinks followed) */
+	char *lock;      /* "<real>.lock" */
 	char *dir;       /* the store's directory */
 	char *base;      /* the store's file name */
 	struct fault fault;
@@ -56,6 +70,7 @@ static void lock_free(struct writer_lock *lk)
 {
 	if (lk->fd >= 0)
 		close(lk->fd);
+	free(lk->real);
 	free(lk->lock);
 	free(lk->dir);
 	free(lk->base);
@@ -64,47 +79,47 @@ static void lock_free(struct writer_lock *lk)
 
 static int paths_init(struct writer_lock *lk, const char *store)
 {
-	const char *slash = strrchr(store, '/');
-
-	if (asprintf(&lk->lock, "%s.lock", store) < 0)
+	if (asprintf(&lk->lock, "%s.lock", store) < 0) {
 		lk->lock = NULL;
-	if (!slash)
-		lk->dir = strdup(".");
-	else if (slash == store)
-		lk->dir = strdup("/");
-	else
-		lk->dir = strndup(store, (size_t)(slash - store));
-	lk->base = strdup(slash ? slash + 1 : store);
-	if (!lk->lock || !lk->dir || !lk->base)
 		return -ENOMEM;
-	return 0;
+	}
+	return fileio_split(store, &lk->dir, &lk->base);
 }
 
-/* The pid /proc/locks names as holding a flock on inode `ino`, or 0. */
-static long lock_holder(ino_t ino)
+/* The pid /proc/locks names as holding a flock on the file `st`, or 0.
+ * The device there is the superblock's, which differs from st_dev on some
+ * filesystems (btrfs): an entry with the same inode on another device is
+ * taken only when none matches both. */
+static long lock_holder(const struct stat *st)
 {
 	char line[256], kind[16];
-	unsigned long long lino;
+	unsigned long long ino;
 	unsigned maj, min;
-	long pid, found = 0;
+	long pid, exact = 0, same_ino = 0;
 	FILE *f = fopen("/proc/locks", "re");
 
 	if (!f)
 		return 0;
-	while (!found && fgets(line, sizeof(line), f))
-		if (!strstr(line, "->") &&
+	while (!exact && fgets(line, sizeof(line), f)) {
+		if (strstr(line, "->") ||
 		    sscanf(line, "%*d: %15s %*s %*s %ld %x:%x:%llu", kind, &pid,
-			   &maj, &min, &lino) == 5 &&
-		    strcmp(kind, "FLOCK") == 0 && lino == (unsigned long long)ino)
-			found = pid;
+			   &maj, &min, &ino) != 5 ||
+		    strcmp(kind, "FLOCK") != 0 ||
+		    ino != (unsigned long long)st->st_ino)
+			continue;
+		if (maj == major(st->st_dev) && min == minor(st->st_dev))
+			exact = pid;
+		else if (!same_ino)
+			same_ino = pid;
+	}
 	fclose(f);
-	return found;
+	return exact ? exact : same_ino;
 }
 
 static void log_timeout(const struct writer_lock *lk, int timeout_ms)
 {
 	struct stat st;
-	long pid = fstat(lk->fd, &st) == 0 ? lock_holder(st.st_ino) : 0;
+	long pid = fstat(lk->fd, &st) == 0 ? lock_holder(&st) : 0;
 
 	if (pid > 0)
 		log_err("commit: lock %s: %s after %d ms (held by pid %ld)",
@@ -151,8 +166,10 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* flock(LOCK_EX), polling with LOCK_NB: no signal, and a bound. */
-static int wait_lock(struct writer_lock *lk, int timeout_ms)
+/* flock(LOCK_EX), polling with LOCK_NB: no signal, a bound, and the
+ * caller's say between tries. */
+static int wait_lock(struct writer_lock *lk, int timeout_ms,
+		     writer_give_up_fn give_up, void *arg)
 {
 	int64_t start = now_ms();
 	long backoff_ms = 1;
@@ -168,6 +185,8 @@ static int wait_lock(struct writer_lock *lk, int timeout_ms)
 		if (backoff_ms == 1)
 			log_debug("commit: lock %s: waiting for another writer",
 				  lk->lock);
+		if (give_up && give_up(arg))
+			return -ECANCELED;
 		if (timeout_ms >= 0 && now_ms() - start >= timeout_ms) {
 			if (timeout_ms > 0)
 				log_timeout(lk, timeout_ms);
@@ -181,10 +200,32 @@ static int wait_lock(struct writer_lock *lk, int timeout_ms)
 	}
 }
 
+/* A store path that exists must be a regular file: opening a FIFO would
+ * hang, a directory or device is not a history. */
+static int check_regular(const char *path)
+{
+	struct stat st;
+
+	if (stat(path, &st) < 0)
+		return errno == ENOENT ? 0 : fail("open", path, -errno);
+	if (S_ISREG(st.st_mode))
+		return 0;
+	log_err("commit: store %s is %s, not a regular file", path,
+		fileio_kind(st.st_mode));
+	return -EINVAL;
+}
+
 int writer_lock(struct store *s, int timeout_ms, struct writer_lock **out)
 {
-	const char *store = store_path(s);
+	return writer_lock_wait(s, timeout_ms, NULL, NULL, out);
+}
+
+int writer_lock_wait(struct store *s, int timeout_ms,
+		     writer_give_up_fn give_up, void *arg,
+		     struct writer_lock **out)
+{
 	struct writer_lock *lk;
+	const char *store;
 	int r;
 
 	*out = NULL;
@@ -194,6 +235,17 @@ int writer_lock(struct store *s, int timeout_ms, struct writer_lock **out)
 	lk->s = s;
 	lk->fd = -1;
 	fault_read(&lk->fault);
+	/* Commits, the lock and temps act on the real file: renaming over a
+	 * symlink would replace the link with a copy. */
+	r = fileio_resolve(store_path(s), &lk->real);
+	if (r < 0) {
+		fail("open", store_path(s), r);
+		goto out_free;
+	}
+	store = lk->real;
+	r = check_regular(store);
+	if (r < 0)
+		goto out_free;
 	r = paths_init(lk, store);
 	if (r < 0)
 		goto out_free;
@@ -204,7 +256,7 @@ int writer_lock(struct store *s, int timeout_ms, struct writer_lock **out)
 	}
 	r = open_lock(lk, store);
 	if (!r)
-		r = wait_lock(lk, timeout_ms);
+		r = wait_lock(lk, timeout_ms, give_up, arg);
 	if (r < 0)
 		goto out_free;
 	/* Under the lock nobody else is between temp and rename: any temp
@@ -242,50 +294,100 @@ static int ends_in_lf(int ofd, uint64_t size, bool *lf)
 	return 0;
 }
 
+/* The store as the commit found it: open before the refresh, so that the
+ * index can only be of this file or of one that replaced it (which the
+ * check before the rename then sees). */
+struct old {
+	int fd;          /* -1: there was no store */
+	struct stat st;
+};
+
+static int open_old(const struct writer_lock *lk, struct old *o)
+{
+	o->fd = open(lk->real, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	if (o->fd < 0)
+		return errno == ENOENT ? 0 : fail("open", lk->real, -errno);
+	if (fstat(o->fd, &o->st) < 0)
+		return fail("open", lk->real, -errno);
+	if (!S_ISREG(o->st.st_mode)) {
+		log_err("commit: store %s is %s, not a regular file", lk->real,
+			fileio_kind(o->st.st_mode));
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Is the store path still the file we copied (or still absent)? */
+static int still_same(const struct writer_lock *lk, const struct old *o,
+		      bool *same)
+{
+	struct stat st;
+
+	if (stat(lk->real, &st) < 0) {
+		if (errno != ENOENT)
+			return fail("before_rename", lk->real, -errno);
+		*same = o->fd < 0;
+		return 0;
+	}
+	*same = o->fd >= 0 && st.st_dev == o->st.st_dev &&
+		st.st_ino == o->st.st_ino && st.st_size == o->st.st_size &&
+		st.st_mtim.tv_sec == o->st.st_mtim.tv_sec &&
+		st.st_mtim.tv_nsec == o->st.st_mtim.tv_nsec;
+	return 0;
+}
+
+static void space_reason(struct atomicfile *af, char why[COMMIT_WHY_LEN])
+{
+	uint64_t need, avail;
+
+	atomicfile_space(af, &need, &avail);
+	if (need)
+		snprintf(why, COMMIT_WHY_LEN, "needs %.1f MB free beside the "
+			 "store, %.1f MB free", need / 1e6, avail / 1e6);
+}
+
 /* Steps 3 and 4: everything between the plan and store_adopt.  *renamed
- * tells whether the store now holds the new content. */
-static int rewrite(const struct writer_lock *lk, const char *lines,
-		   size_t len, bool *renamed, const char **step)
+ * tells whether the store now holds the new content; *replaced that the
+ * store was replaced by another writer since `o` was opened (nothing was
+ * renamed; the caller starts over). */
+static int rewrite(const struct writer_lock *lk, const struct old *o,
+		   const char *lines, size_t len, bool *renamed,
+		   bool *replaced, const char **step, char why[COMMIT_WHY_LEN])
 {
 	struct atomicfile_opts opts = { .log_tag = "commit" };
-	const char *store = store_path(lk->s);
 	struct atomicfile *af = NULL;
-	struct stat ost;
-	bool lf = true;
-	int ofd, r;
+	bool lf = true, same = false;
+	int r;
 
-	*renamed = false;
-	*step = "temp";
-	ofd = open(store, O_RDONLY | O_CLOEXEC);
-	if (ofd < 0 && errno != ENOENT)
-		return fail("temp", store, -errno);
-	if (ofd >= 0 && fstat(ofd, &ost) < 0) {
-		r = fail("temp", store, -errno);
-		goto out_close;
-	}
+	*renamed = *replaced = false;
 	/* The new store keeps the old one's mode and owner. */
-	if (ofd >= 0 && geteuid() == 0 &&
-	    (ost.st_uid != 0 || ost.st_gid != getegid())) {
+	if (o->fd >= 0 && geteuid() == 0 &&
+	    (o->st.st_uid != 0 || o->st.st_gid != getegid())) {
 		opts.chown = true;
-		opts.uid = ost.st_uid;
-		opts.gid = ost.st_gid;
+		opts.uid = o->st.st_uid;
+		opts.gid = o->st.st_gid;
 	}
+	*step = "temp";
 	r = atomicfile_begin(lk->dir, lk->base,
-			     ofd >= 0 ? ost.st_mode & 07777 : 0644, &opts, &af);
+			     o->fd >= 0 ? o->st.st_mode & 07777 : 0644, &opts,
+			     &af);
 	if (r < 0)
-		goto out_close;
+		return r;
 	*step = "copy";
-	if (ofd >= 0) {
-		r = atomicfile_copy_from(af, ofd, (uint64_t)ost.st_size,
-					 (uint64_t)len + 1);
+	if (o->fd >= 0) {
+		r = atomicfile_copy_from(af, o->fd, (uint64_t)o->st.st_size,
+					 (uint64_t)len + 1 +
+					 WRITER_SPACE_MARGIN);
+		if (r == -ENOSPC)
+			space_reason(af, why);
 		if (r < 0)
 			goto out_abort;
 	}
 	*step = "append";
-	if (ofd >= 0) {
-		r = ends_in_lf(ofd, (uint64_t)ost.st_size, &lf);
+	if (o->fd >= 0) {
+		r = ends_in_lf(o->fd, (uint64_t)o->st.st_size, &lf);
 		if (r < 0) {
-			fail("append", store, r);
+			fail("append", lk->real, r);
 			goto out_abort;
 		}
 	}
@@ -299,21 +401,37 @@ static int rewrite(const struct writer_lock *lk, const char *lines,
 	r = atomicfile_sync(af);
 	if (r < 0)
 		goto out_abort;
+	/* Never undo an outside writer (one that ignores the lock): if the
+	 * store is no longer the file we copied, our rename would throw its
+	 * save away.  A replace between this check and the rename can still
+	 * be lost; the window is one stat and one rename wide. */
+	*step = "before_rename";
+	r = fault_at(&lk->fault, "", "before_rename");
+	if (r < 0) {
+		fail("before_rename", lk->real, r);
+		goto out_abort;
+	}
+	r = still_same(lk, o, &same);
+	if (r < 0)
+		goto out_abort;
+	if (!same) {
+		*replaced = true;
+		goto out_abort;
+	}
 	*step = "rename";
 	r = atomicfile_commit(af, NULL, 0, renamed);
 	if (*renamed)
 		*step = "fsync_dir";
-	goto out_close;
+	return r;
 out_abort:
 	atomicfile_abort(af);
-out_close:
-	if (ofd >= 0)
-		close(ofd);
 	return r;
 }
 
+/* Give every request (or every accepted one) the batch's error; `why` is
+ * the reason when not empty, else one made from the step. */
 static void batch_fail(struct writer_req *reqs, size_t n, bool only_accepted,
-		       int r, const char *step, bool renamed)
+		       int r, const char *step, bool renamed, const char *why)
 {
 	size_t i;
 
@@ -322,7 +440,9 @@ static void batch_fail(struct writer_req *reqs, size_t n, bool only_accepted,
 			continue;
 		reqs[i].result = r;
 		reqs[i].count = 0;
-		if (renamed)
+		if (why && why[0])
+			snprintf(reqs[i].reason, COMMIT_WHY_LEN, "%s", why);
+		else if (renamed)
 			snprintf(reqs[i].reason, COMMIT_WHY_LEN,
 				 "the store was replaced but %s failed: the "
 				 "records may not survive a crash", step);
@@ -333,39 +453,96 @@ static void batch_fail(struct writer_req *reqs, size_t n, bool only_accepted,
 	}
 }
 
+/* The reason for a failed writer_lock. */
+static void lock_reason(struct store *s, int r, char why[COMMIT_WHY_LEN])
+{
+	struct stat st;
+	char *real;
+
+	why[0] = '\0';
+	if (r == -ETIMEDOUT) {
+		snprintf(why, COMMIT_WHY_LEN, "timed out waiting for the "
+			 "store's lock (another writer holds %s.lock)",
+			 store_path(s));
+	} else if (r == -EINVAL && fileio_resolve(store_path(s), &real) == 0) {
+		if (stat(real, &st) == 0 && !S_ISREG(st.st_mode))
+			snprintf(why, COMMIT_WHY_LEN, "the store %s is %s, "
+				 "not a regular file", real,
+				 fileio_kind(st.st_mode));
+		free(real);
+	}
+}
+
 int writer_commit_locked(struct writer_lock *lk, struct writer_req *reqs,
 			 size_t n, size_t max_record)
 {
+	char why[COMMIT_WHY_LEN] = "";
 	struct commit_plan *plan = NULL;
 	struct store *s = lk->s;
-	const char *lines, *step = "refresh";
-	bool renamed = false;
+	const char *lines, *step;
+	bool renamed = false, replaced = false;
+	struct old o;
+	unsigned attempt;
 	size_t len, i;
 	int r, e;
 
-	r = store_refresh(s, NULL);
-	if (!r)
-		r = commit_plan_new(s, &plan);
-	if (r < 0) {
-		fail("plan", store_path(s), r);
-		batch_fail(reqs, n, false, r, step, false);
-		return r;
+	for (attempt = 1;; attempt++) {
+		step = "open";
+		r = open_old(lk, &o);
+		if (r == -EINVAL)
+			snprintf(why, sizeof(why), "the store %s is %s, not a "
+				 "regular file", lk->real,
+				 fileio_kind(o.st.st_mode));
+		if (r < 0)
+			goto out_fail_all;
+		step = "refresh";
+		r = store_refresh(s, NULL);
+		if (!r)
+			r = commit_plan_new(s, &plan);
+		if (r < 0) {
+			fail("plan", store_path(s), r);
+			goto out_fail_all;
+		}
+		for (i = 0; i < n; i++) {
+			reqs[i].result = commit_plan_add(plan, reqs[i].data,
+							 reqs[i].len,
+							 max_record,
+							 &reqs[i].count,
+							 &reqs[i].first,
+							 &reqs[i].last,
+							 reqs[i].reason);
+			if (reqs[i].result == -ENOMEM)
+				snprintf(reqs[i].reason, COMMIT_WHY_LEN,
+					 "out of memory");
+		}
+		lines = commit_plan_lines(plan, &len);
+		if (len == 0)
+			goto out_plan;
+		r = rewrite(lk, &o, lines, len, &renamed, &replaced, &step,
+			    why);
+		if (!replaced)
+			break;
+		commit_plan_free(plan);
+		plan = NULL;
+		if (o.fd >= 0)
+			close(o.fd);
+		if (attempt == WRITER_ATTEMPTS) {
+			r = -EAGAIN;
+			log_err("commit: %s was replaced by another writer "
+				"during each of %u attempts; giving up",
+				lk->real, attempt);
+			snprintf(why, sizeof(why), "the store was replaced by "
+				 "another writer during each of %u attempts; "
+				 "nothing was committed", attempt);
+			batch_fail(reqs, n, true, r, step, false, why);
+			return r;
+		}
+		log_info("commit: %s was replaced by another writer during "
+			 "the commit; starting over with its content",
+			 lk->real);
 	}
-	for (i = 0; i < n; i++) {
-		reqs[i].result = commit_plan_add(plan, reqs[i].data, reqs[i].len,
-						 max_record, &reqs[i].count,
-						 &reqs[i].first, &reqs[i].last,
-						 reqs[i].reason);
-		if (reqs[i].result == -ENOMEM)
-			snprintf(reqs[i].reason, COMMIT_WHY_LEN,
-				 "out of memory");
-	}
-	lines = commit_plan_lines(plan, &len);
-	if (len == 0)
-		goto out_plan;
-	r = rewrite(lk, lines, len, &renamed, &step);
 	if (r < 0)
-		batch_fail(reqs, n, true, r, step, renamed);
+		batch_fail(reqs, n, true, r, step, renamed, why);
 	if (renamed) {
 		/* The path holds the new content whatever fsync_dir said. */
 		e = store_adopt(s, NULL);
@@ -375,18 +552,27 @@ int writer_commit_locked(struct writer_lock *lk, struct writer_req *reqs,
 	}
 out_plan:
 	commit_plan_free(plan);
+	if (o.fd >= 0)
+		close(o.fd);
+	return r;
+out_fail_all:
+	batch_fail(reqs, n, false, r, step, false, why);
+	if (o.fd >= 0)
+		close(o.fd);
 	return r;
 }
 
 int writer_commit(struct store *s, struct writer_req *reqs, size_t n,
 		  size_t max_record)
 {
+	char why[COMMIT_WHY_LEN];
 	struct writer_lock *lk;
 	int r;
 
 	r = writer_lock(s, WRITER_LOCK_TIMEOUT_MS_DEFAULT, &lk);
 	if (r < 0) {
-		batch_fail(reqs, n, false, r, "lock", false);
+		lock_reason(s, r, why);
+		batch_fail(reqs, n, false, r, "lock", false, why);
 		return r;
 	}
 	r = writer_commit_locked(lk, reqs, n, max_record);

@@ -1,16 +1,25 @@
 /* writer.h - the atomic, durable, group-committing store writer.
  *
  * One commit, for one or several drops at once:
- *   1. writer_lock: flock(LOCK_EX) on "<store>.lock" beside the store (other
- *      tools can take the same lock), waiting at most a bound; remove stale
- *      temp files of this writer;
- *   2. writer_commit_locked: store_refresh, then validate every drop with
- *      commit.h (each drop succeeds or fails on its own; accepted ones go
- *      into one rewrite);
+ *   1. writer_lock: resolve the store path to the real file (symlinks
+ *      followed: the lock, the temp and the rename act beside it, and a
+ *      link stays a link); refuse a store that is not a regular file
+ *      (-EINVAL, logged with what it is); flock(LOCK_EX) on "<real>.lock"
+ *      (other tools can take the same lock), waiting at most a bound;
+ *      remove stale temp files of this writer;
+ *   2. writer_commit_locked: open the store, store_refresh, then validate
+ *      every drop with commit.h (each drop succeeds or fails on its own;
+ *      accepted ones go into one rewrite);
  *   3. through atomicfile.h: a temp in the store's directory filled with the
- *      old content (FICLONE, else copy_file_range, else read/write); add LF
- *      if the old content does not end in one; append the new lines;
- *   4. fsync(temp), rename(temp, store), fsync(directory);
+ *      old content (FICLONE, else copy_file_range or read/write after a
+ *      statvfs check: -ENOSPC "needs N MB free beside the store, M MB
+ *      free"); add LF if the old content does not end in one; append the
+ *      new lines; fsync(temp);
+ *   4. check that the store path still names the file copied (dev, ino,
+ *      size, mtime): a writer that ignores the lock may have replaced it,
+ *      and renaming over its save would undo it.  If so, start over from
+ *      step 2 with the new file, at most 5 times, then -EAGAIN with a
+ *      reason; otherwise rename(temp, store), fsync(directory);
  *   5. store_adopt; writer_unlock.
  * Success is reported only after step 4.  Any failure: the temp is removed,
  * the store is untouched, each accepted drop gets the errno, and the step,
@@ -18,6 +27,8 @@
  * The one failure that comes after the rename, fsync(directory), cannot be
  * undone: the store holds the new records (and is adopted), but they may not
  * survive a power loss; its errno is still returned, with a reason saying so.
+ * The check in step 4 narrows the race with lock-ignoring writers to the
+ * instant between one stat and the rename; it cannot close it.
  *
  * Calling sequence: writer_commit(), or, for a caller that must not block
  * on the lock (the drop box waits in its own thread and drops cancelled
@@ -27,9 +38,11 @@
  *
  * Fault injection for tests (fault.h): ITERFS_FAULT="<step>:<ERRNO>" makes a
  * step fail with that errno (ENOSPC, EIO, ...), ITERFS_FAULT="<step>:crash"
- * kills the process with SIGKILL just before it.  Steps: lock, temp, copy,
- * append, fsync_temp, rename, fsync_dir, done ("done:crash" kills after
- * step 4).
+ * kills the process with SIGKILL just before it, "<step>:call" runs the
+ * fault_set_call hook there.  Steps: lock, temp, copy, append, fsync_temp,
+ * before_rename (just before the check of step 4), rename, fsync_dir, done
+ * ("done:crash" kills after step 4).  The snapshot of ITERFS_FAULT is taken
+ * by writer_lock (lock, before_rename) and per rewrite (the others).
  *
  * Thread-safety: writer_commit may be called from several threads and
  * processes; the flock serialises them (a writer_lock belongs to the thread
@@ -40,6 +53,7 @@
 #ifndef ITERFS_WRITER_H
 #define ITERFS_WRITER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -73,8 +87,18 @@ struct writer_lock;
  * file. */
 int writer_lock(struct store *s, int timeout_ms, struct writer_lock **out);
 
+/* writer_lock that also asks `give_up(arg)` after every failed try (from
+ * the calling thread, no lock held) and returns -ECANCELED, unlogged, when
+ * it says true: the drop box stops waiting once every drop it waits for was
+ * cancelled.  give_up may be NULL. */
+typedef bool (*writer_give_up_fn)(void *arg);
+int writer_lock_wait(struct store *s, int timeout_ms,
+		     writer_give_up_fn give_up, void *arg,
+		     struct writer_lock **out);
+
 /* Steps 2-5 under a lock taken on the same store; results as for
- * writer_commit. */
+ * writer_commit (also -EAGAIN: the store kept being replaced by another
+ * writer; -EINVAL: it is no longer a regular file). */
 int writer_commit_locked(struct writer_lock *lk, struct writer_req *reqs,
 			 size_t n, size_t max_record);
 

@@ -36,9 +36,11 @@ struct committer {
 
 /* --- the default backend: the store writer ------------------------------- */
 
-static int be_lock(void *ctx, int timeout_ms, void **lk)
+static int be_lock(void *ctx, int timeout_ms, bool (*give_up)(void *arg),
+		   void *arg, void **lk)
 {
-	return writer_lock(ctx, timeout_ms, (struct writer_lock **)lk);
+	return writer_lock_wait(ctx, timeout_ms, give_up, arg,
+				(struct writer_lock **)lk);
 }
 
 static int be_commit(void *lk, struct writer_req *reqs, size_t n,
@@ -107,6 +109,18 @@ static int wait_left_ms(const struct committer *c, uint64_t now)
 	if (due <= now)
 		return 0;
 	return (int)((due - now + 999999u) / 1000000u);
+}
+
+/* The lock wait's question: is anybody still waiting? */
+static bool nobody_waits(void *arg)
+{
+	struct committer *c = arg;
+	bool empty;
+
+	pthread_mutex_lock(&c->lock);
+	empty = c->queue == NULL;
+	pthread_mutex_unlock(&c->lock);
+	return empty;
 }
 
 /* --- answers (no lock held) ----------------------------------------------- */
@@ -216,8 +230,11 @@ static void *committer_main(void *arg)
 			break;
 		left = wait_left_ms(c, mono_ns());
 		pthread_mutex_unlock(&c->lock);
-		r = left == 0 ? -ETIMEDOUT : c->be.lock(c->be.ctx, left, &lk);
+		r = left == 0 ? -ETIMEDOUT :
+		    c->be.lock(c->be.ctx, left, nobody_waits, c, &lk);
 		pthread_mutex_lock(&c->lock);
+		if (r == -ECANCELED)
+			continue;
 		if (r == -ETIMEDOUT) {
 			/* Only the jobs whose time is up; the others wait on. */
 			batch = take(c, mono_ns() - (uint64_t)c->o.lock_timeout_ms

@@ -62,7 +62,10 @@ struct committer_job {
  * (writer_lock / writer_commit_locked / writer_unlock); tests pass their
  * own to drive timeouts and cancellation deterministically. */
 struct committer_backend {
-	int (*lock)(void *ctx, int timeout_ms, void **lk);
+	/* As writer_lock_wait: -ETIMEDOUT, -ECANCELED once give_up(arg) says
+	 * so (every waiting job was cancelled), or another -errno. */
+	int (*lock)(void *ctx, int timeout_ms, bool (*give_up)(void *arg),
+		    void *arg, void **lk);
 	int (*commit)(void *lk, struct writer_req *reqs, size_t n,
 		      size_t max_record);
 	void (*unlock)(void *lk);

@@ -1377,8 +1377,6 @@ void incoming_rename(struct incoming *in, const char *name,
 		 * name's record is in the store; there is nothing to move. */
 		if (dst && dst->kind == ENT_KEPT)
 			unkeep_target(in, newname);
-		else
-			drop_rename(in, src, newname, true);
 		pthread_mutex_unlock(&in->lock);
 		reply(arg, 0);
 		return;

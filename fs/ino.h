@@ -39,7 +39,7 @@ enum ino_kind {
 	IK_LATEST = 11,
 };
 
-#define INO_ITER_MAX ((INT64_C(1) << 58) - 2)
+#define INO_ITER_MAX STORE_ITER_MAX
 
 static inline bool ino_iter_ok(int64_t n)
 {

@@ -89,9 +89,11 @@ static void attr_fill(struct ifs *fs, struct stat *st, uint64_t ino,
 	st->st_ctim = mtime;
 }
 
-static struct timespec ts_of(time_t t)
+static struct timespec ts_of(int64_t us)
 {
-	struct timespec ts = { .tv_sec = t, .tv_nsec = 0 };
+	int64_t sec = us / 1000000 - (us % 1000000 < 0);
+	struct timespec ts = { .tv_sec = (time_t)sec,
+			       .tv_nsec = (long)(us - sec * 1000000) * 1000 };
 
 	return ts;
 }
@@ -155,7 +157,7 @@ static int hash_iters(struct ifs *fs, const unsigned char d[HASH_LEN],
 }
 
 static int hash_dir_mtime(struct ifs *fs, const unsigned char d[HASH_LEN],
-			  time_t *mtime)
+			  int64_t *mtime)
 {
 	struct store_rec rec;
 	int64_t *iters;
@@ -176,7 +178,7 @@ static int hash_dir_mtime(struct ifs *fs, const unsigned char d[HASH_LEN],
 }
 
 static int view_attr(struct ifs *fs, int64_t n, enum view_kind k,
-		     uint64_t *size, time_t *mtime)
+		     uint64_t *size, int64_t *mtime)
 {
 	struct store_rec rec;
 	bool present;
@@ -253,7 +255,7 @@ static int node_get(struct ifs *fs, uint64_t ino, struct fuse_entry_param *e)
 	struct store_rec rec;
 	enum ino_kind k;
 	uint64_t size;
-	time_t mtime;
+	int64_t mtime;
 	char target[64];
 	bool has;
 	int64_t n;

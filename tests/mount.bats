@@ -285,7 +285,8 @@ PY
 	[ "$(readlink "$MNT/latest")" = iterations/29 ]
 	ls "$MNT/iterations" >/dev/null
 	stat "$MNT/iterations" >/dev/null
-	printf '{"code": "print(\\"from outside\\")\\n", "metrics": {"sharpe": 2.5}}\n' |
+	# Complete for the generated history: every field its records carry.
+	printf '{"code": "print(\\"from outside\\")\\n", "metrics": {"sharpe": 2.5}, "generation_method": "llm", "strategy_id": null, "strategy_generation": null, "execution_result": {"success": true}, "classification_level": "LEVEL_1", "champion_updated": false, "feedback_used": "none"}\n' |
 		"$ITERFS_COMMIT" "$BATS_TEST_TMPDIR/g.jsonl"
 	# Bounded wait on the condition itself, no sleep.
 	timeout 2 bash -c "until [ -e '$MNT/iterations/30' ]; do :; done"
@@ -607,4 +608,16 @@ PY
 	[ "$(grep -ac 'opcode: RELEASE ' "$BATS_TEST_TMPDIR/log")" -eq 0 ]
 	[ "$(grep -ac 'opcode: FLUSH ' "$BATS_TEST_TMPDIR/log")" -le 1 ]
 	[ "$(grep -ac 'opcode: READ ' "$BATS_TEST_TMPDIR/log")" -gt 100 ]
+}
+
+@test "ls -t and find -newer order iterations written within one second by their timestamps" {
+	printf '%s\n' \
+		'{"iteration": 0, "code": "a", "timestamp": "2025-10-11T15:46:35.900000Z"}' \
+		'{"iteration": 1, "code": "b", "timestamp": "2025-10-11T15:46:35.100000Z"}' \
+		'{"iteration": 2, "code": "c", "timestamp": "2025-10-11T15:46:35.500001+00:00"}' \
+		>"$BATS_TEST_TMPDIR/t.jsonl"
+	iterfs_mount "$BATS_TEST_TMPDIR/t.jsonl"
+	[ "$(ls -t "$MNT/iterations" | tr '\n' ' ')" = "0 2 1 " ]
+	[ "$(stat -c %.6Y "$MNT/iterations/1" "$MNT/iterations/2/code.py" | tr '\n' ' ')" = "1760197595.100000 1760197595.500001 " ]
+	[ "$(cd "$MNT/iterations" && find . -mindepth 1 -maxdepth 1 -newer 2 | tr '\n' ' ')" = "./0 " ]
 }

@@ -24,8 +24,11 @@ struct fake {
 
 static struct fake F;
 
-static int fake_lock(void *ctx, int timeout_ms, void **lk)
+static int fake_lock(void *ctx, int timeout_ms, bool (*give_up)(void *),
+		     void *arg, void **lk)
 {
+	(void)give_up;
+	(void)arg;
 	struct timespec ts;
 	int r = 0;
 

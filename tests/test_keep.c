@@ -187,6 +187,21 @@ static void test_open_removes_temps_of_dead_keepers(void)
 	free(store);
 }
 
+/* keepdir_open_entry gives exactly `want`. */
+static bool open_entry_reads(struct keepdir *kd, const char *name,
+			     bool reason, const char *want)
+{
+	char b[64];
+	ssize_t n;
+	int fd;
+
+	if (keepdir_open_entry(kd, name, reason, &fd) < 0)
+		return false;
+	n = read(fd, b, sizeof(b));
+	close(fd);
+	return n == (ssize_t)strlen(want) && memcmp(b, want, (size_t)n) == 0;
+}
+
 static void test_names_never_start_with_a_dot_and_never_clash(void)
 {
 	char *store = mkstore("names", 0644), *kdir = cat(store, ".rejected");
@@ -206,7 +221,7 @@ static void test_names_never_start_with_a_dot_and_never_clash(void)
 	struct keep_entry *v;
 	struct keepdir *kd = open_or_die(store, ".rejected");
 	size_t i, n;
-	int r;
+	int r, fd;
 
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		memset(&id, 0, sizeof(id));
@@ -234,6 +249,13 @@ static void test_names_never_start_with_a_dot_and_never_clash(void)
 	}
 	T_CHECK(n >= 2 && strcmp(v[0].name, "_") == 0 &&
 		strcmp(v[n - 1].name, "x.reason_") == 0, "not sorted");
+	T_CHECK(open_entry_reads(kd, "a.1", false, "a") &&
+		open_entry_reads(kd, "a.1", true, "r\n"), "open_entry");
+	T_CHECK(keepdir_open_entry(kd, "nope", false, &fd) == -ENOENT &&
+		fd == -1, "open_entry of a missing name");
+	T_CHECK(keepdir_open_entry(kd, ".hidden", false, &fd) == -EINVAL &&
+		keepdir_open_entry(kd, "a.reason", false, &fd) == -EINVAL,
+		"open_entry of a non-name");
 	free(v);
 	keepdir_close(kd);
 	free(kdir);

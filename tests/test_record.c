@@ -131,74 +131,6 @@ static void test_iteration(void)
 	}
 }
 
-/* The fast path reads the number; a full walk of the same line with the
- * number moved must agree, for many shapes of number. */
-static void test_iteration_fast_matches_walk(void)
-{
-	static const char *const nums[] = {
-		"0", "1", "10", "123456789", "9223372036854775807",
-		"9223372036854775808", "-1", "-0", "1.0", "1e3", "00", "07",
-	};
-	static const char *const fmt[] = {
-		"{\"iteration\": %s, \"z\": 1}", "{\"iteration\":%s}",
-		"{\"iteration_num\": %s, \"z\": [1]}", "{\"iteration_num\":%s }",
-	};
-	char a[160], b[176];
-	int64_t na = -7, nb = -8;
-	bool fa, fb;
-	int ra, rb;
-	size_t i, j;
-
-	for (i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
-		for (j = 0; j < sizeof(fmt) / sizeof(fmt[0]); j++) {
-			snprintf(a, sizeof(a), fmt[j], nums[i]);
-			snprintf(b, sizeof(b), "{\"y\": 0, %s", a + 1);
-			ra = record_iteration(L(a), &na, &fa);
-			rb = record_iteration(L(b), &nb, &fb);
-			T_CHECK(ra == rb && fa == fb && (!fa || na == nb),
-				"%s -> %d/%d/%lld but %s -> %d/%d/%lld", a, ra,
-				fa, (long long)na, b, rb, fb, (long long)nb);
-		}
-	}
-}
-
-/* Which lines take the fast path shows in a syntax error after the number:
- * the fast path does not look at it (record.h), the member walk does. */
-static void test_iteration_fast_path_taken(void)
-{
-	static const struct {
-		const char *line;
-		bool fast;
-	} c[] = {
-		{ "{\"iteration\": 5, \"x\": }", true },
-		{ "{\"iteration\":5,\"x\":}", true },
-		{ "{\"iteration_num\": 5, \"x\": }", true },
-		{ "{\"iteration_num\": 5, \"x\": [\"\xe4\xb8\xad \\\\n\"], }", true },
-		{ "{\"iteration_num\": 5, \"x\": \"\\u0041\", }", false },
-		{ "{\"iteration_num\": 5, \"iteration\": , }", false },
-		{ "{\"iteration_num\": 5, \"iteration_num\": , }", false },
-		{ "{\"iteration\": 5, \"c\": \"[\\\"iterations\\\"]\", }", false },
-		{ "{\"x\": 1, \"iteration\": 5, }", false },
-		{ "{\"iteration\": 5.0, \"x\": }", false },
-		{ "{\"iteration\": 5, \"x\": ", false },
-	};
-	int64_t n;
-	bool found;
-	size_t i;
-	int r;
-
-	for (i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
-		n = -1;
-		r = record_iteration(L(c[i].line), &n, &found);
-		if (c[i].fast)
-			T_CHECK(r == 0 && found && n == 5, "%s: not fast (%d)",
-				c[i].line, r);
-		else
-			T_CHECK(r == -EINVAL && !found, "%s: fast (%d, %lld)",
-				c[i].line, r, (long long)n);
-	}
-}
-
 static void check_field(const char *line, enum record_field f, bool want_found,
 			const char *want_val, const char *want_key)
 {
@@ -304,7 +236,7 @@ static void test_field_rejects_non_objects(void)
 	unsigned mask = 77;
 	bool found = true, present = true;
 	size_t i;
-	time_t t;
+	int64_t t;
 
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		T_CHECK(record_field(L(bad[i]), FIELD_CODE, &v, NULL, &found) ==
@@ -326,15 +258,22 @@ static void test_field_rejects_non_objects(void)
 
 static bool have_python(void);
 
-static void check_time(const char *s, int rc, time_t want)
+/* `want` in microseconds since the epoch. */
+static void check_time_us(const char *s, int rc, int64_t want)
 {
-	time_t t = 12345;
+	int64_t t = 12345;
 	int r = record_parse_time(L(s), &t);
 
 	T_CHECK(r == rc, "parse_time(%s) = %d", s, r);
 	if (!rc && !r)
 		T_CHECK(t == want, "parse_time(%s) = %lld, want %lld", s,
 			(long long)t, (long long)want);
+}
+
+/* `want` in whole seconds: the text has no fraction. */
+static void check_time(const char *s, int rc, time_t want)
+{
+	check_time_us(s, rc, (int64_t)want * 1000000);
 }
 
 /* Local times, expected values from Python's
@@ -378,7 +317,9 @@ static void test_parse_time_local(void)
 	for (z = 0; z < 4; z++) {
 		set_tz(local_zones[z]);
 		for (i = 0; i < 10; i++)
-			check_time(local_times[i], 0, (time_t)local_want[z][i]);
+			check_time_us(local_times[i], 0,
+				      local_want[z][i] * 1000000 +
+				      (i == 6 ? 605350 : 0));
 	}
 	set_tz(NULL);
 }
@@ -394,7 +335,8 @@ static void test_parse_time_local_python(void)
 		"import datetime, sys\n"
 		"for l in sys.stdin:\n"
 		"    d = datetime.datetime.fromisoformat(l.strip())\n"
-		"    print(int(d.replace(microsecond=0).timestamp()))\n";
+		"    print(int(d.replace(microsecond=0).timestamp()) * 10**6\n"
+		"          + d.microsecond)\n";
 	static const int days[][3] = { { 3, 8, 10 }, { 11, 1, 3 },
 				       { 10, 4, 6 }, { 4, 5, 7 } };
 	char *in = t_path("times.txt"), *script = t_path("times.py");
@@ -402,7 +344,7 @@ static void test_parse_time_local_python(void)
 	struct buf text = BUF_INIT;
 	long long want;
 	size_t z, d, n, k;
-	time_t t;
+	int64_t t;
 	FILE *f;
 
 	if (!have_python()) {
@@ -460,14 +402,18 @@ static void test_parse_time(void)
 	size_t i;
 
 	set_tz("EST5EDT,M3.2.0,M11.1.0");
-	check_time("2025-10-11T15:46:35.999999999", 0, 1760211995);
+	check_time_us("2025-10-11T15:46:35.999999999", 0, 1760211995999999);
+	check_time_us("2025-10-11T15:46:35.5", 0, 1760211995500000);
+	check_time_us("2025-10-11T15:46:35.000001", 0, 1760211995000001);
+	check_time_us("2025-10-11T15:46:35.1234567", 0, 1760211995123456);
 	check_time("2025-01-15 08:00:00", 0, 1736946000);
 	check_time("2025-10-11T15:46:35Z", 0, 1760197595);
-	check_time("2025-10-11T15:46:35.999999+05:30", 0, 1760177795);
+	check_time_us("2025-10-11T15:46:35.999999+05:30", 0, 1760177795999999);
+	check_time_us("2025-10-11T15:46:35.25Z", 0, 1760197595250000);
 	check_time("2025-10-11T15:46:35-0800", 0, 1760226395);
 	check_time("2025-10-11T15:46:35-08:00", 0, 1760226395);
 	check_time("2025-10-11T15:46:35+00:00", 0, 1760197595);
-	check_time("1969-12-31T23:59:59.5Z", 0, -1);
+	check_time_us("1969-12-31T23:59:59.5Z", 0, -500000);
 	check_time("1970-01-01T00:00:00Z", 0, 0);
 	check_time("2024-02-29T00:00:00Z", 0, 1709164800);
 	check_time("2000-02-29T12:00:00Z", 0, 951825600);
@@ -479,15 +425,15 @@ static void test_parse_time(void)
 
 static void test_timestamp(void)
 {
-	time_t t = 0;
+	int64_t t = 0;
 	bool found;
 
 	set_tz("UTC0");
 	T_CHECK(record_timestamp(L("{\"timestamp\": \"2025-10-11T15:46:35Z\"}"),
-				 &t, &found) == 0 && found && t == 1760197595,
+				 &t, &found) == 0 && found && t == 1760197595000000,
 		"plain: %lld", (long long)t);
 	T_CHECK(record_timestamp(L("{\"timestamp\": \"2025-10-11T15:46:3\\u0035\"}"),
-				 &t, &found) == 0 && found && t == 1760197595,
+				 &t, &found) == 0 && found && t == 1760197595000000,
 		"escaped digit");
 	T_CHECK(record_timestamp(L("{\"timestamp\": \"2025-10-11\"}"), &t,
 				 &found) == 0 && !found, "unparsable is absent");
@@ -501,8 +447,17 @@ static void test_timestamp(void)
 				 &t, &found) == 0 && !found, "embedded NUL");
 	set_tz("EST5EDT,M3.2.0,M11.1.0");
 	T_CHECK(record_timestamp(L("{\"timestamp\": \"2025-10-11T15:46:35.605350\"}"),
-				 &t, &found) == 0 && found && t == 1760211995,
+				 &t, &found) == 0 && found && t == 1760211995605350,
 		"local time: %lld", (long long)t);
+	/* Sub-second precision survives offsets and local time alike. */
+	T_CHECK(record_timestamp(L("{\"timestamp\": \"2025-10-11T15:46:35.000002-04:00\"}"),
+				 &t, &found) == 0 && found &&
+		t == 1760211995000002, "offset with fraction: %lld",
+		(long long)t);
+	T_CHECK(record_timestamp(L("{\"timestamp\": \"2025-11-02T01:30:00.75\"}"),
+				 &t, &found) == 0 && found &&
+		t == 1762061400750000, "repeated hour with fraction: %lld",
+		(long long)t);
 	set_tz(NULL);
 }
 
@@ -704,8 +659,9 @@ static const char views_py[] =
 	"    v = o.get('timestamp')\n"
 	"    if isinstance(v, str):\n"
 	"        try:\n"
-	"            d = datetime.datetime.fromisoformat(v).replace(microsecond=0)\n"
-	"            ts = str(int(d.timestamp()))\n"
+	"            d = datetime.datetime.fromisoformat(v)\n"
+	"            ts = str(int(d.replace(microsecond=0).timestamp()) * 10**6\n"
+	"                     + d.microsecond)\n"
 	"        except ValueError: pass\n"
 	"    put('%d.ts' % i, ts.encode())\n";
 
@@ -731,7 +687,7 @@ static size_t check_history(const char *path, const char *tag)
 	struct buf got = BUF_INIT;
 	size_t len, wlen, lineno = 0, records = 0, start = 0, end, k;
 	struct jtext_span v;
-	time_t t;
+	int64_t t;
 	int64_t n;
 	unsigned mask;
 	bool found, present;
@@ -894,7 +850,7 @@ static void test_truncated_lines(void)
 	unsigned mask;
 	bool found, present;
 	int64_t it;
-	time_t t;
+	int64_t t;
 	char *p;
 	int want;
 
@@ -921,12 +877,140 @@ static void test_truncated_lines(void)
 	buf_free(&b);
 }
 
+struct mf {
+	char out[512];
+	size_t o;
+};
+
+static int mf_cb(struct jtext_span key, struct jtext_span val, void *arg)
+{
+	struct mf *m = arg;
+
+	m->o += (size_t)snprintf(m->out + m->o, sizeof(m->out) - m->o,
+				 "%.*s=%.*s|", (int)key.len, key.p,
+				 (int)val.len, val.p);
+	return 0;
+}
+
+static void check_members_fast(const char *line, int rc, const char *want)
+{
+	struct mf m = { "", 0 };
+	int r = record_members_fast(L(line), mf_cb, &m);
+
+	T_CHECK(r == rc, "%s: rc %d", line, r);
+	if (!rc && !r)
+		T_CHECK(strcmp(m.out, want) == 0, "%s: %s, want %s", line,
+			m.out, want);
+}
+
+/* The store's fast member walk: every member, right where it ends, and
+ * a refusal for whatever does not hold together. */
+static void test_members_fast(void)
+{
+	check_members_fast("{}", 0, "");
+	check_members_fast(" { } \r", 0, "");
+	check_members_fast("{\"a\":1,\"b\" : \"x\\\"}\" , \"c\":{\"d\":[1,\"]\","
+			   "{}]},\"e\":[],\"f\":true,\"g\":null,\"h\":-1.5e3}",
+			   0, "\"a\"=1|\"b\"=\"x\\\"}\"|\"c\"={\"d\":[1,\"]\",{}]}|"
+			   "\"e\"=[]|\"f\"=true|\"g\"=null|\"h\"=-1.5e3|");
+	check_members_fast("{\"s\":\"a\\\\\",\"t\":\"\\\\\\\"\"}", 0,
+			   "\"s\"=\"a\\\\\"|\"t\"=\"\\\\\\\"\"|");
+	/* Strings and containers longer than one 16-byte block. */
+	check_members_fast("{\"m\":{\"x\":12345678901234567890123,\"y\":"
+			   "\"0123456789abcdef\\\"0123456789\"},\"n\":NaN}", 0,
+			   "\"m\"={\"x\":12345678901234567890123,\"y\":"
+			   "\"0123456789abcdef\\\"0123456789\"}|\"n\"=NaN|");
+	check_members_fast("", -EINVAL, NULL);
+	check_members_fast("[1]", -EINVAL, NULL);
+	check_members_fast("{\"a\":\"x}", -EINVAL, NULL);
+	check_members_fast("{\"a\":\"x\\\"}", -EINVAL, NULL);
+	check_members_fast("{\"a\":[1,{\"b\":2}}", -EINVAL, NULL);
+	check_members_fast("{\"a\":{\"b\":[1,2,3,4,5,6,7,8,9,10,11,12,13]}", -EINVAL,
+			   NULL);
+	check_members_fast("{\"a\":1}x", -EINVAL, NULL);
+	check_members_fast("{\"a\" 1}", -EINVAL, NULL);
+	check_members_fast("{a:1}", -EINVAL, NULL);
+	check_members_fast("{\"a\":1,}", -EINVAL, NULL);
+	check_members_fast("{\"a\":}", -EINVAL, NULL);
+}
+
+static void check_member_ok(const char *key, const char *val, bool ok,
+			    const char *bad)
+{
+	struct jtext_span k = { key, strlen(key) }, v = { val, strlen(val) };
+	char got[64] = "";
+	const char *want = NULL;
+	bool r = record_member_ok(k, v, got, sizeof(got), &want);
+
+	T_CHECK(r == ok, "%s: %s: %d", key, val, r);
+	if (!ok)
+		T_CHECK(strcmp(got, bad) == 0 && want, "%s: bad %s", key, got);
+}
+
+/* One table: every field is checked alike, nested aliases included. */
+static void test_member_ok(void)
+{
+	check_member_ok("\"iteration\"", "3", true, NULL);
+	check_member_ok("\"iteration\"", "-0", true, NULL);
+	check_member_ok("\"iteration_num\"", "-1", false, "iteration_num");
+	check_member_ok("\"iteration\"", "null", false, "iteration");
+	check_member_ok("\"code\"", "null", true, NULL);
+	check_member_ok("\"strategy_code\"", "5", false, "strategy_code");
+	check_member_ok("\"feedback\"", "5", false, "feedback");
+	check_member_ok("\"error\"", "3", false, "error");
+	check_member_ok("\"error\"", "\"boom\"", true, NULL);
+	check_member_ok("\"metrics\"", "7", true, NULL);
+	check_member_ok("\"metrics\"", "null", true, NULL);
+	check_member_ok("\"timestamp\"", "\"2025-10-11T15:46:35.605350\"", true,
+			NULL);
+	check_member_ok("\"timestamp\"", "\"yesterday\"", false, "timestamp");
+	check_member_ok("\"timestamp\"", "null", false, "timestamp");
+	check_member_ok("\"success\"", "false", true, NULL);
+	check_member_ok("\"success\"", "0", false, "success");
+	check_member_ok("\"execution_result\"", "{\"success\": \"y\"}", false,
+			"execution_result.success");
+	check_member_ok("\"execution_result\"", "{\"error_message\": 1}",
+			false, "execution_result.error_message");
+	check_member_ok("\"execution_result\"", "\"not an object\"", true,
+			NULL);
+	check_member_ok("\"c\\u006fde\"", "1", false, "code");
+	check_member_ok("\"other\"", "[1]", true, NULL);
+}
+
+static void test_success_and_table(void)
+{
+	char t[96];
+	bool ok = false, found = true;
+
+	T_CHECK(record_success(L("{\"success\": true}"), &ok, &found) == 0 &&
+		found && ok, "success true");
+	T_CHECK(record_success(L("{\"execution_result\": {\"success\": false}}"),
+			       &ok, &found) == 0 && found && !ok, "nested");
+	T_CHECK(record_success(L("{\"success\": null, \"execution_result\": "
+				 "{\"success\": true}}"), &ok, &found) == 0 &&
+		!found, "first alias present wins");
+	T_CHECK(record_success(L("{\"a\": 1}"), &ok, &found) == 0 && !found,
+		"absent: unknown");
+	T_CHECK(record_field_def(FIELD_SUCCESS) &&
+		strcmp(record_field_def(FIELD_SUCCESS)->key[1],
+		       "execution_result") == 0 &&
+		record_field_def(FIELD_COUNT) == NULL, "table rows");
+	record_type_text(RECORD_T_OBJECT, t, sizeof(t));
+	T_CHECK(strcmp(t, "an object") == 0, "%s", t);
+	record_type_text(RECORD_T_STRING | RECORD_T_NULL, t, sizeof(t));
+	T_CHECK(strcmp(t, "a string or null") == 0, "%s", t);
+	record_type_text(RECORD_T_STRING | RECORD_T_NUMBER | RECORD_T_BOOL, t,
+			 sizeof(t));
+	T_CHECK(strcmp(t, "a string, a number or a boolean") == 0, "%s", t);
+}
+
 int main(void)
 {
 	T_RUN(test_view_names);
+	T_RUN(test_members_fast);
+	T_RUN(test_member_ok);
+	T_RUN(test_success_and_table);
 	T_RUN(test_iteration);
-	T_RUN(test_iteration_fast_matches_walk);
-	T_RUN(test_iteration_fast_path_taken);
 	T_RUN(test_field_aliases);
 	T_RUN(test_field_types);
 	T_RUN(test_field_rejects_non_objects);

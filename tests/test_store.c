@@ -534,21 +534,21 @@ static void test_times_only_when_asked(void)
 		     "{\"iteration\": 2, \"timestamp\": \"not a time\"}\n"
 		     "{\"iteration\": 3, \"timestamp\": \"2025-01-02T05:04:05+02:00\"}\n");
 	s = open_ok(p, STORE_TIMES);
-	T_CHECK(store_lookup(s, 0, &r) == 0 && r.mtime == 1735787045,
+	T_CHECK(store_lookup(s, 0, &r) == 0 && r.mtime == 1735787045000000,
 		"mtime %lld", (long long)r.mtime);
 	T_CHECK(store_lookup(s, 1, &r) == 0 && r.mtime == 0, "no timestamp");
 	T_CHECK(store_lookup(s, 2, &r) == 0 && r.mtime == 0, "bad timestamp");
-	T_CHECK(store_lookup(s, 3, &r) == 0 && r.mtime == 1735787045,
+	T_CHECK(store_lookup(s, 3, &r) == 0 && r.mtime == 1735787045000000,
 		"offset: %lld", (long long)r.mtime);
 	/* Times of records added by refresh, out of order too. */
-	append_str(p, "{\"iteration\": 9, \"timestamp\": \"2025-01-02T03:04:06Z\"}\n"
+	append_str(p, "{\"iteration\": 9, \"timestamp\": \"2025-01-02T03:04:06.123456Z\"}\n"
 		      "{\"iteration\": 1, \"timestamp\": \"2025-01-02T03:04:07Z\"}\n");
 	T_CHECK(store_refresh(s, NULL) == 0, "refresh");
-	T_CHECK(store_lookup(s, 9, &r) == 0 && r.mtime == 1735787046,
+	T_CHECK(store_lookup(s, 9, &r) == 0 && r.mtime == 1735787046123456,
 		"appended: %lld", (long long)r.mtime);
-	T_CHECK(store_lookup(s, 1, &r) == 0 && r.mtime == 1735787047,
+	T_CHECK(store_lookup(s, 1, &r) == 0 && r.mtime == 1735787047000000,
 		"replaced: %lld", (long long)r.mtime);
-	T_CHECK(store_lookup(s, 3, &r) == 0 && r.mtime == 1735787045,
+	T_CHECK(store_lookup(s, 3, &r) == 0 && r.mtime == 1735787045000000,
 		"kept: %lld", (long long)r.mtime);
 	store_close(s);
 
@@ -562,7 +562,7 @@ static void test_times_only_when_asked(void)
 	s = open_ok(p, STORE_TIMES);
 	append_str(p, "{\"iteration\": 0, \"timestamp\": \"2025-01-02T03:04:05Z\"}\n");
 	T_CHECK(store_refresh(s, NULL) == 0, "refresh");
-	T_CHECK(store_lookup(s, 0, &r) == 0 && r.mtime == 1735787045,
+	T_CHECK(store_lookup(s, 0, &r) == 0 && r.mtime == 1735787045000000,
 		"grown from empty: %lld", (long long)r.mtime);
 	store_close(s);
 	free(p);
@@ -986,7 +986,7 @@ static void same_codes(struct store *a, struct store *b, const char *when)
 {
 	struct store_code ca[128], cb[128];
 	int64_t ia[512], ib[512], it[512];
-	size_t na, nb, i, n;
+	size_t na = 0, nb = 0, i, n;
 
 	T_CHECK(store_codes(a, 0, ca, 128, &na) == 0 &&
 		store_codes(b, 0, cb, 128, &nb) == 0, "codes");
@@ -1316,6 +1316,267 @@ static void test_readers_race_refresh(void)
 	free(p);
 }
 
+/* The shape as "key:types,key:types" (types as RECORD_T_* bits in hex),
+ * then "|" and the dialect keys in use. */
+static void shape_text(struct store *s, char *out, size_t max)
+{
+	struct store_shape sh;
+	size_t i, o = 0;
+	unsigned f;
+
+	out[0] = '\0';
+	T_CHECK(store_shape(s, &sh) == 0, "store_shape");
+	for (i = 0; i < sh.n && o + 64 < max; i++)
+		o += (size_t)snprintf(out + o, max - o, "%s%s:%x",
+				      i ? "," : "", sh.f[i].key,
+				      sh.f[i].types);
+	o += (size_t)snprintf(out + o, max - o, "|");
+	for (f = 0; f < FIELD_COUNT && o + 32 < max; f++)
+		if (sh.dialect[f])
+			o += (size_t)snprintf(out + o, max - o, "%s ",
+					      sh.dialect[f]);
+	store_shape_free(&sh);
+}
+
+#define CHECK_SHAPE(s, want)                                             \
+	do {                                                             \
+		char got_[4096];                                         \
+		shape_text((s), got_, sizeof(got_));                     \
+		T_CHECK(strcmp(got_, (want)) == 0, "shape %s, want %s",  \
+			got_, (want));                                   \
+	} while (0)
+
+/* What every record carries, kept up to date line by line, with every
+ * flag combination alike. */
+static void test_shape(void)
+{
+	static const unsigned flags[] = { 0, STORE_VALIDATE, STORE_TIMES,
+					  STORE_VALIDATE | STORE_TIMES };
+	char *p = fresh_path("shape");
+	struct store *s;
+	size_t k;
+
+	for (k = 0; k < 4; k++) {
+		write_str(p, "{\"iteration\": 0, \"code\": \"a\", \"m\": {\"x\": "
+			     "[1, \"}\"]}, \"f\": null, \"q\\u0031\": 1}\n"
+			     "not json\n"
+			     "{\"iteration\": 1, \"strategy_code\": null, "
+			     "\"m\": [], \"f\": \"s\", \"q1\": true, \"z\": 1}\n");
+		s = open_ok(p, flags[k]);
+		/* code and strategy_code are one field; q\u0031 is q1. */
+		CHECK_SHAPE(s, "iteration:2,strategy_code:21,m:c,f:21,q1:12|"
+			       "iteration strategy_code ");
+		T_CHECK(stats(s).records == 2 && stats(s).skipped == 1,
+			"flags %u: records", flags[k]);
+		/* A record without m shrinks it; one laid out alike adds
+		 * nothing, the code alias of the latest record is the name. */
+		append_str(p, "{\"iteration\": 2, \"code\": \"x\", \"f\": \"t\", "
+			      "\"q1\": 2}\n"
+			      "{\"iteration\": 3, \"code\": \"y\", \"f\": \"u\", "
+			      "\"q1\": 3}\n");
+		T_CHECK(store_refresh(s, NULL) == 0, "refresh");
+		CHECK_SHAPE(s, "iteration:2,code:21,f:21,q1:12|iteration code ");
+		/* A full re-index recomputes: replaced by other content. */
+		replace_str(p, "{\"iteration_num\": 5, \"b\": 1}\n");
+		T_CHECK(store_refresh(s, NULL) == 0, "refresh after replace");
+		CHECK_SHAPE(s, "iteration_num:2,b:2|iteration_num ");
+		store_close(s);
+	}
+	/* An empty store has no shape. */
+	write_str(p, "");
+	s = open_ok(p, 0);
+	CHECK_SHAPE(s, "|");
+	store_close(s);
+	free(p);
+}
+
+/* A torn record completed by a later write is read once for the shape;
+ * a torn tail that is no record does not shrink it. */
+static void test_shape_across_a_torn_tail(void)
+{
+	char *p = fresh_path("shape-tail");
+	struct store *s;
+
+	write_str(p, "{\"iteration\": 0, \"a\": 1, \"b\": 2}\n"
+		     "{\"iteration\": 1, \"a\": 1, \"b\": 2}");
+	s = open_ok(p, 0);
+	CHECK_SHAPE(s, "iteration:2,a:2,b:2|iteration ");
+	append_str(p, "\n{\"iteration\": 2, \"a\"");
+	T_CHECK(store_refresh(s, NULL) == 0, "refresh");
+	CHECK_SHAPE(s, "iteration:2,a:2,b:2|iteration ");
+	append_str(p, ": \"x\"}\n");
+	T_CHECK(store_refresh(s, NULL) == 0, "refresh");
+	CHECK_SHAPE(s, "iteration:2,a:3|iteration ");
+	T_CHECK(stats(s).records == 3, "records %llu",
+		(unsigned long long)stats(s).records);
+	store_close(s);
+	free(p);
+}
+
+/* Real histories: the same shape with and without validation. */
+static void test_shape_of_real_histories(void)
+{
+	static const char *const names[] = {
+		"llm_only_50.jsonl", "json_mode_test.jsonl",
+		"unified_factor_graph.jsonl", "migrated_no_code.jsonl",
+	};
+	size_t k;
+
+	for (k = 0; k < 4; k++) {
+		char *path = t_real_data(names[k]);
+		char a[4096], b[4096];
+		struct store *s;
+
+		if (!path)
+			continue;
+		s = open_ok(path, 0);
+		shape_text(s, a, sizeof(a));
+		store_close(s);
+		s = open_ok(path, STORE_VALIDATE | STORE_TIMES);
+		shape_text(s, b, sizeof(b));
+		store_close(s);
+		T_CHECK(strcmp(a, b) == 0 && strstr(a, "metrics:4"),
+			"%s: %s vs %s", names[k], a, b);
+		free(path);
+	}
+}
+
+/* A trusted line whose strings or brackets do not close is no record. */
+static void test_fast_path_rejects_unbalanced_lines(void)
+{
+	char *p = fresh_path("unbalanced");
+	struct store *s;
+
+	write_str(p, "{\"iteration\": 0}\n"
+		     "{\"iteration\": 1, \"x\": \"abc}\n"
+		     "{\"iteration\": 2, \"x\": [1, {\"y\": 2}}\n"
+		     "{\"iteration\": 3, \"x\": \"a\\\"}\n"
+		     "{\"iteration\": 4, \"x\": \"a\\\\\"}\n");
+	s = open_ok(p, 0);
+	CHECK_LIST(s, "0,4");
+	CHECK_SKIPPED(s, "2,3,4");
+	store_close(s);
+	free(p);
+}
+
+/* Numbers the tree cannot show are not records: counted, reported with
+ * the skipped lines, and the highest stays the highest shown. */
+static void test_numbers_beyond_the_limit(void)
+{
+	char *p = fresh_path("beyond");
+	struct store_stats st;
+	struct store *s;
+	int64_t hi;
+	bool found;
+
+	write_str(p, "{\"iteration\": 288230376151711742}\n"
+		     "{\"iteration\": 288230376151711743}\n"
+		     "{\"iteration\": 7}\n"
+		     "{\"iteration\": 99999999999999999999}\n"
+		     "{\"iteration\": 9223372036854775807}");
+	s = open_ok(p, STORE_VALIDATE);
+	CHECK_LIST(s, "7,288230376151711742");
+	CHECK_SKIPPED(s, "2,4,5");
+	st = stats(s);
+	T_CHECK(st.beyond == 3 && st.skipped == 3, "beyond %llu",
+		(unsigned long long)st.beyond);
+	T_CHECK(store_highest(s, &hi, &found) == 0 && found &&
+		hi == STORE_ITER_MAX, "highest %lld", (long long)hi);
+	/* The unterminated last line is read again when it grows. */
+	append_str(p, "\n{\"iteration\": 8}\n");
+	T_CHECK(store_refresh(s, NULL) == 0, "refresh");
+	st = stats(s);
+	T_CHECK(st.beyond == 3 && st.skipped == 3 && st.records == 3,
+		"after growing: beyond %llu skipped %llu records %llu",
+		(unsigned long long)st.beyond, (unsigned long long)st.skipped,
+		(unsigned long long)st.records);
+	store_close(s);
+	free(p);
+}
+
+/* Python reads nesting up to about 994 deep: such a line is a record. */
+static void test_deep_nesting_is_a_record(void)
+{
+	char *p = fresh_path("deep"), *line;
+	size_t depth = 900, i, o = 0;
+	struct store *s;
+
+	line = malloc(depth * 2 + 64);
+	if (!line)
+		abort();
+	o += (size_t)sprintf(line, "{\"iteration\": 0, \"m\": ");
+	for (i = 0; i < depth; i++)
+		line[o++] = '[';
+	for (i = 0; i < depth; i++)
+		line[o++] = ']';
+	strcpy(line + o, "}\n");
+	write_str(p, line);
+	s = open_ok(p, STORE_VALIDATE | STORE_TIMES);
+	CHECK_LIST(s, "0");
+	store_close(s);
+	free(line);
+	free(p);
+}
+
+/* The fast scan reads the number where it is first and trusted; a
+ * validated line, or the number further in, must read the same, for many
+ * shapes of number. */
+static void test_fast_scan_reads_numbers_like_the_walk(void)
+{
+	static const char *const nums[] = {
+		"0", "1", "10", "123456789", "288230376151711742",
+		"288230376151711743", "9223372036854775808", "-1", "-0", "1.0",
+		"1e3", "00", "07", "\"3\"", "null",
+	};
+	static const char *const fmt[] = {
+		"{\"iteration\": %s, \"z\": 1}\n", "{\"iteration\":%s}\n",
+		"{\"iteration_num\": %s, \"z\": [1]}\n",
+		"{\"iteration_num\":%s }\n",
+	};
+	char *p = fresh_path("numbers");
+	char a[160], b[176], la[64], lv[64], lb[64];
+	struct store *s;
+	size_t i, j;
+
+	for (i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
+		for (j = 0; j < sizeof(fmt) / sizeof(fmt[0]); j++) {
+			snprintf(a, sizeof(a), fmt[j], nums[i]);
+			snprintf(b, sizeof(b), "{\"y\": 0, %s", a + 1);
+			write_str(p, a);
+			s = open_ok(p, 0);
+			listed(s, la, sizeof(la));
+			store_close(s);
+			s = open_ok(p, STORE_VALIDATE);
+			listed(s, lv, sizeof(lv));
+			store_close(s);
+			write_str(p, b);
+			s = open_ok(p, 0);
+			listed(s, lb, sizeof(lb));
+			store_close(s);
+			T_CHECK(strcmp(la, lv) == 0 && strcmp(la, lb) == 0,
+				"%s: fast '%s', validated '%s', later '%s'", a,
+				la, lv, lb);
+		}
+	}
+	free(p);
+}
+
+/* by-hash of an empty store: nothing, and no pointer arithmetic on the
+ * absent entry array (UBSan). */
+static void test_by_hash_of_an_empty_store(void)
+{
+	char *p = fresh_path("empty-hash");
+	struct store_code c[1];
+	struct store *s;
+	size_t n = 9;
+
+	write_str(p, "");
+	s = open_ok(p, 0);
+	T_CHECK(store_codes(s, 0, c, 1, &n) == 0 && n == 0, "codes %zu", n);
+	store_close(s);
+	free(p);
+}
+
 int main(void)
 {
 	T_RUN(test_both_dialects_key_first_and_late);
@@ -1343,5 +1604,13 @@ int main(void)
 	T_RUN(test_index_memory_per_record);
 	T_RUN(test_real_histories);
 	T_RUN(test_readers_race_refresh);
+	T_RUN(test_shape);
+	T_RUN(test_shape_across_a_torn_tail);
+	T_RUN(test_shape_of_real_histories);
+	T_RUN(test_fast_path_rejects_unbalanced_lines);
+	T_RUN(test_numbers_beyond_the_limit);
+	T_RUN(test_deep_nesting_is_a_record);
+	T_RUN(test_by_hash_of_an_empty_store);
+	T_RUN(test_fast_scan_reads_numbers_like_the_walk);
 	return t_done();
 }

@@ -83,10 +83,10 @@ TS='"timestamp":"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}
 
 @test "several files are committed in one run, numbered in argument order" {
 	seed "$STORE"
-	printf '{"a": 1}' >"$D/a.json"
-	printf '{"b": 1}\n{"b": 2}\n' >"$D/b.json"
-	printf '{"iteration": 10, "c": 1}' >"$D/c.json"
-	printf '{"d": 1}' >"$D/d.json"
+	printf '{"code": null, "a": 1}' >"$D/a.json"
+	printf '{"code": null, "b": 1}\n{"code": null, "b": 2}\n' >"$D/b.json"
+	printf '{"iteration": 10, "code": null, "c": 1}' >"$D/c.json"
+	printf '{"code": null, "d": 1}' >"$D/d.json"
 	run "$ITERFS_COMMIT" "$STORE" "$D/a.json" "$D/b.json" "$D/c.json" "$D/d.json"
 	[ "$status" -eq 0 ]
 	[ "${lines[0]}" = "committed iteration 3 from $D/a.json" ]
@@ -120,7 +120,7 @@ TS='"timestamp":"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}
 @test "several objects in one drop commit all or none" {
 	seed "$STORE"
 	before=$(sum "$STORE")
-	run "$ITERFS_COMMIT" "$STORE" <<<$'{"a": 1}\n{"a": 2}\n{"code": {}}'
+	run "$ITERFS_COMMIT" "$STORE" <<<$'{"code": null, "a": 1}\n{"code": null, "a": 2}\n{"code": {}}'
 	[ "$status" -eq 1 ]
 	[ "$output" = 'iterfs-commit: stdin: Invalid argument: record 3: "code" must be a string or null' ]
 	[ "$(sum "$STORE")" = "$before" ]
@@ -162,8 +162,8 @@ TS='"timestamp":"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}
 
 @test "a rejected file among good ones: the good ones are committed, exit 1" {
 	seed "$STORE"
-	printf '{"a": 1}' >"$D/good.json"
-	printf '{"iteration": 0}' >"$D/taken.json"
+	printf '{"code": null, "a": 1}' >"$D/good.json"
+	printf '{"iteration": 0, "code": null}' >"$D/taken.json"
 	run "$ITERFS_COMMIT" "$STORE" "$D/taken.json" "$D/good.json"
 	[ "$status" -eq 1 ]
 	[ "${lines[0]}" = "iterfs-commit: $D/taken.json: File exists: record 1: iteration 0 already exists with different content" ]
@@ -187,18 +187,45 @@ TS='"timestamp":"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}
 	# This shell holds the flock (as the Python client would) on fd 5.
 	exec 5>"$STORE.lock"
 	flock -x 5
-	run "$ITERFS_COMMIT" -w 0.2 "$STORE" <<<'{"a": 1}'
+	run "$ITERFS_COMMIT" -w 0.2 "$STORE" <<<'{"code": null, "a": 1}'
 	exec 5>&-
 	[ "$status" -eq 3 ]
 	[[ "${lines[0]}" == "iterfs-commit: commit: lock $STORE.lock: Connection timed out after 200 ms"* ]]
 	[ "${lines[1]}" = "iterfs-commit: $STORE.lock: Connection timed out" ]
 	[ "$(sum "$STORE")" = "$before" ]
-	run "$ITERFS_COMMIT" -w 0 "$STORE" <<<'{"a": 1}'
+	run "$ITERFS_COMMIT" -w 0 "$STORE" <<<'{"code": null, "a": 1}'
 	[ "$status" -eq 0 ]
 	[ "$output" = "committed iteration 3 from stdin" ]
-	run "$ITERFS_COMMIT" -w soon "$STORE" <<<'{"a": 1}'
+	run "$ITERFS_COMMIT" -w soon "$STORE" <<<'{"code": null, "a": 1}'
 	[ "$status" -eq 2 ]
 	[ "$output" = "iterfs-commit: bad wait: soon" ]
+}
+
+@test "iterfs-commit into a FIFO or a directory fails at once and says what it is" {
+	mkfifo "$D/fifo.jsonl"
+	run "$ITERFS_COMMIT" "$D/fifo.jsonl" <<<'{"code": null, "a": 1}'
+	[ "$status" -eq 3 ]
+	[ "${lines[-1]}" = "iterfs-commit: $D/fifo.jsonl: is a FIFO, not a regular file" ]
+	mkdir "$D/dir.jsonl"
+	run "$ITERFS_COMMIT" "$D/dir.jsonl" <<<'{"code": null, "a": 1}'
+	[ "$status" -eq 3 ]
+	[ "${lines[-1]}" = "iterfs-commit: $D/dir.jsonl: is a directory, not a regular file" ]
+	[ ! -e "$D/fifo.jsonl.lock" ] && [ ! -e "$D/dir.jsonl.lock" ]
+}
+
+@test "iterfs-commit through a symlink updates the real file and keeps the link" {
+	mkdir "$D/real"
+	seed "$D/real/h.jsonl"
+	ln -s real/h.jsonl "$D/link.jsonl"
+	run "$ITERFS_COMMIT" "$D/link.jsonl" <<<'{"code": null, "a": 1}'
+	[ "$status" -eq 0 ]
+	[ "$output" = "committed iteration 3 from stdin" ]
+	[ -L "$D/link.jsonl" ]
+	[ "$(readlink "$D/link.jsonl")" = real/h.jsonl ]
+	[ "$(wc -l <"$D/real/h.jsonl")" -eq 4 ]
+	[ -e "$D/real/h.jsonl.lock" ] && [ ! -e "$D/link.jsonl.lock" ]
+	no_temps "$D/real/h.jsonl"
+	no_temps "$D/link.jsonl"
 }
 
 @test "an fsync failing with EIO is reported with exit 3 and the store is unchanged" {
@@ -206,14 +233,14 @@ TS='"timestamp":"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}
 	seed "$STORE"
 	before=$(sum "$STORE")
 	run traced -e trace=fsync -e inject=fsync:error=EIO \
-		"$ITERFS_COMMIT" "$STORE" <<<'{"a": 1}'
+		"$ITERFS_COMMIT" "$STORE" <<<'{"code": null, "a": 1}'
 	[ "$status" -eq 3 ]
 	[[ "${lines[0]}" == "iterfs-commit: commit: fsync_temp $D/.hist.jsonl.iterfs-tmp."*": Input/output error" ]]
 	[ "${lines[1]}" = "iterfs-commit: stdin: Input/output error: the commit failed at fsync_temp; the store is unchanged" ]
 	[ "$(sum "$STORE")" = "$before" ]
 	no_temps "$STORE"
 	# Nothing is left half-done: the next commit takes number 3.
-	run "$ITERFS_COMMIT" "$STORE" <<<'{"a": 1}'
+	run "$ITERFS_COMMIT" "$STORE" <<<'{"code": null, "a": 1}'
 	[ "$status" -eq 0 ]
 	[ "$output" = "committed iteration 3 from stdin" ]
 }
@@ -223,13 +250,13 @@ TS='"timestamp":"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}
 	seed "$STORE"
 	before=$(sum "$STORE")
 	run traced -e trace=pwrite64 -e inject=pwrite64:error=ENOSPC \
-		"$ITERFS_COMMIT" "$STORE" <<<'{"a": 1}'
+		"$ITERFS_COMMIT" "$STORE" <<<'{"code": null, "a": 1}'
 	[ "$status" -eq 3 ]
 	[[ "$output" == *"stdin: No space left on device: the commit failed at append; the store is unchanged" ]]
 	[ "$(sum "$STORE")" = "$before" ]
 	run traced -e trace=rename,renameat,renameat2 \
 		-e inject=rename,renameat,renameat2:error=EIO \
-		"$ITERFS_COMMIT" "$STORE" <<<'{"a": 1}'
+		"$ITERFS_COMMIT" "$STORE" <<<'{"code": null, "a": 1}'
 	[ "$status" -eq 3 ]
 	[[ "$output" == *"stdin: Input/output error: the commit failed at rename; the store is unchanged" ]]
 	[ "$(sum "$STORE")" = "$before" ]
@@ -245,11 +272,26 @@ TS='"timestamp":"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}
 		cp "$REAL/$f.jsonl" "$D/$f.jsonl"
 		chmod u+w "$D/$f.jsonl"
 		orig=$(sum "$REAL/$f.jsonl")
+		# Incomplete (the fields every record has are missing): refused.
 		run "$ITERFS_COMMIT" "$D/$f.jsonl" <<<'{"strategy_code": "pass", "metrics": {"sharpe_ratio": 1.5}}'
+		[ "$status" -eq 1 ]
+		[[ "$output" == *"Invalid argument: record 1: missing fields: "* ]]
+		[ "$(sum "$D/$f.jsonl")" = "$orig" ]
+		# Complete: the fields of the last record, new code and metrics.
+		python3 - "$D/$f.jsonl" >"$D/$f.new" <<'EOF'
+import json, sys
+r = json.loads(open(sys.argv[1], encoding="utf-8").read().splitlines()[-1])
+for k in ("iteration", "iteration_num", "timestamp"):
+    r.pop(k, None)
+r["strategy_code"] = "pass"
+r["metrics"] = {"sharpe_ratio": 1.5}
+print(json.dumps(r, separators=(",", ":"), ensure_ascii=False))
+EOF
+		run "$ITERFS_COMMIT" "$D/$f.jsonl" "$D/$f.new"
 		[ "$status" -eq 0 ]
-		[ "$output" = "committed iteration $n from stdin" ]
+		[ "$output" = "committed iteration $n from $D/$f.new" ]
 		[ "$(head -n "$n" "$D/$f.jsonl" | sum /dev/stdin)" = "$orig" ]
-		[[ "$(tail -n 1 "$D/$f.jsonl")" =~ ^\{\"$key\":$n,\"strategy_code\":\"pass\",\"metrics\":\{\"sharpe_ratio\":1\.5\},$TS\}$ ]]
+		[ "$(tail -n 1 "$D/$f.jsonl")" = "{\"$key\":$n,$(head -c -2 "$D/$f.new" | tail -c +2),$(tail -n 1 "$D/$f.jsonl" | grep -Eo "$TS")}" ]
 		run "$ITERFS_CHECK" "$D/$f.jsonl"
 		[ "$status" -eq 0 ]
 		[ "${lines[1]}" = "iterations: $((n + 1))" ]
@@ -365,4 +407,15 @@ timestamps missing: 2" ]
 	[ "$status" -eq 1 ]
 	[[ "$output" == 'iterfs-commit: stdin: Invalid argument: record 1: "code_hash" does not match the code'* ]]
 	[ "$(sum "$STORE")" = "$before" ]
+}
+
+@test "iterfs-check says how many skipped lines carry a number the tree cannot show" {
+	printf '%s\n' '{"iteration": 0}' '{"iteration": 288230376151711742}' \
+		'{"iteration": 288230376151711743}' '{"iteration": 99999999999999999999}' \
+		'garbage' >"$STORE"
+	run "$ITERFS_CHECK" "$STORE"
+	[ "$status" -eq 1 ]
+	[ "${lines[3]}" = "skipped lines: 3 (lines 3, 4, 5)" ]
+	[ "${lines[4]}" = "of them numbered above 288230376151711742 (not shown): 2" ]
+	[ "${lines[1]}" = "iterations: 2" ]
 }

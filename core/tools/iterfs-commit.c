@@ -8,10 +8,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "buf.h"
 #include "config.h"
+#include "fileio.h"
 #include "log.h"
 #include "store.h"
 #include "writer.h"
@@ -210,8 +212,15 @@ int main(int argc, char **argv)
 	}
 	r = store_open(argv[optind], 0, &s);
 	if (r < 0) {
-		fprintf(stderr, "iterfs-commit: %s: %s\n", argv[optind],
-			strerror(-r));
+		struct stat st;
+
+		if (stat(argv[optind], &st) == 0 && !S_ISREG(st.st_mode))
+			fprintf(stderr, "iterfs-commit: %s: is %s, not a "
+				"regular file\n", argv[optind],
+				fileio_kind(st.st_mode));
+		else
+			fprintf(stderr, "iterfs-commit: %s: %s\n",
+				argv[optind], strerror(-r));
 		status = EXIT_IO;
 		goto out;
 	}
