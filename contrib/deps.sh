@@ -1,7 +1,11 @@
 # Sourced by test.sh and try.sh: install the Debian 12 packages iterfs needs
 # to build and to run its tests, when any is missing (root only).
+# The writers the drop box is tested with (tests/writers.bats) are real tools:
+# coreutils (cp, install, mv), sed, vim, rsync, python3; util-linux gives
+# flock and runuser, passwd useradd for the other-user test.
 iterfs_pkgs=(build-essential meson ninja-build pkg-config libfuse3-dev fuse3 libcjson-dev
-	libssl-dev bats python3 rsync tar strace procps diffutils e2fsprogs xfsprogs util-linux)
+	libssl-dev bats python3 rsync tar strace procps diffutils e2fsprogs xfsprogs util-linux
+	coreutils sed vim passwd)
 
 iterfs_install_deps() {
 	local p missing=()

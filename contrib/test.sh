@@ -1,22 +1,26 @@
 #!/usr/bin/env bash
 # Install what is missing (Debian 12, as root), build, and run every test.
-# Usage: bash contrib/test.sh [--sanitize]
+# Usage: bash contrib/test.sh [--sanitize | --tsan]
 #   --sanitize   build in build-san/ with ASan+UBSan and run the unit tests there
+#   --tsan       build in build-tsan/ with ThreadSanitizer and run the unit
+#                tests there (the drop box's committer and callbacks are threads)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 . contrib/deps.sh
 iterfs_install_deps
 
-dir=build suite=()
-if [ "${1:-}" = --sanitize ]; then
-	dir=build-san
-	suite=(--suite unit)
-fi
+dir=build suite=() san=none
+case "${1:-}" in
+--sanitize) dir=build-san san=address suite=(--suite unit) ;;
+--tsan) dir=build-tsan san=thread suite=(--suite unit) ;;
+"") ;;
+*) echo "usage: bash contrib/test.sh [--sanitize | --tsan]" >&2; exit 1 ;;
+esac
 if [ -d "$dir" ]; then
-	meson setup --reconfigure "$dir" $([ "$dir" = build-san ] && echo -Dsanitize=true)
+	meson setup --reconfigure "$dir" -Dsanitize=$san
 else
-	meson setup "$dir" $([ "$dir" = build-san ] && echo -Dsanitize=true)
+	meson setup "$dir" -Dsanitize=$san
 fi
 ninja -C "$dir"
 

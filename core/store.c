@@ -1585,7 +1585,8 @@ static int open_path(const char *path, int *fd, struct stat *st)
 {
 	int r;
 
-	*fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO at the path must be an error, not a hang. */
+	*fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (*fd < 0)
 		return -errno;
 	if (fstat(*fd, st) < 0) {

@@ -14,106 +14,50 @@
  * explicit number then gets the no-op re-send; one without a number would add
  * a second copy, which is why a failed commit is never reported as success.
  *
- * Fault injection (ITERFS_FAULT, read once per commit): "<step>:<ERRNO>"
- * makes the step fail as if its system call had returned that errno;
- * "<step>:crash" sends SIGKILL to this process just before the step.  The
+ * Fault injection (ITERFS_FAULT, read once per commit): see fault.h.  The
  * "done" step only knows "crash" (after the directory fsync, before
  * store_adopt and unlock).
+ *
+ * Contents: the lock (paths, /proc/locks, polling flock, writer_lock); the
+ * rewrite (the old file, the outside-writer check, free space, rewrite);
+ * failure reasons; writer_commit_locked (the start-over loop);
+ * writer_commit.
  */
 #include "writer.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <linux/fs.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
-#include <sys/ioctl.h>
-#include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "atomicfile.h"
+#include "fault.h"
 #include "fileio.h"
 #include "log.h"
 
-#define TMP_TAG ".iterfs-tmp."
-#define COPY_CHUNK ((size_t)1 << 20)
+/* How often a commit starts over when an outside writer replaced the store
+ * under it, before it gives up with -EAGAIN. */
+#define WRITER_ATTEMPTS 5
+/* Free space kept in hand beyond the new store's size when it must be
+ * copied (no FICLONE). */
+#define WRITER_SPACE_MARGIN ((uint64_t)1 << 20)
 
-struct fault {
-	char step[16];
-	int err;       /* errno to inject, 0 with crash */
-	bool crash;
+struct writer_lock {
+	struct store *s;
+	int fd;          /* the flock'ed lock file */
+	char *real;      /* the store's real path (symlinks followed) */
+	char *lock;      /* "<real>.lock" */
+	char *dir;       /* the store's directory */
+	char *base;      /* the store's file name */
+	struct fault fault;
 };
-
-/* The paths of one commit, all malloc'd. */
-struct paths {
-	char *lock;
-	char *dir;
-	char *base;    /* the store's file name */
-	char *tmp;
-};
-
-static const struct {
-	const char *name;
-	int err;
-} fault_errnos[] = {
-	{ "ENOSPC", ENOSPC }, { "EIO", EIO },       { "EDQUOT", EDQUOT },
-	{ "EROFS", EROFS },   { "EACCES", EACCES }, { "EPERM", EPERM },
-	{ "ENOMEM", ENOMEM }, { "EFBIG", EFBIG },   { "EXDEV", EXDEV },
-	{ "EBUSY", EBUSY },   { "ENOENT", ENOENT }, { "EAGAIN", EAGAIN },
-};
-
-static void fault_read(struct fault *f)
-{
-	const char *env = getenv("ITERFS_FAULT"), *colon, *what;
-	size_t n, i;
-
-	memset(f, 0, sizeof(*f));
-	if (!env || !(colon = strchr(env, ':')))
-		return;
-	n = (size_t)(colon - env);
-	if (n == 0 || n >= sizeof(f->step))
-		return;
-	what = colon + 1;
-	if (strcmp(what, "crash") == 0) {
-		f->crash = true;
-	} else {
-		for (i = 0; i < sizeof(fault_errnos) / sizeof(fault_errnos[0]);
-		     i++)
-			if (strcmp(what, fault_errnos[i].name) == 0)
-				f->err = fault_errnos[i].err;
-		if (!f->err)
-			f->err = atoi(what);
-		if (f->err <= 0) {
-			log_warn("commit: ITERFS_FAULT=%s: unknown errno, "
-				 "ignored", env);
-			return;
-		}
-	}
-	memcpy(f->step, env, n);
-	f->step[n] = '\0';
-}
-
-/* 0, or the injected -errno for `step` (or no return at all: crash). */
-static int fault_at(const struct fault *f, const char *step)
-{
-	if (!f->step[0] || strcmp(f->step, step) != 0)
-		return 0;
-	if (f->crash) {
-		kill(getpid(), SIGKILL);
-		/* SIGKILL to ourselves is delivered before kill() returns;
-		 * this is only reached if it somehow was not. */
-		abort();
-	}
-	if (strcmp(step, "done") == 0)
-		return 0;
-	return -f->err;
-}
 
 /* Log a failed step; returns r for `return fail(...)`. */
 static int fail(const char *step, const char *path, int r)
@@ -122,295 +66,372 @@ static int fail(const char *step, const char *path, int r)
 	return r;
 }
 
-static void paths_free(struct paths *pp)
+static void lock_free(struct writer_lock *lk)
 {
-	free(pp->lock);
-	free(pp->dir);
-	free(pp->base);
-	free(pp->tmp);
+	if (lk->fd >= 0)
+		close(lk->fd);
+	free(lk->real);
+	free(lk->lock);
+	free(lk->dir);
+	free(lk->base);
+	free(lk);
 }
 
-static int paths_init(const char *store, struct paths *pp)
+static int paths_init(struct writer_lock *lk, const char *store)
 {
-	const char *slash = strrchr(store, '/');
-	uint64_t rnd;
+	if (asprintf(&lk->lock, "%s.lock", store) < 0) {
+		lk->lock = NULL;
+		return -ENOMEM;
+	}
+	return fileio_split(store, &lk->dir, &lk->base);
+}
+
+/* The pid /proc/locks names as holding a flock on the file `st`, or 0.
+ * The device there is the superblock's, which differs from st_dev on some
+ * filesystems (btrfs): an entry with the same inode on another device is
+ * taken only when none matches both. */
+static long lock_holder(const struct stat *st)
+{
+	char line[256], kind[16];
+	unsigned long long ino;
+	unsigned maj, min;
+	long pid, exact = 0, same_ino = 0;
+	FILE *f = fopen("/proc/locks", "re");
+
+	if (!f)
+		return 0;
+	while (!exact && fgets(line, sizeof(line), f)) {
+		if (strstr(line, "->") ||
+		    sscanf(line, "%*d: %15s %*s %*s %ld %x:%x:%llu", kind, &pid,
+			   &maj, &min, &ino) != 5 ||
+		    strcmp(kind, "FLOCK") != 0 ||
+		    ino != (unsigned long long)st->st_ino)
+			continue;
+		if (maj == major(st->st_dev) && min == minor(st->st_dev))
+			exact = pid;
+		else if (!same_ino)
+			same_ino = pid;
+	}
+	fclose(f);
+	return exact ? exact : same_ino;
+}
+
+static void log_timeout(const struct writer_lock *lk, int timeout_ms)
+{
+	struct stat st;
+	long pid = fstat(lk->fd, &st) == 0 ? lock_holder(&st) : 0;
+
+	if (pid > 0)
+		log_err("commit: lock %s: %s after %d ms (held by pid %ld)",
+			lk->lock, strerror(ETIMEDOUT), timeout_ms, pid);
+	else
+		log_err("commit: lock %s: %s after %d ms (holder unknown)",
+			lk->lock, strerror(ETIMEDOUT), timeout_ms);
+}
+
+/* Open (or create, with the store's permission bits) the lock file.
+ * Read-only is enough for flock, and works on a lock file of a 0444 store. */
+static int open_lock(struct writer_lock *lk, const char *store)
+{
+	struct stat st;
+	mode_t mode = 0644;
+	bool chown_it = false;
+
+	if (stat(store, &st) == 0) {
+		mode = st.st_mode & 0666;
+		chown_it = geteuid() == 0 &&
+			   (st.st_uid != 0 || st.st_gid != getegid());
+	}
+	lk->fd = open(lk->lock, O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+	if (lk->fd >= 0) {
+		/* open() applied the umask. */
+		if (fchmod(lk->fd, mode) < 0 ||
+		    (chown_it && fchown(lk->fd, st.st_uid, st.st_gid) < 0))
+			return fail("lock", lk->lock, -errno);
+		return 0;
+	}
+	if (errno != EEXIST)
+		return fail("lock", lk->lock, -errno);
+	lk->fd = open(lk->lock, O_RDONLY | O_CLOEXEC);
+	if (lk->fd < 0)
+		return fail("lock", lk->lock, -errno);
+	return 0;
+}
+
+static int64_t now_ms(void)
+{
 	struct timespec ts;
 
-	memset(pp, 0, sizeof(*pp));
-	if (asprintf(&pp->lock, "%s.lock", store) < 0)
-		pp->lock = NULL;
-	if (!slash)
-		pp->dir = strdup(".");
-	else if (slash == store)
-		pp->dir = strdup("/");
-	else
-		pp->dir = strndup(store, (size_t)(slash - store));
-	pp->base = strdup(slash ? slash + 1 : store);
-	/* Uniqueness comes from O_EXCL; randomness only avoids collisions
-	 * with a temp a crashed writer of the same pid left behind. */
-	if (getrandom(&rnd, sizeof(rnd), GRND_NONBLOCK) != sizeof(rnd)) {
-		clock_gettime(CLOCK_REALTIME, &ts);
-		rnd = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30);
-	}
-	if (pp->dir && pp->base &&
-	    asprintf(&pp->tmp, "%s/.%s" TMP_TAG "%ld.%016" PRIx64, pp->dir,
-		     pp->base, (long)getpid(), rnd) < 0)
-		pp->tmp = NULL;
-	if (!pp->lock || !pp->dir || !pp->base || !pp->tmp) {
-		paths_free(pp);
-		return -ENOMEM;
-	}
-	return 0;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* ".<base>.iterfs-tmp.<digits>.<hex>" exactly: a temp of this writer. */
-static bool is_our_tmp(const char *name, const char *base)
+/* flock(LOCK_EX), polling with LOCK_NB: no signal, a bound, and the
+ * caller's say between tries. */
+static int wait_lock(struct writer_lock *lk, int timeout_ms,
+		     writer_give_up_fn give_up, void *arg)
 {
-	size_t bl = strlen(base), tl = strlen(TMP_TAG);
-	const char *p;
+	int64_t start = now_ms();
+	long backoff_ms = 1;
+	struct timespec ts;
 
-	if (name[0] != '.' || strncmp(name + 1, base, bl) != 0 ||
-	    strncmp(name + 1 + bl, TMP_TAG, tl) != 0)
-		return false;
-	p = name + 1 + bl + tl;
-	if (*p < '0' || *p > '9')
-		return false;
-	while (*p >= '0' && *p <= '9')
-		p++;
-	if (*p++ != '.' || !*p)
-		return false;
-	while ((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f'))
-		p++;
-	return *p == '\0';
-}
-
-/* Under the lock nobody else is between temp and rename: any temp of ours
- * in the directory was left by a writer that died. */
-static void remove_stale(const struct paths *pp)
-{
-	struct dirent *de;
-	DIR *d = opendir(pp->dir);
-
-	if (!d) {
-		log_warn("commit: stale-temp scan %s: %s", pp->dir,
-			 strerror(errno));
-		return;
-	}
-	while ((de = readdir(d))) {
-		if (!is_our_tmp(de->d_name, pp->base))
-			continue;
-		if (unlinkat(dirfd(d), de->d_name, 0) < 0 && errno != ENOENT)
-			log_warn("commit: remove stale %s/%s: %s", pp->dir,
-				 de->d_name, strerror(errno));
-		else
-			log_info("commit: removed stale temp %s/%s", pp->dir,
-				 de->d_name);
-	}
-	closedir(d);
-}
-
-static int take_lock(const struct paths *pp, const struct fault *f, int *fd)
-{
-	int r = fault_at(f, "lock");
-
-	if (r < 0)
-		return fail("lock", pp->lock, r);
-	*fd = open(pp->lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-	if (*fd < 0)
-		return fail("lock", pp->lock, -errno);
-	while (flock(*fd, LOCK_EX) < 0) {
+	for (;;) {
+		if (flock(lk->fd, LOCK_EX | LOCK_NB) == 0)
+			return 0;
 		if (errno == EINTR)
 			continue;
-		r = -errno;
-		close(*fd);
-		*fd = -1;
-		return fail("lock", pp->lock, r);
+		if (errno != EWOULDBLOCK)
+			return fail("lock", lk->lock, -errno);
+		if (backoff_ms == 1)
+			log_debug("commit: lock %s: waiting for another writer",
+				  lk->lock);
+		if (give_up && give_up(arg))
+			return -ECANCELED;
+		if (timeout_ms >= 0 && now_ms() - start >= timeout_ms) {
+			if (timeout_ms > 0)
+				log_timeout(lk, timeout_ms);
+			return -ETIMEDOUT;
+		}
+		ts.tv_sec = 0;
+		ts.tv_nsec = backoff_ms * 1000000;
+		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+			;
+		backoff_ms = backoff_ms * 2 > 50 ? 50 : backoff_ms * 2;
 	}
-	return 0;
 }
 
-static int copy_rw(int out, int in, uint64_t from, uint64_t size)
+/* A store path that exists must be a regular file: opening a FIFO would
+ * hang, a directory or device is not a history. */
+static int check_regular(const char *path)
 {
-	char *b = malloc(COPY_CHUNK);
-	int r = 0;
+	struct stat st;
 
-	if (!b)
+	if (stat(path, &st) < 0)
+		return errno == ENOENT ? 0 : fail("open", path, -errno);
+	if (S_ISREG(st.st_mode))
+		return 0;
+	log_err("commit: store %s is %s, not a regular file", path,
+		fileio_kind(st.st_mode));
+	return -EINVAL;
+}
+
+int writer_lock(struct store *s, int timeout_ms, struct writer_lock **out)
+{
+	return writer_lock_wait(s, timeout_ms, NULL, NULL, out);
+}
+
+int writer_lock_wait(struct store *s, int timeout_ms,
+		     writer_give_up_fn give_up, void *arg,
+		     struct writer_lock **out)
+{
+	struct writer_lock *lk;
+	const char *store;
+	int r;
+
+	*out = NULL;
+	lk = calloc(1, sizeof(*lk));
+	if (!lk)
 		return -ENOMEM;
-	while (from < size) {
-		size_t want = size - from < COPY_CHUNK ? size - from : COPY_CHUNK;
-		ssize_t n = pread(in, b, want, (off_t)from);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			r = -errno;
-			break;
-		}
-		if (n == 0) {
-			/* Shrunk under us by a writer that ignores the lock. */
-			r = -EIO;
-			break;
-		}
-		r = fileio_pwrite_full(out, b, (size_t)n, from);
-		if (r < 0)
-			break;
-		from += (uint64_t)n;
+	lk->s = s;
+	lk->fd = -1;
+	fault_read(&lk->fault);
+	/* Commits, the lock and temps act on the real file: renaming over a
+	 * symlink would replace the link with a copy. */
+	r = fileio_resolve(store_path(s), &lk->real);
+	if (r < 0) {
+		fail("open", store_path(s), r);
+		goto out_free;
 	}
-	free(b);
+	store = lk->real;
+	r = check_regular(store);
+	if (r < 0)
+		goto out_free;
+	r = paths_init(lk, store);
+	if (r < 0)
+		goto out_free;
+	r = fault_at(&lk->fault, "", "lock");
+	if (r < 0) {
+		fail("lock", lk->lock, r);
+		goto out_free;
+	}
+	r = open_lock(lk, store);
+	if (!r)
+		r = wait_lock(lk, timeout_ms, give_up, arg);
+	if (r < 0)
+		goto out_free;
+	/* Under the lock nobody else is between temp and rename: any temp
+	 * of ours in the directory was left by a writer that died. */
+	r = atomicfile_remove_stale(lk->dir, lk->base, ATOMICFILE_STALE_ALL);
+	if (r < 0)
+		log_warn("commit: stale-temp scan %s: %s", lk->dir,
+			 strerror(-r));
+	*out = lk;
+	return 0;
+out_free:
+	lock_free(lk);
 	return r;
 }
 
-/* Fill `out` with the `size` bytes of `in`; *got is the size it ends with. */
-static int copy_old(int out, int in, uint64_t size, uint64_t *got)
+void writer_unlock(struct writer_lock *lk)
 {
-	struct stat st;
-	loff_t oi = 0, oo = 0;
+	if (lk)
+		lock_free(lk);
+}
 
-	if (ioctl(out, FICLONE, in) == 0) {
-		/* The clone takes the file as it is now. */
-		if (fstat(out, &st) < 0)
-			return -errno;
-		*got = (uint64_t)st.st_size;
+/* The old content's last byte is LF (or there is none)? */
+static int ends_in_lf(int ofd, uint64_t size, bool *lf)
+{
+	char last;
+	int r;
+
+	*lf = true;
+	if (size == 0)
 		return 0;
-	}
-	*got = size;
-	while ((uint64_t)oi < size) {
-		ssize_t n = copy_file_range(in, &oi, out, &oo,
-					    (size_t)(size - (uint64_t)oi), 0);
+	r = fileio_pread_full(ofd, &last, 1, size - 1);
+	if (r < 0)
+		return r;
+	*lf = last == '\n';
+	return 0;
+}
 
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == ENOSYS || errno == EXDEV ||
-			      errno == EINVAL || errno == EOPNOTSUPP))
-			return copy_rw(out, in, (uint64_t)oi, size);
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			/* Some filesystems report 0 instead of failing. */
-			return copy_rw(out, in, (uint64_t)oi, size);
+/* The store as the commit found it: open before the refresh, so that the
+ * index can only be of this file or of one that replaced it (which the
+ * check before the rename then sees). */
+struct old {
+	int fd;          /* -1: there was no store */
+	struct stat st;
+};
+
+static int open_old(const struct writer_lock *lk, struct old *o)
+{
+	o->fd = open(lk->real, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	if (o->fd < 0)
+		return errno == ENOENT ? 0 : fail("open", lk->real, -errno);
+	if (fstat(o->fd, &o->st) < 0)
+		return fail("open", lk->real, -errno);
+	if (!S_ISREG(o->st.st_mode)) {
+		log_err("commit: store %s is %s, not a regular file", lk->real,
+			fileio_kind(o->st.st_mode));
+		return -EINVAL;
 	}
 	return 0;
 }
 
-/* Create the temp file beside the store, with the store's mode and owner. */
-static int make_temp(const struct paths *pp, const char *store,
-		     const struct fault *f, int *tfd, int *ofd,
-		     struct stat *ost)
+/* Is the store path still the file we copied (or still absent)? */
+static int still_same(const struct writer_lock *lk, const struct old *o,
+		      bool *same)
 {
-	int r = fault_at(f, "temp");
+	struct stat st;
 
-	if (r < 0)
-		return fail("temp", pp->tmp, r);
-	*ofd = open(store, O_RDONLY | O_CLOEXEC);
-	if (*ofd < 0 && errno != ENOENT)
-		return fail("temp", store, -errno);
-	if (*ofd >= 0 && fstat(*ofd, ost) < 0)
-		return fail("temp", store, -errno);
-	*tfd = open(pp->tmp, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0644);
-	if (*tfd < 0)
-		return fail("temp", pp->tmp, -errno);
-	/* open() applied the umask; the new store keeps the old one's mode. */
-	if (fchmod(*tfd, *ofd >= 0 ? ost->st_mode & 07777 : 0644) < 0)
-		return fail("temp", pp->tmp, -errno);
-	if (*ofd >= 0 && geteuid() == 0 &&
-	    (ost->st_uid != 0 || ost->st_gid != getegid()) &&
-	    fchown(*tfd, ost->st_uid, ost->st_gid) < 0)
-		return fail("temp", pp->tmp, -errno);
+	if (stat(lk->real, &st) < 0) {
+		if (errno != ENOENT)
+			return fail("before_rename", lk->real, -errno);
+		*same = o->fd < 0;
+		return 0;
+	}
+	*same = o->fd >= 0 && st.st_dev == o->st.st_dev &&
+		st.st_ino == o->st.st_ino && st.st_size == o->st.st_size &&
+		st.st_mtim.tv_sec == o->st.st_mtim.tv_sec &&
+		st.st_mtim.tv_nsec == o->st.st_mtim.tv_nsec;
 	return 0;
+}
+
+static void space_reason(struct atomicfile *af, char why[COMMIT_WHY_LEN])
+{
+	uint64_t need, avail;
+
+	atomicfile_space(af, &need, &avail);
+	if (need)
+		snprintf(why, COMMIT_WHY_LEN, "needs %.1f MB free beside the "
+			 "store, %.1f MB free", need / 1e6, avail / 1e6);
 }
 
 /* Steps 3 and 4: everything between the plan and store_adopt.  *renamed
- * tells whether the store now holds the new content. */
-static int rewrite(struct store *s, const struct paths *pp,
-		   const struct fault *f, const char *lines, size_t len,
-		   bool *renamed, const char **step)
+ * tells whether the store now holds the new content; *replaced that the
+ * store was replaced by another writer since `o` was opened (nothing was
+ * renamed; the caller starts over). */
+static int rewrite(const struct writer_lock *lk, const struct old *o,
+		   const char *lines, size_t len, bool *renamed,
+		   bool *replaced, const char **step, char why[COMMIT_WHY_LEN])
 {
-	const char *store = store_path(s);
-	struct stat ost;
-	uint64_t size = 0;
-	char last;
-	int tfd = -1, ofd = -1, r;
-	ssize_t n;
+	struct atomicfile_opts opts = { .log_tag = "commit" };
+	struct atomicfile *af = NULL;
+	bool lf = true, same = false;
+	int r;
 
-	*renamed = false;
+	*renamed = *replaced = false;
+	/* The new store keeps the old one's mode and owner. */
+	if (o->fd >= 0 && geteuid() == 0 &&
+	    (o->st.st_uid != 0 || o->st.st_gid != getegid())) {
+		opts.chown = true;
+		opts.uid = o->st.st_uid;
+		opts.gid = o->st.st_gid;
+	}
 	*step = "temp";
-	r = make_temp(pp, store, f, &tfd, &ofd, &ost);
+	r = atomicfile_begin(lk->dir, lk->base,
+			     o->fd >= 0 ? o->st.st_mode & 07777 : 0644, &opts,
+			     &af);
 	if (r < 0)
-		goto out_unlink;
+		return r;
 	*step = "copy";
-	r = fault_at(f, "copy");
-	if (!r && ofd >= 0)
-		r = copy_old(tfd, ofd, (uint64_t)ost.st_size, &size);
-	if (r < 0) {
-		fail("copy", pp->tmp, r);
-		goto out_unlink;
+	if (o->fd >= 0) {
+		r = atomicfile_copy_from(af, o->fd, (uint64_t)o->st.st_size,
+					 (uint64_t)len + 1 +
+					 WRITER_SPACE_MARGIN);
+		if (r == -ENOSPC)
+			space_reason(af, why);
+		if (r < 0)
+			goto out_abort;
 	}
 	*step = "append";
-	r = fault_at(f, "append");
-	if (!r && size > 0) {
-		/* The temp is write-only; the old file has the same bytes. */
-		do
-			n = pread(ofd, &last, 1, (off_t)(size - 1));
-		while (n < 0 && errno == EINTR);
-		if (n < 0)
-			r = -errno;
-		else if (n == 0)
-			r = -EIO;
-		if (!r && last != '\n') {
-			r = fileio_pwrite_full(tfd, "\n", 1, size);
-			size++;
+	if (o->fd >= 0) {
+		r = ends_in_lf(o->fd, (uint64_t)o->st.st_size, &lf);
+		if (r < 0) {
+			fail("append", lk->real, r);
+			goto out_abort;
 		}
 	}
+	if (!lf)
+		r = atomicfile_write(af, "\n", 1);
 	if (!r)
-		r = fileio_pwrite_full(tfd, lines, len, size);
-	if (r < 0) {
-		fail("append", pp->tmp, r);
-		goto out_unlink;
-	}
+		r = atomicfile_write(af, lines, len);
+	if (r < 0)
+		goto out_abort;
 	*step = "fsync_temp";
-	r = fault_at(f, "fsync_temp");
-	if (!r && fsync(tfd) < 0)
-		r = -errno;
+	r = atomicfile_sync(af);
+	if (r < 0)
+		goto out_abort;
+	/* Never undo an outside writer (one that ignores the lock): if the
+	 * store is no longer the file we copied, our rename would throw its
+	 * save away.  A replace between this check and the rename can still
+	 * be lost; the window is one stat and one rename wide. */
+	*step = "before_rename";
+	r = fault_at(&lk->fault, "", "before_rename");
 	if (r < 0) {
-		fail("fsync_temp", pp->tmp, r);
-		goto out_unlink;
+		fail("before_rename", lk->real, r);
+		goto out_abort;
+	}
+	r = still_same(lk, o, &same);
+	if (r < 0)
+		goto out_abort;
+	if (!same) {
+		*replaced = true;
+		goto out_abort;
 	}
 	*step = "rename";
-	r = fault_at(f, "rename");
-	if (!r && rename(pp->tmp, store) < 0)
-		r = -errno;
-	if (r < 0) {
-		fail("rename", pp->tmp, r);
-		goto out_unlink;
-	}
-	*renamed = true;
-	*step = "fsync_dir";
-	r = fault_at(f, "fsync_dir");
-	if (!r) {
-		r = fileio_fsync_dir(pp->dir);
-	}
-	if (r < 0) {
-		log_err("commit: fsync_dir %s: %s (the store was already "
-			"renamed; its records may not survive a crash)",
-			pp->dir, strerror(-r));
-		goto out_close;
-	}
-	*step = "done";
-	fault_at(f, "done");
-	goto out_close;
-out_unlink:
-	if (tfd >= 0 && unlink(pp->tmp) < 0)
-		log_err("commit: unlink %s: %s", pp->tmp, strerror(errno));
-out_close:
-	if (tfd >= 0)
-		close(tfd);
-	if (ofd >= 0)
-		close(ofd);
+	r = atomicfile_commit(af, NULL, 0, renamed);
+	if (*renamed)
+		*step = "fsync_dir";
+	return r;
+out_abort:
+	atomicfile_abort(af);
 	return r;
 }
 
+/* Give every request (or every accepted one) the batch's error; `why` is
+ * the reason when not empty, else one made from the step. */
 static void batch_fail(struct writer_req *reqs, size_t n, bool only_accepted,
-		       int r, const char *step, bool renamed)
+		       int r, const char *step, bool renamed, const char *why)
 {
 	size_t i;
 
@@ -419,7 +440,9 @@ static void batch_fail(struct writer_req *reqs, size_t n, bool only_accepted,
 			continue;
 		reqs[i].result = r;
 		reqs[i].count = 0;
-		if (renamed)
+		if (why && why[0])
+			snprintf(reqs[i].reason, COMMIT_WHY_LEN, "%s", why);
+		else if (renamed)
 			snprintf(reqs[i].reason, COMMIT_WHY_LEN,
 				 "the store was replaced but %s failed: the "
 				 "records may not survive a crash", step);
@@ -430,53 +453,96 @@ static void batch_fail(struct writer_req *reqs, size_t n, bool only_accepted,
 	}
 }
 
-int writer_commit(struct store *s, struct writer_req *reqs, size_t n,
-		  size_t max_record)
+/* The reason for a failed writer_lock. */
+static void lock_reason(struct store *s, int r, char why[COMMIT_WHY_LEN])
 {
-	struct commit_plan *plan = NULL;
-	struct paths pp;
-	struct fault f;
-	const char *lines, *step = "lock";
-	bool renamed = false;
-	size_t len, i;
-	int lfd = -1, r, e;
+	struct stat st;
+	char *real;
 
-	fault_read(&f);
-	r = paths_init(store_path(s), &pp);
-	if (r < 0) {
-		batch_fail(reqs, n, false, r, "lock", false);
-		return r;
+	why[0] = '\0';
+	if (r == -ETIMEDOUT) {
+		snprintf(why, COMMIT_WHY_LEN, "timed out waiting for the "
+			 "store's lock (another writer holds %s.lock)",
+			 store_path(s));
+	} else if (r == -EINVAL && fileio_resolve(store_path(s), &real) == 0) {
+		if (stat(real, &st) == 0 && !S_ISREG(st.st_mode))
+			snprintf(why, COMMIT_WHY_LEN, "the store %s is %s, "
+				 "not a regular file", real,
+				 fileio_kind(st.st_mode));
+		free(real);
 	}
-	r = take_lock(&pp, &f, &lfd);
-	if (r < 0) {
-		batch_fail(reqs, n, false, r, "lock", false);
-		goto out_paths;
+}
+
+int writer_commit_locked(struct writer_lock *lk, struct writer_req *reqs,
+			 size_t n, size_t max_record)
+{
+	char why[COMMIT_WHY_LEN] = "";
+	struct commit_plan *plan = NULL;
+	struct store *s = lk->s;
+	const char *lines, *step;
+	bool renamed = false, replaced = false;
+	struct old o;
+	unsigned attempt;
+	size_t len, i;
+	int r, e;
+
+	for (attempt = 1;; attempt++) {
+		step = "open";
+		r = open_old(lk, &o);
+		if (r == -EINVAL)
+			snprintf(why, sizeof(why), "the store %s is %s, not a "
+				 "regular file", lk->real,
+				 fileio_kind(o.st.st_mode));
+		if (r < 0)
+			goto out_fail_all;
+		step = "refresh";
+		r = store_refresh(s, NULL);
+		if (!r)
+			r = commit_plan_new(s, &plan);
+		if (r < 0) {
+			fail("plan", store_path(s), r);
+			goto out_fail_all;
+		}
+		for (i = 0; i < n; i++) {
+			reqs[i].result = commit_plan_add(plan, reqs[i].data,
+							 reqs[i].len,
+							 max_record,
+							 &reqs[i].count,
+							 &reqs[i].first,
+							 &reqs[i].last,
+							 reqs[i].reason);
+			if (reqs[i].result == -ENOMEM)
+				snprintf(reqs[i].reason, COMMIT_WHY_LEN,
+					 "out of memory");
+		}
+		lines = commit_plan_lines(plan, &len);
+		if (len == 0)
+			goto out_plan;
+		r = rewrite(lk, &o, lines, len, &renamed, &replaced, &step,
+			    why);
+		if (!replaced)
+			break;
+		commit_plan_free(plan);
+		plan = NULL;
+		if (o.fd >= 0)
+			close(o.fd);
+		if (attempt == WRITER_ATTEMPTS) {
+			r = -EAGAIN;
+			log_err("commit: %s was replaced by another writer "
+				"during each of %u attempts; giving up",
+				lk->real, attempt);
+			snprintf(why, sizeof(why), "the store was replaced by "
+				 "another writer during each of %u attempts; "
+				 "nothing was committed", attempt);
+			batch_fail(reqs, n, true, r, step, false, why);
+			return r;
+		}
+		log_info("commit: %s was replaced by another writer during "
+			 "the commit; starting over with its content",
+			 lk->real);
 	}
-	remove_stale(&pp);
-	step = "refresh";
-	r = store_refresh(s, NULL);
-	if (!r)
-		r = commit_plan_new(s, &plan);
-	if (r < 0) {
-		fail("plan", store_path(s), r);
-		batch_fail(reqs, n, false, r, step, false);
-		goto out_unlock;
-	}
-	for (i = 0; i < n; i++) {
-		reqs[i].result = commit_plan_add(plan, reqs[i].data, reqs[i].len,
-						 max_record, &reqs[i].count,
-						 &reqs[i].first, &reqs[i].last,
-						 reqs[i].reason);
-		if (reqs[i].result == -ENOMEM)
-			snprintf(reqs[i].reason, COMMIT_WHY_LEN,
-				 "out of memory");
-	}
-	lines = commit_plan_lines(plan, &len);
-	if (len == 0)
-		goto out_plan;
-	r = rewrite(s, &pp, &f, lines, len, &renamed, &step);
 	if (r < 0)
-		batch_fail(reqs, n, true, r, step, renamed);
+		batch_fail(reqs, n, true, r, step, renamed, why);
 	if (renamed) {
 		/* The path holds the new content whatever fsync_dir said. */
 		e = store_adopt(s, NULL);
@@ -486,9 +552,30 @@ int writer_commit(struct store *s, struct writer_req *reqs, size_t n,
 	}
 out_plan:
 	commit_plan_free(plan);
-out_unlock:
-	close(lfd);
-out_paths:
-	paths_free(&pp);
+	if (o.fd >= 0)
+		close(o.fd);
+	return r;
+out_fail_all:
+	batch_fail(reqs, n, false, r, step, false, why);
+	if (o.fd >= 0)
+		close(o.fd);
+	return r;
+}
+
+int writer_commit(struct store *s, struct writer_req *reqs, size_t n,
+		  size_t max_record)
+{
+	char why[COMMIT_WHY_LEN];
+	struct writer_lock *lk;
+	int r;
+
+	r = writer_lock(s, WRITER_LOCK_TIMEOUT_MS_DEFAULT, &lk);
+	if (r < 0) {
+		lock_reason(s, r, why);
+		batch_fail(reqs, n, false, r, "lock", false, why);
+		return r;
+	}
+	r = writer_commit_locked(lk, reqs, n, max_record);
+	writer_unlock(lk);
 	return r;
 }

@@ -1,38 +1,46 @@
 /* incoming.c - the drop box behind incoming/.
  *
- * Why the design looks like this:
- *  - The kernel sends FLUSH on every close() of every descriptor, RELEASE
- *    only after the last one, and RELEASE errors never reach the writer.  So
- *    the error a writer sees must come out of flush: flush commits and waits.
- *    Because one drop may be closed several times (a shell's children,
- *    dup'd descriptors), a flush of JSON that is merely unfinished (the
- *    syntax error is at the very end, more bytes may come) is a no-op, and a
- *    flush of bytes already committed is a no-op too.
- *  - The bytes committed are remembered as a prefix (`committed`): a later
- *    write past it (a second child writing through the same descriptor)
- *    starts a new drop in the same file that commits at the next flush;
- *    changing committed bytes is refused with -EINVAL (truncate to 0 starts
- *    over).
- *  - A drop whose commit failed is kept beside the store right away, before
- *    flush returns the error: RELEASE is asynchronous, so a writer that just
- *    saw close() fail must already find <name>.rejected and <name>.reason.
- *    If the same drop is changed and then commits, the kept copy is removed;
- *    if it fails again, the kept copy is replaced.  A drop closed for the
- *    last time with bytes that never committed (unfinished JSON) is kept at
- *    release.
- *  - One committer thread owns the writer; flushes queue a job and sleep.
- *    Whatever is queued when the committer wakes goes into one
- *    writer_commit: many writers share one rewrite and one fsync.
- *  - While a commit or a keep of a drop is in flight (`busy`), writes and
- *    other commits of that drop wait, so the bytes committed are the bytes
- *    in the buffer.
+ * Contents: the states of a drop; the table; kept files (keep.h); requests
+ * and the pump that answers them; the committer's callback; setup and
+ * teardown; the entry points in incoming.h's order.
+ *
+ * A drop's states.  `pending` is the bytes past `committed`; "err@gen" is a
+ * failure recorded for the bytes as they are now (any write bumps gen and
+ * clears it); every row may also be `busy` (a commit or a keep of it is in
+ * flight: requests queue on it, overlapping writes wait).
+ *
+ *   state       listed  lookup  flush/fsync does              last release
+ *   ----------  ------  ------  ---------------------------   -------------
+ *   WRITING     yes     yes     commit pending (plain name);   keep pending
+ *                               nothing (staging name)         (plain name)
+ *   UNFINISHED  yes     yes     -EINVAL, stays WRITING         keep pending
+ *   REJECTED    no (*)  no (*)  the same error again           -
+ *   COMMITTED   no      grace   0 (nothing new)                -
+ *   DISCARDED   no      no      0                              -
+ *
+ *   (*) the kept copy is listed as <k>.rejected / <k>.reason instead; a
+ *       staging drop whose rename failed stays listed under its own name.
+ *
+ * Transitions: a write or truncate makes any state but DISCARDED WRITING
+ * again (O_TRUNC or truncate to 0 start over from committed = 0); a commit
+ * that succeeds makes it COMMITTED (its kept copy, if any, is removed); one
+ * that fails makes it REJECTED (kept at once: RELEASE is asynchronous, so a
+ * writer that just saw close() fail must already find <k>.reason); unlink
+ * makes it DISCARDED; a committed name leaves lookup when its grace period
+ * ends or it is unlinked.
+ *
+ * Why requests queue on the drop and not on a thread: a flush may wait
+ * seconds for a lock another tool holds.  The FUSE thread that brought it
+ * returns at once; the committer's callback answers it and then looks at
+ * the next request of that drop (a second descriptor's flush, the release).
+ * So no thread waits for a commit, and the answers of one drop keep their
+ * order.
  *
  * The table is a small array in creation order (incoming/ holds what is
  * being written right now plus rejected drops); lookups are linear.
  */
 #include "incoming.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -42,96 +50,100 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "committer.h"
+#include "dropbuf.h"
 #include "fileio.h"
 #include "jtext.h"
+#include "keep.h"
 #include "log.h"
 #include "writer.h"
 
 #define REASON_LEN (COMMIT_WHY_LEN + 64)
-#define TMP_PREFIX ".iterfs-tmp."
 #define SUFFIX_REJECTED ".rejected"
 #define SUFFIX_REASON ".reason"
-/* A kept name is at most BASE_MAX bytes of the drop's name plus ".<n>", so
- * that "<kept>.rejected" still fits in NAME_MAX. */
-#define BASE_MAX (NAME_MAX - 24)
-#define KEPT_MAX (BASE_MAX + 11)
-#define KEPT_TRIES 100000
 
 enum ent_kind {
 	ENT_DROP,
-	ENT_REJECTED, /* "<k>.rejected": the file <rejdir>/<k> */
-	ENT_REASON,   /* "<k>.reason": the file <rejdir>/<k>.reason */
+	ENT_KEPT,     /* "<k>.rejected": the kept bytes */
+	ENT_REASON,   /* "<k>.reason": the kept reason */
 };
 
-enum commit_mode { MODE_FLUSH, MODE_FSYNC, MODE_CLOSE };
+enum req_kind { RQ_FLUSH, RQ_FSYNC, RQ_RENAME, RQ_RELEASE };
+
+/* A request waiting for its answer (guarded by in->lock). */
+struct req {
+	enum req_kind kind;
+	incoming_reply_fn *reply;
+	void *arg;
+	char newname[NAME_MAX + 1]; /* RQ_RENAME */
+	struct req *next;
+};
+
+/* An answer to send once in->lock is released. */
+struct answer {
+	incoming_reply_fn *reply;
+	void *arg;
+	int result;
+};
+
+struct answers {
+	struct answer *v;
+	size_t n, cap;
+};
 
 /* Every field is guarded by in->lock. */
 struct ent {
+	struct incoming *in;      /* owner (constant) */
 	uint64_t ino;
 	enum ent_kind kind;
 	char name[NAME_MAX + 1];  /* as shown in incoming/ */
-	bool listed;              /* reachable by name (else only by ino) */
+	bool listed;              /* in readdir and lookup */
+	uint64_t grace_until;     /* CLOCK_MONOTONIC ns; lookup only */
 	unsigned opens;
-	bool busy;                /* drop: a commit or keep is in flight */
+	mode_t mode;              /* permission bits shown */
+	uid_t uid;
+	gid_t gid;
 	struct timespec mtime;
 
-	/* ENT_REJECTED, ENT_REASON */
-	char *file;               /* absolute path beside the store */
+	/* ENT_KEPT, ENT_REASON */
+	char *file;               /* absolute path in the kept directory */
 	uint64_t size;
 
 	/* ENT_DROP */
-	struct buf data;
-	size_t committed;         /* data[0, committed) is in the store */
-	uint64_t gen;             /* bumped by every change of data */
+	struct dropbuf *db;
+	uint64_t committed;       /* [0, committed) is in the store */
+	uint64_t gen;             /* bumped by every change of the bytes */
+	bool staging;             /* name starts with '.' */
 	bool discarded;           /* rm'd: never committed nor kept */
 	bool efbig;               /* a write went past max_record */
 	int err;                  /* last failure, valid while err_gen == gen */
 	uint64_t err_gen;
 	char reason[REASON_LEN];  /* the one-line reason of err */
-	char kept[KEPT_MAX + 1];  /* name in the rejected dir, "" when none */
+	struct keep_id kept;      /* kept copy; kept.name[0] == 0: none */
 	uint64_t kept_gen;        /* gen whose bytes the kept copy holds */
-};
-
-/* A commit request; it lives on the stack of the thread that waits for it.
- * The waiter fills data and len before queuing it; the committer fills the
- * results without the lock (nobody reads them yet), then sets `done` under
- * in->lock, after which they belong to the waiter again. */
-struct job {
-	char *data;
-	size_t len;
-	int result;
-	char reason[COMMIT_WHY_LEN];
-	size_t count;
-	bool done;
-	struct job *next;
+	bool busy;                /* a commit or keep is in flight */
+	struct req *waiting;      /* FIFO of requests */
+	struct req *cur;          /* the request whose commit is in flight */
+	struct committer_job job; /* in flight while busy && cur */
+	struct dropbuf_view view; /* the bytes job.data points into */
+	uint64_t job_end;         /* committed after the job succeeds */
 };
 
 struct incoming {
 	struct store *store;
 	struct incoming_opts o;
-	char *rejdir;             /* "<store>.rejected" */
-	char *parent;             /* the store's directory */
+	struct keepdir *kd;       /* "<store>.rejected" */
+	struct dropbuf_pool *pool;/* guarded by in->lock */
+	struct committer *c;
 
 	pthread_mutex_t lock;
-	pthread_cond_t work;      /* committer: a job was queued, or stop */
-	pthread_cond_t done;      /* a job finished or a drop stopped being busy */
+	pthread_cond_t idle;      /* a drop stopped being busy */
 	struct ent **ents;        /* guarded by in->lock */
 	size_t n, cap;            /* guarded by in->lock */
 	uint64_t counter;         /* guarded by in->lock: inode numbers */
-	struct job *queue;        /* guarded by in->lock */
-	struct job **tail;        /* guarded by in->lock */
-	size_t queued;            /* guarded by in->lock: jobs in queue */
-	bool stop;                /* guarded by in->lock */
-	pthread_t committer;
-
-	/* Serialises writing and removing files in the rejected directory, so
-	 * that choosing a free name and taking it are one step.  Never taken
-	 * with in->lock held. */
-	pthread_mutex_t keep_lock;
 };
 
 static bool ends_with(const char *s, const char *suffix)
@@ -141,21 +153,12 @@ static bool ends_with(const char *s, const char *suffix)
 	return n >= m && memcmp(s + n - m, suffix, m) == 0;
 }
 
-static bool is_blank(const char *p, size_t n)
+static uint64_t mono_ns(void)
 {
-	size_t i;
+	struct timespec ts;
 
-	for (i = 0; i < n; i++)
-		if (p[i] != ' ' && p[i] != '\t' && p[i] != '\n' && p[i] != '\r')
-			return false;
-	return true;
-}
-
-/* The bytes of a drop past what is committed. */
-static const char *pending(const struct ent *d, size_t *len)
-{
-	*len = d->data.len - d->committed;
-	return *len ? d->data.data + d->committed : "";
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 static void now(struct timespec *ts)
@@ -168,7 +171,51 @@ bool incoming_owns(uint64_t ino)
 	return ino >= INCOMING_INO_BASE;
 }
 
+/* --- answers ------------------------------------------------------------ */
+
+static void answer_add(struct answers *as, incoming_reply_fn *reply, void *arg,
+		       int result)
+{
+	struct answer *v;
+	size_t cap;
+
+	if (as->n == as->cap) {
+		cap = as->cap ? as->cap * 2 : 4;
+		v = realloc(as->v, cap * sizeof(*v));
+		if (!v) {
+			/* Cannot be queued: answer now, lock or not (the
+			 * reply functions never take in->lock). */
+			reply(arg, result);
+			return;
+		}
+		as->v = v;
+		as->cap = cap;
+	}
+	as->v[as->n++] = (struct answer){ reply, arg, result };
+}
+
+static void answers_send(struct answers *as)
+{
+	size_t i;
+
+	for (i = 0; i < as->n; i++)
+		as->v[i].reply(as->v[i].arg, as->v[i].result);
+	free(as->v);
+	memset(as, 0, sizeof(*as));
+}
+
+static void answer_req(struct answers *as, struct req *rq, int result)
+{
+	answer_add(as, rq->reply, rq->arg, result);
+	free(rq);
+}
+
 /* --- the table (in->lock held) ------------------------------------------ */
+
+static bool resolvable(const struct ent *e, uint64_t t)
+{
+	return e->listed || e->grace_until > t;
+}
 
 static struct ent *find_ino(struct incoming *in, uint64_t ino)
 {
@@ -180,14 +227,24 @@ static struct ent *find_ino(struct incoming *in, uint64_t ino)
 	return NULL;
 }
 
+/* The entry `name` resolves to: a listed one first, else a committed name
+ * in its grace period. */
 static struct ent *find_name(struct incoming *in, const char *name)
 {
+	struct ent *grace = NULL;
+	uint64_t t = mono_ns();
 	size_t i;
 
-	for (i = 0; i < in->n; i++)
-		if (in->ents[i]->listed && strcmp(in->ents[i]->name, name) == 0)
-			return in->ents[i];
-	return NULL;
+	for (i = 0; i < in->n; i++) {
+		struct ent *e = in->ents[i];
+
+		if (!resolvable(e, t) || strcmp(e->name, name) != 0)
+			continue;
+		if (e->listed)
+			return e;
+		grace = e;
+	}
+	return grace;
 }
 
 static int ent_add(struct incoming *in, enum ent_kind kind, const char *name,
@@ -207,10 +264,14 @@ static int ent_add(struct incoming *in, enum ent_kind kind, const char *name,
 	e = calloc(1, sizeof(*e));
 	if (!e)
 		return -ENOMEM;
+	e->in = in;
 	e->ino = INCOMING_INO_BASE + ++in->counter;
 	e->kind = kind;
 	snprintf(e->name, sizeof(e->name), "%s", name);
 	e->listed = true;
+	e->mode = kind == ENT_DROP ? 0644 : 0444;
+	e->uid = in->o.uid;
+	e->gid = in->o.gid;
 	now(&e->mtime);
 	in->ents[in->n++] = e;
 	*out = e;
@@ -219,7 +280,14 @@ static int ent_add(struct incoming *in, enum ent_kind kind, const char *name,
 
 static void ent_free(struct ent *e)
 {
-	buf_free(&e->data);
+	struct req *rq, *next;
+
+	for (rq = e->waiting; rq; rq = next) {
+		next = rq->next;
+		free(rq);
+	}
+	dropbuf_view_release(&e->view);
+	dropbuf_free(e->db);
 	free(e->file);
 	free(e);
 }
@@ -229,7 +297,8 @@ static void ent_maybe_free(struct incoming *in, struct ent *e)
 {
 	size_t i;
 
-	if (e->listed || e->opens || e->busy)
+	if (e->listed || e->grace_until > mono_ns() || e->opens || e->busy ||
+	    e->waiting)
 		return;
 	for (i = 0; i < in->n; i++) {
 		if (in->ents[i] == e) {
@@ -242,26 +311,45 @@ static void ent_maybe_free(struct incoming *in, struct ent *e)
 	ent_free(e);
 }
 
-static void ent_unlist(struct incoming *in, const char *name)
+/* Forget committed names whose grace period is over. */
+static void expire(struct incoming *in)
+{
+	uint64_t t = mono_ns();
+	size_t i;
+
+	for (i = in->n; i-- > 0;) {
+		struct ent *e = in->ents[i];
+
+		if (!e->listed && e->grace_until && e->grace_until <= t) {
+			e->grace_until = 0;
+			ent_maybe_free(in, e);
+		}
+	}
+}
+
+/* Take `e` out of lookup and readdir. */
+static void ent_hide(struct incoming *in, struct ent *e)
+{
+	e->listed = false;
+	e->grace_until = 0;
+	ent_maybe_free(in, e);
+}
+
+static void ent_hide_name(struct incoming *in, const char *name)
 {
 	struct ent *e = find_name(in, name);
 
-	if (e) {
-		e->listed = false;
-		ent_maybe_free(in, e);
-	}
+	if (e)
+		ent_hide(in, e);
 }
 
 static void ent_attr(const struct ent *e, struct incoming_attr *a)
 {
 	a->ino = e->ino;
-	if (e->kind == ENT_DROP) {
-		a->mode = S_IFREG | 0644;
-		a->size = e->data.len;
-	} else {
-		a->mode = S_IFREG | 0444;
-		a->size = e->size;
-	}
+	a->mode = S_IFREG | e->mode;
+	a->uid = e->uid;
+	a->gid = e->gid;
+	a->size = e->kind == ENT_DROP ? dropbuf_size(e->db) : e->size;
 	a->mtime = e->mtime;
 }
 
@@ -275,9 +363,9 @@ static int ent_add_file(struct incoming *in, enum ent_kind kind,
 	char *path;
 	int r;
 
-	if (asprintf(&path, "%s/%s", in->rejdir, file) < 0)
+	if (asprintf(&path, "%s/%s", keepdir_path(in->kd), file) < 0)
 		return -ENOMEM;
-	ent_unlist(in, name);
+	ent_hide_name(in, name);
 	r = ent_add(in, kind, name, &e);
 	if (r < 0) {
 		free(path);
@@ -289,229 +377,47 @@ static int ent_add_file(struct incoming *in, enum ent_kind kind,
 	return 0;
 }
 
-/* --- the rejected directory (no in->lock) -------------------------------- */
-
-static int fsync_dir(const char *dir)
+/* The entries of the kept drop `k`: "<k>.rejected", and "<k>.reason"
+ * when it has a reason of `reason_size` bytes (< 0: none). */
+static int show_kept(struct incoming *in, const char *k, uint64_t size,
+		     int64_t reason_size, const struct timespec *mtime)
 {
-	int r = fileio_fsync_dir(dir);
+	char name[NAME_MAX + 1], file[NAME_MAX + 1];
+	int r;
 
-	if (r < 0)
-		log_err("incoming: fsync directory %s: %s", dir, strerror(-r));
-	return r;
-}
-
-/* Cleanup after a failed step: the failure is already reported, a temp
- * left behind is only logged. */
-static void remove_tmp(int dfd, const char *dir, const char *tmp)
-{
-	if (unlinkat(dfd, tmp, 0) < 0)
-		log_warn("incoming: unlink %s/%s: %s", dir, tmp,
-			 strerror(errno));
-}
-
-/* Write `n` bytes durably into a new temporary file `tmp` in dfd. */
-static int write_tmp(int dfd, const char *dir, const char *tmp, const char *p,
-		     size_t n)
-{
-	const char *step = "write";
-	int fd, r = 0;
-
-	fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		r = -errno;
-		log_err("incoming: create %s/%s: %s", dir, tmp, strerror(-r));
+	snprintf(name, sizeof(name), "%s" SUFFIX_REJECTED, k);
+	r = ent_add_file(in, ENT_KEPT, name, k, size, mtime);
+	if (r < 0 || reason_size < 0)
 		return r;
-	}
-	r = fileio_pwrite_full(fd, p, n, 0);
-	if (r < 0)
-		goto out_close;
-	step = "fsync";
-	if (fsync(fd) < 0)
-		r = -errno;
-out_close:
-	if (close(fd) < 0 && !r) {
-		step = "close";
-		r = -errno;
-	}
-	if (r < 0) {
-		log_err("incoming: %s %s/%s: %s", step, dir, tmp, strerror(-r));
-		remove_tmp(dfd, dir, tmp);
-	}
-	return r;
+	snprintf(name, sizeof(name), "%s" SUFFIX_REASON, k);
+	snprintf(file, sizeof(file), "%s" SUFFIX_REASON, k);
+	return ent_add_file(in, ENT_REASON, name, file, (uint64_t)reason_size,
+			    mtime);
 }
 
-static void tmp_name(char *out, size_t size)
+static void hide_kept(struct incoming *in, const char *k)
 {
-	unsigned rnd;
+	char name[NAME_MAX + 1];
 
-	if (getrandom(&rnd, sizeof(rnd), GRND_NONBLOCK) != sizeof(rnd))
-		rnd = (unsigned)rand();
-	snprintf(out, size, TMP_PREFIX "%ld.%08x", (long)getpid(), rnd);
+	snprintf(name, sizeof(name), "%s" SUFFIX_REJECTED, k);
+	ent_hide_name(in, name);
+	snprintf(name, sizeof(name), "%s" SUFFIX_REASON, k);
+	ent_hide_name(in, name);
 }
 
-static bool exists_at(int dfd, const char *name)
-{
-	struct stat st;
-
-	return fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 ||
-	       errno != ENOENT;
-}
-
-/* rename tmp -> name unless name exists.  Returns 0, -EEXIST or -errno. */
-static int rename_noreplace(int dfd, const char *tmp, const char *name)
-{
-	if (renameat2(dfd, tmp, dfd, name, RENAME_NOREPLACE) == 0)
-		return 0;
-	if (errno != EINVAL && errno != ENOSYS)
-		return -errno;
-	/* The filesystem cannot do it atomically; keep_lock still makes it
-	 * safe against this process. */
-	if (exists_at(dfd, name))
-		return -EEXIST;
-	return renameat(dfd, tmp, dfd, name) == 0 ? 0 : -errno;
-}
-
-/* The base of a kept name: the drop's name cut to BASE_MAX bytes, not
- * inside a UTF-8 sequence. */
-static void kept_base(const char *name, char *out, size_t size)
-{
-	size_t n = strlen(name);
-
-	if (n > BASE_MAX) {
-		n = BASE_MAX;
-		while (n > 0 && ((unsigned char)name[n] & 0xc0) == 0x80)
-			n--;
-	}
-	snprintf(out, size, "%.*s", (int)n, name);
-}
-
-/* Write the bytes and the reason line durably into the rejected directory.
- * With reuse non-empty the kept files of that name are replaced; otherwise
- * a free name is chosen from `base`: base, base.1, base.2, ...  The chosen
- * name goes to kept. */
-static int keep_files(struct incoming *in, const char *base, const char *reuse,
-		      const char *data, size_t len, const char *reason,
-		      char kept[KEPT_MAX + 1])
-{
-	char tmp[64], cand[KEPT_MAX + 1], rname[NAME_MAX + 1], *line = NULL;
-	bool created = false;
-	unsigned i;
-	int dfd, r, len_line;
-
-	len_line = asprintf(&line, "%s\n", reason);
-	if (len_line < 0)
-		return -ENOMEM;
-	pthread_mutex_lock(&in->keep_lock);
-	if (mkdir(in->rejdir, 0755) == 0) {
-		created = true;
-	} else if (errno != EEXIST) {
-		r = -errno;
-		log_err("incoming: mkdir %s: %s", in->rejdir, strerror(-r));
-		goto out_unlock;
-	}
-	if (created) {
-		r = fsync_dir(in->parent);
-		if (r < 0)
-			goto out_unlock;
-	}
-	dfd = open(in->rejdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0) {
-		r = -errno;
-		log_err("incoming: open %s: %s", in->rejdir, strerror(-r));
-		goto out_unlock;
-	}
-	tmp_name(tmp, sizeof(tmp));
-	r = write_tmp(dfd, in->rejdir, tmp, data, len);
-	if (r < 0)
-		goto out_close;
-	if (reuse[0]) {
-		snprintf(cand, sizeof(cand), "%s", reuse);
-		r = renameat(dfd, tmp, dfd, cand) == 0 ? 0 : -errno;
-	} else {
-		r = -EEXIST;
-		for (i = 0; i < KEPT_TRIES && r == -EEXIST; i++) {
-			if (i == 0)
-				snprintf(cand, sizeof(cand), "%s", base);
-			else
-				snprintf(cand, sizeof(cand), "%s.%u", base, i);
-			snprintf(rname, sizeof(rname), "%s" SUFFIX_REASON, cand);
-			if (ends_with(cand, SUFFIX_REASON) ||
-			    ends_with(cand, SUFFIX_REJECTED) ||
-			    strncmp(cand, TMP_PREFIX, strlen(TMP_PREFIX)) == 0 ||
-			    exists_at(dfd, rname))
-				continue;
-			r = rename_noreplace(dfd, tmp, cand);
-		}
-	}
-	if (r < 0) {
-		log_err("incoming: rename %s/%s: %s", in->rejdir, tmp,
-			strerror(-r));
-		remove_tmp(dfd, in->rejdir, tmp);
-		goto out_close;
-	}
-	snprintf(rname, sizeof(rname), "%s" SUFFIX_REASON, cand);
-	tmp_name(tmp, sizeof(tmp));
-	r = write_tmp(dfd, in->rejdir, tmp, line, (size_t)len_line);
-	if (r < 0)
-		goto out_close;
-	if (renameat(dfd, tmp, dfd, rname) < 0) {
-		r = -errno;
-		log_err("incoming: rename %s/%s: %s", in->rejdir, tmp,
-			strerror(-r));
-		remove_tmp(dfd, in->rejdir, tmp);
-		goto out_close;
-	}
-	if (fsync(dfd) < 0) {
-		r = -errno;
-		log_err("incoming: fsync directory %s: %s", in->rejdir,
-			strerror(-r));
-		goto out_close;
-	}
-	snprintf(kept, KEPT_MAX + 1, "%s", cand);
-out_close:
-	close(dfd);
-out_unlock:
-	pthread_mutex_unlock(&in->keep_lock);
-	free(line);
-	return r;
-}
-
-static void unkeep_files(struct incoming *in, const char *kept)
-{
-	char rname[NAME_MAX + 1];
-	int dfd;
-
-	snprintf(rname, sizeof(rname), "%s" SUFFIX_REASON, kept);
-	pthread_mutex_lock(&in->keep_lock);
-	dfd = open(in->rejdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0) {
-		log_warn("incoming: open %s: %s", in->rejdir, strerror(errno));
-		goto out_unlock;
-	}
-	if (unlinkat(dfd, kept, 0) < 0 && errno != ENOENT)
-		log_warn("incoming: unlink %s/%s: %s", in->rejdir, kept,
-			 strerror(errno));
-	if (unlinkat(dfd, rname, 0) < 0 && errno != ENOENT)
-		log_warn("incoming: unlink %s/%s: %s", in->rejdir, rname,
-			 strerror(errno));
-	close(dfd);
-out_unlock:
-	pthread_mutex_unlock(&in->keep_lock);
-}
-
-/* --- drops (in->lock held; these may drop and retake it) ----------------- */
-
-static void wait_idle(struct incoming *in, struct ent *d)
-{
-	while (d->busy)
-		pthread_cond_wait(&in->done, &in->lock);
-}
+/* --- drops (in->lock held; the I/O ones drop and retake it) -------------- */
 
 static void set_busy(struct incoming *in, struct ent *d, bool busy)
 {
 	d->busy = busy;
 	if (!busy)
-		pthread_cond_broadcast(&in->done);
+		pthread_cond_broadcast(&in->idle);
+}
+
+static void wait_idle(struct incoming *in, struct ent *d)
+{
+	while (d->busy)
+		pthread_cond_wait(&in->idle, &in->lock);
 }
 
 static int drop_fail(struct ent *d, int err, const char *fmt, ...)
@@ -529,90 +435,136 @@ static int drop_fail(struct ent *d, int err, const char *fmt, ...)
 	return err;
 }
 
-static void drop_reset(struct ent *d)
+static bool failed_now(const struct ent *d)
 {
-	buf_reset(&d->data);
-	d->committed = 0;
-	d->efbig = false;
+	return d->err && d->err_gen == d->gen;
+}
+
+static uint64_t pending_len(const struct ent *d)
+{
+	return dropbuf_size(d->db) - d->committed;
+}
+
+/* Bytes changed: any recorded failure and any committed name are stale. */
+static void touched(struct ent *d)
+{
 	d->gen++;
 	now(&d->mtime);
 }
 
-/* Keep the uncommitted bytes of a failed drop beside the store, unless the
- * kept copy already holds them. */
-static void drop_keep(struct incoming *in, struct ent *d)
+static int keep_err(const struct ent *d, const char *base, int r)
 {
-	char base[BASE_MAX + 1], reuse[KEPT_MAX + 1], kept[KEPT_MAX + 1];
-	char reason[REASON_LEN], name[NAME_MAX + 1], fname[NAME_MAX + 1];
-	struct timespec t;
+	log_err("incoming: drop %s rejected (%s) and could not be kept as "
+		"%s in the rejected directory: %s", d->name, d->reason, base,
+		strerror(-r));
+	return r;
+}
+
+/* Keep the pending bytes of a failed drop as rejected, under a name from
+ * `base`, unless the kept copy already holds them.  A plain drop leaves the
+ * listing (it lives on as <k>.rejected: a re-send under its name is a new
+ * drop); a staging one stays, its writer still owns the name. */
+static void drop_keep(struct incoming *in, struct ent *d, const char *base)
+{
+	struct dropbuf_view v;
+	struct keep_id id = d->kept;
+	char reason[REASON_LEN], b[NAME_MAX + 1], old[NAME_MAX + 1];
+	char name[NAME_MAX + 1];
 	uint64_t gen = d->gen;
-	const char *p;
+	struct timespec t;
 	size_t len;
-	char *copy;
 	int r;
 
-	if (!d->err || d->err_gen != gen || (d->kept[0] && d->kept_gen == gen))
+	if (!failed_now(d) || (d->kept.name[0] && d->kept_gen == gen))
 		return;
-	p = pending(d, &len);
-	copy = malloc(len + 1);
-	if (!copy) {
-		log_err("incoming: keeping %s: %s", d->name, strerror(ENOMEM));
+	r = dropbuf_view(d->db, d->committed, (size_t)pending_len(d), &v);
+	if (r < 0) {
+		keep_err(d, base, r);
 		return;
 	}
-	memcpy(copy, p, len);
-	kept_base(d->name, base, sizeof(base));
-	snprintf(reuse, sizeof(reuse), "%s", d->kept);
 	snprintf(reason, sizeof(reason), "%s", d->reason);
+	snprintf(b, sizeof(b), "%s", base);
+	snprintf(old, sizeof(old), "%s", d->kept.name);
 	snprintf(name, sizeof(name), "%s", d->name);
+	len = v.len;
 	set_busy(in, d, true);
 	pthread_mutex_unlock(&in->lock);
 
-	r = keep_files(in, base, reuse, copy, len, reason, kept);
+	r = keepdir_put(in->kd, b, v.p, len, reason, &id);
+	dropbuf_view_release(&v);
 	if (r == 0)
-		log_warn("incoming: drop %s rejected (%s), kept as %s/%s", name,
-			 reason, in->rejdir, kept);
-	else
-		log_err("incoming: drop %s rejected (%s) and could not be kept "
-			"in %s: %s", name, reason, in->rejdir, strerror(-r));
-	free(copy);
+		log_warn("incoming: drop %s rejected (%s), kept as %s/%s",
+			 name, reason, keepdir_path(in->kd), id.name);
 
 	pthread_mutex_lock(&in->lock);
-	if (r == 0) {
-		/* The drop now lives on as <kept>.rejected: a writer re-sending
-		 * under the same name gets a new drop, not this failed one. */
-		d->listed = false;
-		snprintf(d->kept, sizeof(d->kept), "%s", kept);
-		d->kept_gen = gen;
-		now(&t);
-		snprintf(name, sizeof(name), "%s" SUFFIX_REJECTED, kept);
-		r = ent_add_file(in, ENT_REJECTED, name, kept, len, &t);
-		snprintf(name, sizeof(name), "%s" SUFFIX_REASON, kept);
-		snprintf(fname, sizeof(fname), "%s" SUFFIX_REASON, kept);
-		if (!r)
-			r = ent_add_file(in, ENT_REASON, name, fname,
-					 strlen(reason) + 1, &t);
-		if (r < 0)
-			log_err("incoming: listing %s: %s", kept, strerror(-r));
-	}
 	set_busy(in, d, false);
+	if (r < 0) {
+		keep_err(d, b, r);
+		return;
+	}
+	if (old[0] && strcmp(old, id.name) != 0)
+		hide_kept(in, old);
+	d->kept = id;
+	d->kept_gen = gen;
+	if (!d->staging) {
+		d->listed = false;
+		d->grace_until = 0;
+	}
+	now(&t);
+	r = show_kept(in, id.name, len, (int64_t)strlen(reason) + 1, &t);
+	if (r < 0)
+		log_err("incoming: listing %s: %s", id.name, strerror(-r));
 }
 
 /* The drop committed after all: its kept copy is stale. */
 static void drop_unkeep(struct incoming *in, struct ent *d)
 {
-	char kept[KEPT_MAX + 1], name[NAME_MAX + 1];
+	struct keep_id id = d->kept;
+	int r;
 
-	snprintf(kept, sizeof(kept), "%s", d->kept);
-	d->kept[0] = '\0';
-	snprintf(name, sizeof(name), "%s" SUFFIX_REJECTED, kept);
-	ent_unlist(in, name);
-	snprintf(name, sizeof(name), "%s" SUFFIX_REASON, kept);
-	ent_unlist(in, name);
+	if (!id.name[0])
+		return;
+	d->kept.name[0] = '\0';
+	hide_kept(in, id.name);
 	set_busy(in, d, true);
 	pthread_mutex_unlock(&in->lock);
-	unkeep_files(in, kept);
+	r = keepdir_remove(in->kd, &id);
+	if (r < 0 && r != -ENOENT)
+		log_warn("incoming: removing the stale kept copy %s/%s: %s",
+			 keepdir_path(in->kd), id.name, strerror(-r));
 	pthread_mutex_lock(&in->lock);
 	set_busy(in, d, false);
+}
+
+/* A commit landed on "<k>.rejected": the user fixed that kept drop. */
+static void unkeep_target(struct incoming *in, const char *target)
+{
+	struct ent *t = find_name(in, target);
+	char k[NAME_MAX + 1];
+	int r;
+
+	if (!t || t->kind != ENT_KEPT)
+		return;
+	snprintf(k, sizeof(k), "%.*s",
+		 (int)(strlen(target) - strlen(SUFFIX_REJECTED)), target);
+	hide_kept(in, k);
+	pthread_mutex_unlock(&in->lock);
+	r = keepdir_unlink_name(in->kd, k);
+	pthread_mutex_lock(&in->lock);
+	if (r < 0 && r != -ENOENT)
+		log_warn("incoming: removing %s/%s after its fix committed: %s",
+			 keepdir_path(in->kd), k, strerror(-r));
+}
+
+/* The kept base for a drop failing under `name`: a target "<k>.rejected"
+ * stands for k. */
+static void base_of(const char *name, char out[NAME_MAX + 1])
+{
+	size_t n = strlen(name);
+
+	if (ends_with(name, SUFFIX_REJECTED))
+		n -= strlen(SUFFIX_REJECTED);
+	snprintf(out, NAME_MAX + 1, "%.*s", (int)n, name);
 }
 
 static int count_value(struct jtext_span v, void *arg)
@@ -622,208 +574,291 @@ static int count_value(struct jtext_span v, void *arg)
 	return 0;
 }
 
-/* Commit the bytes past `committed`, if there are any and they are
- * complete; see the top of the file for the rules of each mode.  On failure
- * d->err / d->reason are set (the caller keeps the drop). */
-static int drop_commit(struct incoming *in, struct ent *d, enum commit_mode m)
+/* --- the pump: answer a drop's requests in order (in->lock held) --------- */
+
+static void job_done(struct committer_job *job);
+
+/* Give `d` the name `to` (hiding any other entry of that name) and, for
+ * a plain name after a commit, the grace period instead of the listing. */
+static void drop_rename(struct incoming *in, struct ent *d, const char *to,
+			bool committed)
 {
-	struct job job;
-	size_t start, len, errpos = 0;
-	const char *p;
+	struct ent *old = find_name(in, to);
+
+	if (old && old != d) {
+		if (old->kind == ENT_DROP)
+			old->discarded = true;
+		ent_hide(in, old);
+	}
+	snprintf(d->name, sizeof(d->name), "%s", to);
+	d->staging = to[0] == '.';
+	if (committed && !d->staging) {
+		d->listed = false;
+		d->grace_until = mono_ns() + (uint64_t)in->o.grace_ms * 1000000u;
+	} else {
+		d->listed = true;
+		d->grace_until = 0;
+	}
+}
+
+/* Start the commit of d's pending bytes for `rq`.  Returns 0 (the job is
+ * queued: the pump stops until job_done) or -errno. */
+static int start_job(struct incoming *in, struct ent *d, struct req *rq)
+{
+	uint64_t len = pending_len(d);
 	int r;
 
-	wait_idle(in, d);
-	if (d->discarded)
-		return 0;
-	if (d->efbig)
-		return drop_fail(d, -EFBIG, "%s: larger than max_record (%zu "
-				 "bytes)", strerror(EFBIG), in->o.max_record);
-	if (d->err && d->err_gen == d->gen)
-		return d->err;
-	start = d->committed;
-	p = pending(d, &len);
-	if (is_blank(p, len))
-		return 0;
-	r = jtext_split_values(p, len, count_value, NULL, &errpos);
-	if (r < 0 && errpos >= len) {
-		if (m == MODE_FLUSH)
-			return 0;
-		if (m == MODE_FSYNC)
-			return -EINVAL;
-		return drop_fail(d, -EINVAL,
-				 "closed before the record was complete");
-	}
+	r = dropbuf_view(d->db, d->committed, (size_t)len, &d->view);
 	if (r < 0)
-		return drop_fail(d, -EINVAL, "%s: not JSON: syntax error at "
-				 "byte %zu", strerror(EINVAL), errpos);
-
-	memset(&job, 0, sizeof(job));
-	job.data = malloc(len + 1);
-	if (!job.data)
-		return -ENOMEM;
-	memcpy(job.data, p, len);
-	job.data[len] = '\0';
-	job.len = len;
+		return r;
+	memset(&d->job, 0, sizeof(d->job));
+	d->job.data = d->view.p;
+	d->job.len = d->view.len;
+	d->job.done = job_done;
+	d->job.arg = d;
+	d->job_end = d->committed + len;
+	d->cur = rq;
 	set_busy(in, d, true);
-	*in->tail = &job;
-	in->tail = &job.next;
-	in->queued++;
-	pthread_cond_signal(&in->work);
-	while (!job.done)
-		pthread_cond_wait(&in->done, &in->lock);
-	set_busy(in, d, false);
-	free(job.data);
-	if (job.result < 0)
-		return drop_fail(d, job.result, "%s: %s", strerror(-job.result),
-				 job.reason);
-	d->committed = start + len;
-	d->err = 0;
-	d->listed = false;
-	log_debug("incoming: %s committed (%zu new records)", d->name,
-		  job.count);
-	if (d->kept[0])
-		drop_unkeep(in, d);
+	committer_submit(in->c, &d->job);
 	return 0;
 }
 
-/* --- the committer thread ----------------------------------------------- */
-
-static void run_batch(struct incoming *in, struct job *batch)
+/* What a commit request (flush, fsync, rename to a plain name) finds before
+ * any commit: > 0 to go on and commit, else the answer.  On a failure that
+ * is final for these bytes the drop is kept under `base`. */
+static int precheck(struct incoming *in, struct ent *d, enum req_kind kind,
+		    const char *base)
 {
-	struct writer_req *reqs;
-	struct job *j;
-	size_t n = 0, i, added = 0;
+	struct dropbuf_view v;
+	size_t errpos = 0;
 	int r;
 
-	for (j = batch; j; j = j->next)
-		n++;
-	reqs = calloc(n, sizeof(*reqs));
-	if (!reqs) {
-		for (j = batch; j; j = j->next) {
-			j->result = -ENOMEM;
-			snprintf(j->reason, sizeof(j->reason), "out of memory");
-		}
-		return;
+	if (d->discarded)
+		return kind == RQ_RENAME ? -ENOENT : 0;
+	if (failed_now(d))
+		return d->err;
+	if (d->efbig) {
+		r = drop_fail(d, -EFBIG, "%s: larger than max_record (%zu "
+			      "bytes)", strerror(EFBIG), in->o.max_record);
+		drop_keep(in, d, base);
+		return r;
 	}
-	for (i = 0, j = batch; j; j = j->next, i++) {
-		reqs[i].data = j->data;
-		reqs[i].len = j->len;
-	}
-	r = writer_commit(in->store, reqs, n, in->o.max_record);
+	if (pending_len(d) == 0)
+		return 0;
+	r = dropbuf_view(d->db, d->committed, (size_t)pending_len(d), &v);
 	if (r < 0)
-		log_err("incoming: group commit of %zu drops: %s", n,
-			strerror(-r));
-	for (i = 0, j = batch; j; j = j->next, i++) {
-		j->result = reqs[i].result;
-		j->count = reqs[i].result ? 0 : reqs[i].count;
-		memcpy(j->reason, reqs[i].reason, sizeof(j->reason));
-		j->reason[sizeof(j->reason) - 1] = '\0';
-		added += j->count;
+		return r;
+	/* A UTF-8 BOM is no JSON, but editors write one; commit skips it. */
+	if (v.len >= 3 && memcmp(v.p, "\xef\xbb\xbf", 3) == 0)
+		r = jtext_split_values(v.p + 3, v.len - 3, count_value, NULL,
+				       &errpos);
+	else
+		r = jtext_split_values(v.p, v.len, count_value, NULL, &errpos);
+	if (v.len >= 3 && memcmp(v.p, "\xef\xbb\xbf", 3) == 0)
+		errpos += 3;
+	dropbuf_view_release(&v);
+	if (r == 0)
+		return 1;
+	if (errpos >= pending_len(d)) {
+		/* More bytes may come through another descriptor: fail this
+		 * close, keep the drop open; the last release keeps it. */
+		r = drop_fail(d, -EINVAL, "%s: the JSON is unfinished (the "
+			      "drop was closed before the record was "
+			      "complete)", strerror(EINVAL));
+		if (kind == RQ_RENAME)
+			drop_keep(in, d, base);
+		return r;
 	}
-	free(reqs);
-	/* Before the writers are answered: by the time close() returns, the
-	 * mount has been told about the new records. */
-	if (added && in->o.changed)
-		in->o.changed(in->o.arg);
+	r = drop_fail(d, -EINVAL, "%s: not JSON: syntax error at byte %zu",
+		      strerror(EINVAL), errpos);
+	drop_keep(in, d, base);
+	return r;
 }
 
-static uint64_t mono_ns(void)
+/* The last release of a drop: whatever never committed is kept. */
+static void release_last(struct incoming *in, struct ent *d)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-/* Called with in->lock held after a batch of `last` drops that took
- * `took_ns`.  The writers just answered come back with their next drop a
- * moment later; starting the next rewrite at once would leave them for the
- * one after, so batches alternate in size and group commit wins only half
- * of what it can.  Wait for them a little, bounded by a quarter of a commit
- * (at most 5 ms), and never after a lone writer's commit: its latency is
- * what a single loop sees. */
-static void linger(struct incoming *in, size_t last, uint64_t took_ns)
-{
-	uint64_t wait_ns = took_ns / 4, deadline;
-	struct timespec ts;
-
-	if (last < 2 || wait_ns == 0)
+	if (d->discarded || d->staging)
 		return;
-	if (wait_ns > 5000000u)
-		wait_ns = 5000000u;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	deadline = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec +
-		   wait_ns;
-	ts.tv_sec = (time_t)(deadline / 1000000000u);
-	ts.tv_nsec = (long)(deadline % 1000000000u);
-	while (in->queued < last && !in->stop)
-		if (pthread_cond_timedwait(&in->work, &in->lock, &ts) != 0)
-			break;
+	if (pending_len(d) == 0 && !d->efbig) {
+		/* Empty, or all of it committed: nothing to show. */
+		d->listed = false;
+		return;
+	}
+	if (!failed_now(d))
+		drop_fail(d, -EINVAL, "%s: closed without a commit (the writer "
+			  "was interrupted or never closed it for writing)",
+			  strerror(EINVAL));
+	drop_keep(in, d, d->name);
+	if (!d->staging)
+		d->listed = false;
 }
 
-static void *committer_main(void *arg)
+static void pump(struct incoming *in, struct ent *d, struct answers *as)
 {
-	struct incoming *in = arg;
-	struct job *batch, *j;
-	size_t last = 0;
-	uint64_t t0, took = 0;
+	char base[NAME_MAX + 1];
+	struct req *rq;
+	int r;
+
+	while (!d->busy && d->waiting) {
+		rq = d->waiting;
+		d->waiting = rq->next;
+		rq->next = NULL;
+		switch (rq->kind) {
+		case RQ_RELEASE:
+			if (d->opens)
+				d->opens--;
+			if (!d->opens && d->kind == ENT_DROP)
+				release_last(in, d);
+			answer_req(as, rq, 0);
+			continue;
+		case RQ_RENAME:
+			base_of(rq->newname, base);
+			if (!d->discarded &&
+			    (rq->newname[0] == '.' ||
+			     (pending_len(d) == 0 && !d->efbig))) {
+				drop_rename(in, d, rq->newname, false);
+				answer_req(as, rq, 0);
+				continue;
+			}
+			break;
+		case RQ_FLUSH:
+		case RQ_FSYNC:
+			if (d->staging) {
+				answer_req(as, rq, 0);
+				continue;
+			}
+			snprintf(base, sizeof(base), "%s", d->name);
+			break;
+		}
+		r = precheck(in, d, rq->kind, base);
+		if (r > 0)
+			r = start_job(in, d, rq);
+		if (r == 0 && d->busy)
+			return;
+		answer_req(as, rq, r);
+	}
+}
+
+/* The committer's callback: record the outcome, answer, go on. */
+static void job_done(struct committer_job *job)
+{
+	struct ent *d = job->arg;
+	struct incoming *in = d->in;
+	struct answers as = { 0 };
+	char base[NAME_MAX + 1];
+	struct req *rq;
+	int r = job->result;
 
 	pthread_mutex_lock(&in->lock);
-	for (;;) {
-		while (!in->queue && !in->stop)
-			pthread_cond_wait(&in->work, &in->lock);
-		if (!in->queue)
-			break;
-		linger(in, last, took);
-		batch = in->queue;
-		last = in->queued;
-		in->queue = NULL;
-		in->tail = &in->queue;
-		in->queued = 0;
-		pthread_mutex_unlock(&in->lock);
-		t0 = mono_ns();
-		run_batch(in, batch);
-		took = mono_ns() - t0;
-		pthread_mutex_lock(&in->lock);
-		for (j = batch; j; j = j->next)
-			j->done = true;
-		pthread_cond_broadcast(&in->done);
+	rq = d->cur;
+	d->cur = NULL;
+	dropbuf_view_release(&d->view);
+	set_busy(in, d, false);
+	if (r == 0) {
+		d->committed = d->job_end;
+		d->err = 0;
+		log_debug("incoming: %s committed (%zu new records)", d->name,
+			  job->count);
+		if (rq->kind == RQ_RENAME) {
+			unkeep_target(in, rq->newname);
+			drop_rename(in, d, rq->newname, true);
+		} else if (!d->staging) {
+			d->listed = false;
+			d->grace_until = mono_ns() +
+					 (uint64_t)in->o.grace_ms * 1000000u;
+		}
+		drop_unkeep(in, d);
+	} else {
+		drop_fail(d, r, "%s: %s", strerror(-r), job->reason);
+		if (rq->kind == RQ_RENAME)
+			base_of(rq->newname, base);
+		else
+			snprintf(base, sizeof(base), "%s", d->name);
+		drop_keep(in, d, base);
 	}
+	answer_req(&as, rq, r);
+	pump(in, d, &as);
+	ent_maybe_free(in, d);
 	pthread_mutex_unlock(&in->lock);
-	return NULL;
+	answers_send(&as);
+}
+
+/* Queue `rq` on the drop `ino` and answer what can be answered. */
+static void submit(struct incoming *in, uint64_t ino, struct req *rq)
+{
+	struct answers as = { 0 };
+	struct req **tail;
+	struct ent *d;
+
+	pthread_mutex_lock(&in->lock);
+	d = find_ino(in, ino);
+	if (!d || d->kind != ENT_DROP) {
+		/* Kept files commit nothing; their release only counts. */
+		if (d && rq->kind == RQ_RELEASE) {
+			if (d->opens)
+				d->opens--;
+			ent_maybe_free(in, d);
+		}
+		answer_req(&as, rq, d || rq->kind == RQ_RELEASE ? 0 : -ENOENT);
+		goto out_unlock;
+	}
+	for (tail = &d->waiting; *tail; tail = &(*tail)->next)
+		;
+	*tail = rq;
+	pump(in, d, &as);
+	ent_maybe_free(in, d);
+out_unlock:
+	pthread_mutex_unlock(&in->lock);
+	answers_send(&as);
+}
+
+static struct req *req_new(enum req_kind kind, incoming_reply_fn *reply,
+			   void *arg)
+{
+	struct req *rq = calloc(1, sizeof(*rq));
+
+	if (!rq) {
+		reply(arg, -ENOMEM);
+		return NULL;
+	}
+	rq->kind = kind;
+	rq->reply = reply;
+	rq->arg = arg;
+	return rq;
 }
 
 /* --- setup --------------------------------------------------------------- */
 
-static int load_one(struct incoming *in, int dfd, const char *fname)
+/* Rejected drops of earlier mounts, so that they stay visible. */
+static int load_kept(struct incoming *in)
 {
-	char name[NAME_MAX + 1];
-	enum ent_kind kind;
+	struct keep_entry *v;
 	struct stat st;
+	char *path;
+	int64_t rsize;
+	size_t n, i;
+	int r;
 
-	if (strncmp(fname, TMP_PREFIX, strlen(TMP_PREFIX)) == 0 ||
-	    strcmp(fname, ".") == 0 || strcmp(fname, "..") == 0)
-		return 0;
-	if (fstatat(dfd, fname, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-		if (errno == ENOENT)
-			return 0;
-		log_warn("incoming: stat %s/%s: %s", in->rejdir, fname,
-			 strerror(errno));
-		return 0;
+	r = keepdir_list(in->kd, &v, &n);
+	if (r < 0)
+		return r;
+	for (i = 0; i < n && r == 0; i++) {
+		rsize = -1;
+		if (v[i].has_reason) {
+			if (asprintf(&path, "%s/%s" SUFFIX_REASON,
+				     keepdir_path(in->kd), v[i].name) < 0) {
+				r = -ENOMEM;
+				break;
+			}
+			if (stat(path, &st) == 0)
+				rsize = (int64_t)st.st_size;
+			free(path);
+		}
+		r = show_kept(in, v[i].name, v[i].size, rsize, &v[i].mtime);
 	}
-	if (!S_ISREG(st.st_mode))
-		return 0;
-	if (ends_with(fname, SUFFIX_REASON)) {
-		kind = ENT_REASON;
-		snprintf(name, sizeof(name), "%s", fname);
-	} else {
-		kind = ENT_REJECTED;
-		if (strlen(fname) + strlen(SUFFIX_REJECTED) > NAME_MAX)
-			return 0;
-		snprintf(name, sizeof(name), "%s" SUFFIX_REJECTED, fname);
-	}
-	return ent_add_file(in, kind, name, fname, (uint64_t)st.st_size,
-			    &st.st_mtim);
+	free(v);
+	return r;
 }
 
 static int cmp_ent(const void *a, const void *b)
@@ -832,40 +867,6 @@ static int cmp_ent(const void *a, const void *b)
 	const struct ent *y = *(struct ent *const *)b;
 
 	return strcmp(x->name, y->name);
-}
-
-/* Rejected drops of earlier mounts, so that they stay visible. */
-static int load_rejected(struct incoming *in)
-{
-	struct dirent *de;
-	DIR *dir;
-	int r = 0;
-
-	dir = opendir(in->rejdir);
-	if (!dir) {
-		if (errno == ENOENT)
-			return 0;
-		r = -errno;
-		log_err("incoming: opendir %s: %s", in->rejdir, strerror(-r));
-		return r;
-	}
-	for (;;) {
-		errno = 0;
-		de = readdir(dir);
-		if (!de)
-			break;
-		r = load_one(in, dirfd(dir), de->d_name);
-		if (r < 0)
-			break;
-	}
-	if (!de && errno) {
-		r = -errno;
-		log_err("incoming: readdir %s: %s", in->rejdir, strerror(-r));
-	}
-	closedir(dir);
-	if (!r && in->n)
-		qsort(in->ents, in->n, sizeof(*in->ents), cmp_ent);
-	return r;
 }
 
 static void free_table(struct incoming *in)
@@ -877,11 +878,24 @@ static void free_table(struct incoming *in)
 	free(in->ents);
 }
 
+static char *dir_of(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	if (slash == path)
+		return strdup("/");
+	if (slash)
+		return strndup(path, (size_t)(slash - path));
+	return strdup(".");
+}
+
 int incoming_new(struct store *s, const struct incoming_opts *o,
 		 struct incoming **out)
 {
+	struct dropbuf_opts dop;
+	struct committer_opts cop;
 	struct incoming *in;
-	const char *path = store_path(s), *slash;
+	char *dir;
 	int r;
 
 	in = calloc(1, sizeof(*in));
@@ -891,47 +905,45 @@ int incoming_new(struct store *s, const struct incoming_opts *o,
 	in->o = *o;
 	if (!in->o.max_record)
 		in->o.max_record = WRITER_MAX_RECORD_DEFAULT;
-	in->tail = &in->queue;
-	slash = strrchr(path, '/');
-	if (asprintf(&in->rejdir, "%s" SUFFIX_REJECTED, path) < 0) {
-		in->rejdir = NULL;
-		r = -ENOMEM;
-		goto out_free;
-	}
-	if (slash == path)
-		in->parent = strdup("/");
-	else if (slash)
-		in->parent = strndup(path, (size_t)(slash - path));
-	else
-		in->parent = strdup(".");
-	if (!in->parent) {
-		r = -ENOMEM;
-		goto out_free;
-	}
-	r = load_rejected(in);
+	pthread_mutex_init(&in->lock, NULL);
+	pthread_cond_init(&in->idle, NULL);
+	r = keepdir_open(store_path(s), SUFFIX_REJECTED, &in->kd);
 	if (r < 0)
 		goto out_free;
-	pthread_mutex_init(&in->lock, NULL);
-	pthread_mutex_init(&in->keep_lock, NULL);
-	pthread_cond_init(&in->work, NULL);
-	pthread_cond_init(&in->done, NULL);
-	r = -pthread_create(&in->committer, NULL, committer_main, in);
-	if (r < 0) {
-		log_err("incoming: starting the committer: %s", strerror(-r));
-		goto out_sync;
+	dir = dir_of(store_path(s));
+	if (!dir) {
+		r = -ENOMEM;
+		goto out_free;
 	}
+	dop = (struct dropbuf_opts){ o->spill_at, o->mem_budget };
+	r = dropbuf_pool_new(dir, &dop, &in->pool);
+	free(dir);
+	if (r < 0)
+		goto out_free;
+	r = load_kept(in);
+	if (r < 0)
+		goto out_free;
+	if (in->n)
+		qsort(in->ents, in->n, sizeof(*in->ents), cmp_ent);
+	cop = (struct committer_opts){
+		.max_record = in->o.max_record,
+		.lock_timeout_ms = o->lock_timeout_ms,
+		.changed = o->changed,
+		.arg = o->arg,
+		.backend = o->backend,
+	};
+	r = committer_start(s, &cop, &in->c);
+	if (r < 0)
+		goto out_free;
 	*out = in;
 	return 0;
 
-out_sync:
-	pthread_cond_destroy(&in->done);
-	pthread_cond_destroy(&in->work);
-	pthread_mutex_destroy(&in->keep_lock);
-	pthread_mutex_destroy(&in->lock);
 out_free:
 	free_table(in);
-	free(in->parent);
-	free(in->rejdir);
+	dropbuf_pool_free(in->pool);
+	keepdir_close(in->kd);
+	pthread_cond_destroy(&in->idle);
+	pthread_mutex_destroy(&in->lock);
 	free(in);
 	return r;
 }
@@ -939,73 +951,94 @@ out_free:
 void incoming_free(struct incoming *in)
 {
 	struct ent *d;
-	const char *p;
-	size_t i, len;
+	size_t i;
 
 	if (!in)
 		return;
-	pthread_mutex_lock(&in->lock);
-	in->stop = true;
-	pthread_cond_signal(&in->work);
-	pthread_mutex_unlock(&in->lock);
-	pthread_join(in->committer, NULL);
+	/* Commits what is queued; their callbacks answer into a session
+	 * that is going away, which is harmless. */
+	committer_stop(in->c);
 
-	/* No request is in flight any more; the lock is taken because
-	 * drop_keep expects it. */
 	pthread_mutex_lock(&in->lock);
 	for (i = 0; i < in->n; i++) {
 		d = in->ents[i];
 		if (d->kind != ENT_DROP || d->discarded)
 			continue;
-		p = pending(d, &len);
-		if (is_blank(p, len) && !d->efbig)
+		if (pending_len(d) == 0 && !d->efbig)
 			continue;
-		if (!d->err || d->err_gen != d->gen)
-			drop_fail(d, -ENOTCONN,
-				  "unmounted before the drop was closed");
-		drop_keep(in, d);
+		if (!failed_now(d))
+			drop_fail(d, -ENOTCONN, "unmounted before the drop was "
+				  "%s", d->staging ? "renamed to a plain name" :
+				  "closed");
+		drop_keep(in, d, d->staging ? d->name + 1 : d->name);
 	}
 	pthread_mutex_unlock(&in->lock);
 
 	free_table(in);
-	pthread_cond_destroy(&in->done);
-	pthread_cond_destroy(&in->work);
-	pthread_mutex_destroy(&in->keep_lock);
+	dropbuf_pool_free(in->pool);
+	keepdir_close(in->kd);
+	pthread_cond_destroy(&in->idle);
 	pthread_mutex_destroy(&in->lock);
-	free(in->parent);
-	free(in->rejdir);
 	free(in);
 }
 
 /* --- requests ------------------------------------------------------------ */
 
-/* Attributes of the entry named `name`, or (name NULL) numbered `ino`. */
-static int attr_of(struct incoming *in, const char *name, uint64_t ino,
-		   struct incoming_attr *a)
+static int name_check(const char *name)
 {
-	struct ent *e;
-	int r = -ENOENT;
+	if (strlen(name) > NAME_MAX)
+		return -ENAMETOOLONG;
+	if (!name[0] || !strcmp(name, ".") || !strcmp(name, "..") ||
+	    strchr(name, '/'))
+		return -EINVAL;
+	return 0;
+}
 
-	pthread_mutex_lock(&in->lock);
-	e = name ? find_name(in, name) : find_ino(in, ino);
-	if (e) {
-		ent_attr(e, a);
-		r = 0;
-	}
-	pthread_mutex_unlock(&in->lock);
-	return r;
+/* Names a drop may take: not those of kept files. */
+static int drop_name_check(const char *name)
+{
+	int r = name_check(name);
+
+	if (r < 0)
+		return r;
+	if (ends_with(name, SUFFIX_REJECTED) || ends_with(name, SUFFIX_REASON))
+		return -EINVAL;
+	return 0;
 }
 
 int incoming_lookup(struct incoming *in, const char *name,
 		    struct incoming_attr *a)
 {
-	return attr_of(in, name, 0, a);
+	struct ent *e;
+	int r = name_check(name);
+
+	if (r < 0)
+		return r == -ENAMETOOLONG ? r : -ENOENT;
+	pthread_mutex_lock(&in->lock);
+	expire(in);
+	e = find_name(in, name);
+	if (e)
+		ent_attr(e, a);
+	else
+		r = -ENOENT;
+	pthread_mutex_unlock(&in->lock);
+	return r;
 }
 
 int incoming_getattr(struct incoming *in, uint64_t ino,
 		     struct incoming_attr *a)
 {
-	return attr_of(in, NULL, ino, a);
+	struct ent *e;
+	int r = 0;
+
+	pthread_mutex_lock(&in->lock);
+	e = find_ino(in, ino);
+	if (e)
+		ent_attr(e, a);
+	else
+		r = -ENOENT;
+	pthread_mutex_unlock(&in->lock);
+	return r;
 }
 
 int incoming_list(struct incoming *in, size_t start,
@@ -1015,6 +1048,7 @@ int incoming_list(struct incoming *in, size_t start,
 
 	*n = 0;
 	pthread_mutex_lock(&in->lock);
+	expire(in);
 	for (i = 0; i < in->n && *n < max; i++) {
 		if (!in->ents[i]->listed)
 			continue;
@@ -1029,30 +1063,34 @@ int incoming_list(struct incoming *in, size_t start,
 	return 0;
 }
 
-static bool name_ok(const char *name)
-{
-	return name[0] && strlen(name) <= NAME_MAX && strcmp(name, ".") &&
-	       strcmp(name, "..") && !strchr(name, '/') &&
-	       !ends_with(name, SUFFIX_REJECTED) &&
-	       !ends_with(name, SUFFIX_REASON);
-}
-
-int incoming_create(struct incoming *in, const char *name,
+int incoming_create(struct incoming *in, const char *name, mode_t mode,
 		    struct incoming_attr *a)
 {
 	struct ent *e;
-	int r;
+	int r = drop_name_check(name);
 
-	if (!name_ok(name))
-		return -EINVAL;
+	if (r < 0)
+		return r;
 	pthread_mutex_lock(&in->lock);
-	if (find_name(in, name)) {
+	expire(in);
+	e = find_name(in, name);
+	if (e && e->listed) {
 		r = -EEXIST;
 		goto out_unlock;
 	}
+	if (e)
+		ent_hide(in, e);
 	r = ent_add(in, ENT_DROP, name, &e);
 	if (r < 0)
 		goto out_unlock;
+	r = dropbuf_new(in->pool, &e->db);
+	if (r < 0) {
+		e->listed = false;
+		ent_maybe_free(in, e);
+		goto out_unlock;
+	}
+	e->staging = name[0] == '.';
+	e->mode = mode & 07777;
 	e->opens = 1;
 	ent_attr(e, a);
 out_unlock:
@@ -1060,8 +1098,22 @@ out_unlock:
 	return r;
 }
 
+/* Start a drop over: nothing committed, nothing failed. */
+static int drop_restart(struct ent *d)
+{
+	int r = dropbuf_truncate(d->db, 0);
+
+	if (r < 0)
+		return r;
+	d->committed = 0;
+	d->efbig = false;
+	touched(d);
+	return 0;
+}
+
 int incoming_open(struct incoming *in, uint64_t ino, int flags)
 {
+	bool writes = (flags & O_ACCMODE) != O_RDONLY;
 	struct ent *e;
 	int r = 0;
 
@@ -1072,25 +1124,32 @@ int incoming_open(struct incoming *in, uint64_t ino, int flags)
 		goto out_unlock;
 	}
 	if (e->kind != ENT_DROP) {
-		if ((flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC))
+		if (writes || (flags & O_TRUNC))
 			r = -EACCES;
 		else
 			e->opens++;
 		goto out_unlock;
 	}
-	e->opens++;
-	if ((flags & O_TRUNC) && (flags & O_ACCMODE) != O_RDONLY) {
+	if (writes && (flags & O_TRUNC)) {
 		wait_idle(in, e);
-		drop_reset(e);
+		r = drop_restart(e);
+		if (r < 0)
+			goto out_unlock;
 	}
+	if (writes && !e->listed && !e->discarded && e->grace_until) {
+		/* A committed name opened for writing again: a new drop. */
+		e->listed = true;
+		e->grace_until = 0;
+	}
+	e->opens++;
 out_unlock:
 	pthread_mutex_unlock(&in->lock);
 	return r;
 }
 
-/* With in->lock held: the drop `ino` names, once no commit of it is under
- * way, for a request that changes its bytes.  -ENOENT, or -EACCES for a
- * kept (rejected) file, which is read-only. */
+/* With in->lock held: the drop `ino` names, once no commit or keep of it
+ * is under way, for a request that changes its bytes.  -ENOENT, or -EPERM
+ * for a kept file, which is read-only. */
 static int drop_for_change(struct incoming *in, uint64_t ino, struct ent **out)
 {
 	struct ent *d = find_ino(in, ino);
@@ -1108,8 +1167,7 @@ int incoming_write(struct incoming *in, uint64_t ino, const char *data,
 		   size_t n, uint64_t off)
 {
 	struct ent *d;
-	size_t end;
-	int r = 0;
+	int r;
 
 	pthread_mutex_lock(&in->lock);
 	r = drop_for_change(in, ino, &d);
@@ -1119,26 +1177,15 @@ int incoming_write(struct incoming *in, uint64_t ino, const char *data,
 		r = -EINVAL;
 		goto out_unlock;
 	}
-	if (off > in->o.max_record || n > in->o.max_record - off) {
-		d->efbig = true;
-		d->gen++;
-		r = -EFBIG;
+	r = dropbuf_write(d->db, data, n, off);
+	if (r < 0)
 		goto out_unlock;
+	touched(d);
+	if (off + n - d->committed > in->o.max_record) {
+		/* Taken all the same: a rejected drop is kept whole. */
+		d->efbig = true;
+		r = -EFBIG;
 	}
-	end = (size_t)off + n;
-	if (end > d->data.len) {
-		r = buf_reserve(&d->data, end - d->data.len);
-		if (r < 0)
-			goto out_unlock;
-		if (off > d->data.len)
-			memset(d->data.data + d->data.len, 0,
-			       (size_t)off - d->data.len);
-		d->data.len = end;
-		d->data.data[end] = '\0';
-	}
-	memcpy(d->data.data + off, data, n);
-	d->gen++;
-	now(&d->mtime);
 out_unlock:
 	pthread_mutex_unlock(&in->lock);
 	return r;
@@ -1169,7 +1216,7 @@ int incoming_read(struct incoming *in, uint64_t ino, uint64_t off,
 {
 	struct ent *e;
 	char *path = NULL;
-	size_t n;
+	size_t got;
 	int r = 0;
 
 	pthread_mutex_lock(&in->lock);
@@ -1177,10 +1224,13 @@ int incoming_read(struct incoming *in, uint64_t ino, uint64_t off,
 	if (!e) {
 		r = -ENOENT;
 	} else if (e->kind == ENT_DROP) {
-		if (off < e->data.len) {
-			n = e->data.len - (size_t)off;
-			r = buf_append(out, e->data.data + off,
-				       n < size ? n : size);
+		r = buf_reserve(out, size);
+		if (!r)
+			r = dropbuf_read(e->db, off, size, out->data + out->len,
+					 &got);
+		if (!r) {
+			out->len += got;
+			out->data[out->len] = '\0';
 		}
 	} else {
 		path = strdup(e->file);
@@ -1195,77 +1245,26 @@ int incoming_read(struct incoming *in, uint64_t ino, uint64_t off,
 	return r;
 }
 
-int incoming_truncate(struct incoming *in, uint64_t ino, uint64_t size)
+static int drop_truncate(struct incoming *in, struct ent *d, uint64_t size)
 {
-	struct ent *d;
-	int r = 0;
+	int r;
 
-	pthread_mutex_lock(&in->lock);
-	r = drop_for_change(in, ino, &d);
+	if (size == 0)
+		return drop_restart(d);
+	if (size < d->committed)
+		return -EINVAL;
+	if (size - d->committed > in->o.max_record)
+		return -EFBIG;
+	r = dropbuf_truncate(d->db, size);
 	if (r < 0)
-		goto out_unlock;
-	if (size == 0) {
-		drop_reset(d);
-		goto out_unlock;
-	}
-	if (size > in->o.max_record) {
-		r = -EFBIG;
-		goto out_unlock;
-	}
-	if (size < d->committed) {
-		r = -EINVAL;
-		goto out_unlock;
-	}
-	if (size > d->data.len) {
-		r = buf_reserve(&d->data, (size_t)size - d->data.len);
-		if (r < 0)
-			goto out_unlock;
-		memset(d->data.data + d->data.len, 0,
-		       (size_t)size - d->data.len);
-	}
-	d->data.len = (size_t)size;
-	d->data.data[size] = '\0';
+		return r;
 	d->efbig = false;
-	d->gen++;
-	now(&d->mtime);
-out_unlock:
-	pthread_mutex_unlock(&in->lock);
-	return r;
+	touched(d);
+	return 0;
 }
 
-static int commit_request(struct incoming *in, uint64_t ino,
-			  enum commit_mode m)
-{
-	struct ent *d;
-	int r = 0;
-
-	pthread_mutex_lock(&in->lock);
-	d = find_ino(in, ino);
-	if (!d) {
-		r = -ENOENT;
-		goto out_unlock;
-	}
-	if (d->kind != ENT_DROP)
-		goto out_unlock;
-	r = drop_commit(in, d, m);
-	if (r < 0)
-		drop_keep(in, d);
-out_unlock:
-	pthread_mutex_unlock(&in->lock);
-	return r;
-}
-
-int incoming_flush(struct incoming *in, uint64_t ino)
-{
-	return commit_request(in, ino, MODE_FLUSH);
-}
-
-int incoming_fsync(struct incoming *in, uint64_t ino)
-{
-	return commit_request(in, ino, MODE_FSYNC);
-}
-
-int incoming_release(struct incoming *in, uint64_t ino)
+int incoming_setattr(struct incoming *in, uint64_t ino,
+		     const struct incoming_setattr *sa)
 {
 	struct ent *e;
 	int r = 0;
@@ -1276,45 +1275,211 @@ int incoming_release(struct incoming *in, uint64_t ino)
 		r = -ENOENT;
 		goto out_unlock;
 	}
-	if (e->opens)
-		e->opens--;
-	if (e->opens)
+	if (e->kind != ENT_DROP) {
+		/* Kept files are records of what happened: read-only. */
+		if (sa->set_mode || sa->set_uid || sa->set_gid || sa->set_size)
+			r = -EPERM;
 		goto out_unlock;
-	if (e->kind == ENT_DROP) {
-		/* A complete drop that no flush committed (a flush lost to an
-		 * error, say) is committed now; anything else unsent is kept. */
-		if (drop_commit(in, e, MODE_CLOSE) < 0)
-			drop_keep(in, e);
-		if (e->opens)
-			goto out_unlock;
-		e->listed = false;
 	}
-	ent_maybe_free(in, e);
+	if (sa->set_size) {
+		r = drop_for_change(in, ino, &e);
+		if (!r)
+			r = drop_truncate(in, e, sa->size);
+		if (r < 0)
+			goto out_unlock;
+	}
+	/* Modes and owners are shown, never committed: cp -p, install and
+	 * rsync set them and must not fail for it. */
+	if (sa->set_mode)
+		e->mode = sa->mode & 07777;
+	if (sa->set_uid)
+		e->uid = sa->uid;
+	if (sa->set_gid)
+		e->gid = sa->gid;
+	if (sa->set_mtime)
+		e->mtime = sa->mtime;
 out_unlock:
 	pthread_mutex_unlock(&in->lock);
 	return r;
 }
 
-int incoming_unlink(struct incoming *in, const char *name)
+void incoming_flush(struct incoming *in, uint64_t ino, incoming_reply_fn *reply,
+		    void *arg)
 {
-	struct ent *e;
-	int r = 0;
+	struct req *rq = req_new(RQ_FLUSH, reply, arg);
+
+	if (rq)
+		submit(in, ino, rq);
+}
+
+void incoming_fsync(struct incoming *in, uint64_t ino, incoming_reply_fn *reply,
+		    void *arg)
+{
+	struct req *rq = req_new(RQ_FSYNC, reply, arg);
+
+	if (rq)
+		submit(in, ino, rq);
+}
+
+void incoming_release(struct incoming *in, uint64_t ino,
+		      incoming_reply_fn *reply, void *arg)
+{
+	struct req *rq = req_new(RQ_RELEASE, reply, arg);
+
+	if (rq)
+		submit(in, ino, rq);
+}
+
+void incoming_rename(struct incoming *in, const char *name,
+		     const char *newname, unsigned flags,
+		     incoming_reply_fn *reply, void *arg)
+{
+	struct ent *src, *dst;
+	struct req *rq;
+	uint64_t ino;
+	int r;
+
+	if (flags & ~(unsigned)RENAME_NOREPLACE) {
+		reply(arg, -EINVAL);
+		return;
+	}
+	r = name_check(newname);
+	if (r == 0 && name_check(name) < 0)
+		r = -ENOENT;
+	if (r == 0 && ends_with(newname, SUFFIX_REASON))
+		r = -EINVAL;
+	if (r < 0) {
+		reply(arg, r);
+		return;
+	}
+	pthread_mutex_lock(&in->lock);
+	expire(in);
+	src = find_name(in, name);
+	dst = find_name(in, newname);
+	if (!src)
+		r = -ENOENT;
+	else if (src->kind != ENT_DROP)
+		r = -EXDEV;
+	else if (dst && (flags & RENAME_NOREPLACE))
+		r = -EEXIST;
+	else if (ends_with(newname, SUFFIX_REJECTED) &&
+		 (!dst || dst->kind != ENT_KEPT))
+		r = -EINVAL;
+	else if (dst && dst->kind != ENT_DROP && dst->kind != ENT_KEPT)
+		r = -EINVAL;
+	if (r == 0 && src == dst) {
+		pthread_mutex_unlock(&in->lock);
+		reply(arg, 0);
+		return;
+	}
+	if (r == 0 && !src->listed) {
+		/* Committed already (cp or tempfile closed it first): the
+		 * name's record is in the store; there is nothing to move. */
+		if (dst && dst->kind == ENT_KEPT)
+			unkeep_target(in, newname);
+		pthread_mutex_unlock(&in->lock);
+		reply(arg, 0);
+		return;
+	}
+	ino = src ? src->ino : 0;
+	pthread_mutex_unlock(&in->lock);
+	if (r < 0) {
+		reply(arg, r);
+		return;
+	}
+	rq = req_new(RQ_RENAME, reply, arg);
+	if (!rq)
+		return;
+	snprintf(rq->newname, sizeof(rq->newname), "%s", newname);
+	submit(in, ino, rq);
+}
+
+void incoming_interrupt(struct incoming *in, void *arg)
+{
+	struct answers as = { 0 };
+	struct req **pp, *rq;
+	struct ent *d;
+	size_t i;
 
 	pthread_mutex_lock(&in->lock);
+	for (i = 0; i < in->n; i++) {
+		d = in->ents[i];
+		for (pp = &d->waiting; *pp; pp = &(*pp)->next) {
+			if ((*pp)->arg != arg)
+				continue;
+			rq = *pp;
+			*pp = rq->next;
+			answer_req(&as, rq, -EINTR);
+			goto out_unlock;
+		}
+		if (d->cur && d->cur->arg == arg &&
+		    committer_cancel(in->c, &d->job)) {
+			rq = d->cur;
+			d->cur = NULL;
+			dropbuf_view_release(&d->view);
+			set_busy(in, d, false);
+			drop_fail(d, -EINTR, "%s: the writer was interrupted "
+				  "before the commit started; nothing was "
+				  "committed", strerror(EINTR));
+			log_info("incoming: %s: %s", d->name, d->reason);
+			answer_req(&as, rq, -EINTR);
+			pump(in, d, &as);
+			goto out_unlock;
+		}
+	}
+out_unlock:
+	pthread_mutex_unlock(&in->lock);
+	answers_send(&as);
+}
+
+int incoming_unlink(struct incoming *in, const char *name)
+{
+	char k[NAME_MAX + 1];
+	struct ent *e;
+	int r = name_check(name);
+
+	if (r < 0)
+		return r == -ENAMETOOLONG ? r : -ENOENT;
+	pthread_mutex_lock(&in->lock);
+	expire(in);
 	e = find_name(in, name);
 	if (!e) {
 		r = -ENOENT;
 		goto out_unlock;
 	}
 	if (e->kind == ENT_DROP) {
-		e->discarded = true;
-	} else if (unlink(e->file) < 0 && errno != ENOENT) {
-		r = -errno;
-		log_err("incoming: unlink %s: %s", e->file, strerror(-r));
+		/* A committed name: its record stays in the store. */
+		if (e->listed)
+			e->discarded = true;
+		ent_hide(in, e);
 		goto out_unlock;
 	}
-	e->listed = false;
-	ent_maybe_free(in, e);
+	/* The reason alone may go; the kept bytes take their reason along,
+	 * whose name then lingers like a committed one, so that `rm
+	 * x.rejected x.reason` succeeds whichever comes first. */
+	snprintf(k, sizeof(k), "%s", strrchr(e->file, '/') + 1);
+	if (e->kind == ENT_REASON) {
+		k[strlen(k) - strlen(SUFFIX_REASON)] = '\0';
+		r = keepdir_unlink_reason(in->kd, k);
+	} else {
+		r = keepdir_unlink_name(in->kd, k);
+	}
+	if (r == -ENOENT)
+		r = 0;
+	if (r < 0)
+		goto out_unlock;
+	if (e->kind == ENT_KEPT) {
+		snprintf(k + strlen(k), sizeof(k) - strlen(k), SUFFIX_REASON);
+		e = find_name(in, k);
+		if (e && e->listed) {
+			e->listed = false;
+			e->grace_until = mono_ns() +
+					 (uint64_t)in->o.grace_ms * 1000000u;
+		}
+		snprintf(k, sizeof(k), "%s", name);
+		e = find_name(in, k);
+	}
+	ent_hide(in, e);
 out_unlock:
 	pthread_mutex_unlock(&in->lock);
 	return r;

@@ -38,6 +38,7 @@ struct ifs {
 	gid_t gid;
 	bool ro;
 	size_t max_record;
+	int lock_timeout_ms;
 	/* Set by init, before the kernel sends any other request: the mount
 	 * is read-only and the kernel can open files without asking us. */
 	bool no_open;

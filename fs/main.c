@@ -90,6 +90,9 @@ static const char help_text[] =
 "                        without a request to the daemon\n"
 "     max_record=SIZE    largest drop accepted, in bytes, with an optional\n"
 "                        k, M or G suffix (default 16M)\n"
+"     lock_timeout=SECS  how long a drop waits for STORE.lock when another\n"
+"                        process holds it before close() fails with\n"
+"                        ETIMEDOUT (default 30; 0 waits for ever)\n"
 "     allow_other        let other users use the mount (non-root users need\n"
 "                        user_allow_other in /etc/fuse.conf); the permission\n"
 "                        bits are then enforced (default_permissions), so\n"
@@ -147,6 +150,7 @@ struct cli {
 	bool has_subtype;
 	bool bad;
 	size_t max_record;
+	int lock_timeout_ms;
 };
 
 enum {
@@ -154,6 +158,7 @@ enum {
 	KEY_VERSION,
 	KEY_RO,
 	KEY_MAX_RECORD,
+	KEY_LOCK_TIMEOUT,
 	KEY_ALLOW_OTHER,
 	KEY_FSNAME,
 	KEY_SUBTYPE,
@@ -166,6 +171,7 @@ static const struct fuse_opt cli_opts[] = {
 	FUSE_OPT_KEY("--version", KEY_VERSION),
 	FUSE_OPT_KEY("ro", KEY_RO),
 	FUSE_OPT_KEY("max_record=", KEY_MAX_RECORD),
+	FUSE_OPT_KEY("lock_timeout=", KEY_LOCK_TIMEOUT),
 	FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
 	FUSE_OPT_KEY("fsname=", KEY_FSNAME),
 	FUSE_OPT_KEY("subtype=", KEY_SUBTYPE),
@@ -209,6 +215,22 @@ static int parse_size(const char *s, size_t *out)
 	return 0;
 }
 
+/* "30" -> 30000 ms; "0" waits for ever (-1).  Returns 0 or -EINVAL. */
+static int parse_seconds(const char *s, int *ms)
+{
+	unsigned long v;
+	char *end;
+
+	if (*s < '0' || *s > '9')
+		return -EINVAL;
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || *end || v > INT_MAX / 1000)
+		return -EINVAL;
+	*ms = v ? (int)v * 1000 : -1;
+	return 0;
+}
+
 static int cli_proc(void *data, const char *arg, int key,
 		    struct fuse_args *outargs)
 {
@@ -230,6 +252,14 @@ static int cli_proc(void *data, const char *arg, int key,
 		if (parse_size(arg + strlen("max_record="), &c->max_record) < 0) {
 			say("invalid max_record '%s' (bytes, optional k/M/G)",
 			    arg + strlen("max_record="));
+			c->bad = true;
+		}
+		return 0;
+	case KEY_LOCK_TIMEOUT:
+		if (parse_seconds(arg + strlen("lock_timeout="),
+				  &c->lock_timeout_ms) < 0) {
+			say("invalid lock_timeout '%s' (whole seconds, 0 for "
+			    "no limit)", arg + strlen("lock_timeout="));
 			c->bad = true;
 		}
 		return 0;
@@ -445,6 +475,8 @@ static int start_threads(struct ifs *fs, struct watch **w)
 {
 	struct incoming_opts io = {
 		.max_record = fs->max_record,
+		.lock_timeout_ms = fs->lock_timeout_ms,
+		.grace_ms = INCOMING_GRACE_MS_DEFAULT,
 		.uid = fs->uid,
 		.gid = fs->gid,
 		.changed = on_commit,
@@ -539,7 +571,10 @@ static char *absolute(const char *arg)
 int main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
-	struct cli cli = { .max_record = WRITER_MAX_RECORD_DEFAULT };
+	struct cli cli = {
+		.max_record = WRITER_MAX_RECORD_DEFAULT,
+		.lock_timeout_ms = WRITER_LOCK_TIMEOUT_MS_DEFAULT,
+	};
 	struct fuse_cmdline_opts fo = { 0 };
 	struct ifs fs = { 0 };
 	struct watch *w = NULL;
@@ -613,6 +648,7 @@ int main(int argc, char *argv[])
 	fs.gid = getgid();
 	fs.ro = cli.ro;
 	fs.max_record = cli.max_record;
+	fs.lock_timeout_ms = cli.lock_timeout_ms;
 
 	rc = EXIT_MOUNT;
 	if (!realpath(cli.mountpoint, mnt)) {

@@ -202,6 +202,8 @@ static void incoming_to_entry(struct ifs *fs, const struct incoming_attr *a,
 	memset(e, 0, sizeof(*e));
 	e->ino = a->ino;
 	attr_fill(fs, &e->attr, a->ino, a->mode, 1, a->size, a->mtime);
+	e->attr.st_uid = a->uid;
+	e->attr.st_gid = a->gid;
 	e->attr_timeout = TTL_NONE;
 	e->entry_timeout = TTL_NONE;
 }
@@ -543,22 +545,30 @@ static void ifs_getattr(fuse_req_t req, fuse_ino_t ino,
 static int do_setattr(struct ifs *fs, uint64_t ino, const struct stat *attr,
 		      int to_set, struct fuse_entry_param *e)
 {
+	struct incoming_setattr sa = {
+		.set_mode = to_set & FUSE_SET_ATTR_MODE,
+		.set_uid = to_set & FUSE_SET_ATTR_UID,
+		.set_gid = to_set & FUSE_SET_ATTR_GID,
+		.set_size = to_set & FUSE_SET_ATTR_SIZE,
+		.set_mtime = to_set & (FUSE_SET_ATTR_MTIME |
+				       FUSE_SET_ATTR_MTIME_NOW),
+		.mode = attr->st_mode,
+		.uid = attr->st_uid,
+		.gid = attr->st_gid,
+		.mtime = attr->st_mtim,
+	};
 	int r;
 
 	if (!incoming_owns(ino) || !fs->in)
 		return -EROFS;
-	/* A drop belongs to the mounting user and has no mode of its own;
-	 * times (touch, cp -p) are accepted and not kept. */
-	if (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID |
-		      FUSE_SET_ATTR_GID))
-		return -EPERM;
-	if (to_set & FUSE_SET_ATTR_SIZE) {
-		if (attr->st_size < 0)
-			return -EINVAL;
-		r = incoming_truncate(fs->in, ino, (uint64_t)attr->st_size);
-		if (r < 0)
-			return r;
-	}
+	if (sa.set_size && attr->st_size < 0)
+		return -EINVAL;
+	sa.size = (uint64_t)attr->st_size;
+	if (to_set & FUSE_SET_ATTR_MTIME_NOW)
+		clock_gettime(CLOCK_REALTIME, &sa.mtime);
+	r = incoming_setattr(fs->in, ino, &sa);
+	if (r < 0)
+		return r;
 	return node_get(fs, ino, e);
 }
 
@@ -968,6 +978,36 @@ static void ifs_releasedir(fuse_req_t req, fuse_ino_t ino,
 
 /* --- files ---------------------------------------------------------------- */
 
+/* --- answers from the drop box -------------------------------------------
+ * incoming_flush, _fsync, _rename and _release answer through these, from
+ * the calling thread or later from the committer thread; a killed or
+ * interrupted writer's request is taken back while its commit has not
+ * started (incoming_interrupt).  Registering the interrupt callback first
+ * means a request interrupted before it was queued is simply committed. */
+
+static void reply_drop(void *arg, int r)
+{
+	fuse_req_t req = arg;
+
+	if (r < 0 && !err_is_quiet(-r) && r != -ETIMEDOUT)
+		log_err("incoming: answering a commit: %s", strerror(-r));
+	fuse_reply_err(req, -r);
+}
+
+/* Release answers are sent by the caller (nobody waits for them). */
+static void answered_elsewhere(void *arg, int r)
+{
+	(void)arg;
+	(void)r;
+}
+
+static void ifs_interrupt(fuse_req_t req, void *data)
+{
+	struct ifs *fs = data;
+
+	incoming_interrupt(fs->in, req);
+}
+
 /* A reader's close must not commit a drop that a writer is still
  * writing: read-only handles of incoming/ entries are never flushed (the
  * access mode is kept in fh, for kernels that ignore noflush). */
@@ -1031,7 +1071,7 @@ static void ifs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	/* An interrupted open is never released by the kernel. */
 	if (fuse_reply_open(req, fi) != 0 && incoming_owns(ino))
-		incoming_release(fs->in, ino);
+		incoming_release(fs->in, ino, answered_elsewhere, NULL);
 }
 
 static int do_read(struct ifs *fs, uint64_t ino, size_t size, off_t off,
@@ -1110,55 +1150,49 @@ static void ifs_flush(fuse_req_t req, fuse_ino_t ino,
 		      struct fuse_file_info *fi)
 {
 	struct ifs *fs = fs_of(req);
-	int r = 0;
 
 	/* Without incoming/ nothing needs a flush: tell the kernel once. */
 	if (fs->ro) {
 		fuse_reply_err(req, ENOSYS);
 		return;
 	}
-	if (incoming_owns(ino) && fs->in && handle_writes(fi))
-		r = incoming_flush(fs->in, ino);
-	if (r < 0)
-		reply_err(req, "flush", ino, r);
-	else
+	if (!incoming_owns(ino) || !fs->in || !handle_writes(fi)) {
 		fuse_reply_err(req, 0);
+		return;
+	}
+	fuse_req_interrupt_func(req, ifs_interrupt, fs);
+	incoming_flush(fs->in, ino, reply_drop, req);
 }
 
+/* A read-only descriptor never commits: another process's fsync must not
+ * split a drop that its writer is still writing. */
 static void ifs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 		      struct fuse_file_info *fi)
 {
 	struct ifs *fs = fs_of(req);
-	int r = 0;
 
 	(void)datasync;
-	(void)fi;
-	if (incoming_owns(ino) && fs->in)
-		r = incoming_fsync(fs->in, ino);
-	if (r < 0)
-		reply_err(req, "fsync", ino, r);
-	else
+	if (!incoming_owns(ino) || !fs->in || !handle_writes(fi)) {
 		fuse_reply_err(req, 0);
+		return;
+	}
+	fuse_req_interrupt_func(req, ifs_interrupt, fs);
+	incoming_fsync(fs->in, ino, reply_drop, req);
 }
 
 static void ifs_release(fuse_req_t req, fuse_ino_t ino,
 			struct fuse_file_info *fi)
 {
 	struct ifs *fs = fs_of(req);
-	int r = 0;
 
 	(void)fi;
 	if (incoming_owns(ino) && fs->in)
-		r = incoming_release(fs->in, ino);
-	/* Nobody waits for this answer; the drop box logged the reason. */
-	if (r < 0)
-		log_warn("release of inode %" PRIu64 ": %s", (uint64_t)ino,
-			 strerror(-r));
+		incoming_release(fs->in, ino, answered_elsewhere, NULL);
 	fuse_reply_err(req, 0);
 }
 
-static int do_create(struct ifs *fs, uint64_t parent, const char *name,
-		     mode_t mode, struct fuse_entry_param *e)
+static int do_create(fuse_req_t req, struct ifs *fs, uint64_t parent,
+		     const char *name, mode_t mode, struct fuse_entry_param *e)
 {
 	struct incoming_attr ia;
 	int r;
@@ -1167,7 +1201,8 @@ static int do_create(struct ifs *fs, uint64_t parent, const char *name,
 		return is_dir_ino(parent) ? -EROFS : -ENOTDIR;
 	if (!S_ISREG(mode))
 		return -EPERM;
-	r = incoming_create(fs->in, name, &ia);
+	r = incoming_create(fs->in, name, mode & ~fuse_req_ctx(req)->umask,
+			    &ia);
 	if (r < 0)
 		return r;
 	incoming_to_entry(fs, &ia, e);
@@ -1179,7 +1214,7 @@ static void ifs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 {
 	struct ifs *fs = fs_of(req);
 	struct fuse_entry_param e;
-	int r = do_create(fs, parent, name, mode, &e);
+	int r = do_create(req, fs, parent, name, mode, &e);
 
 	if (r < 0) {
 		reply_err(req, "create", parent, r);
@@ -1188,7 +1223,7 @@ static void ifs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	fi->direct_io = 1;
 	incoming_handle(fi);
 	if (fuse_reply_create(req, &e, fi) != 0)
-		incoming_release(fs->in, e.ino);
+		incoming_release(fs->in, e.ino, answered_elsewhere, NULL);
 }
 
 /* Drops are made with open(O_CREAT); mknod makes nothing anywhere. */
@@ -1237,15 +1272,23 @@ static void ifs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
 	reply_err(req, "symlink", parent, -EROFS);
 }
 
+/* Within incoming/ a rename may commit (incoming.h), so it is answered
+ * like a flush.  Out of or into incoming/ it is -EXDEV, which makes mv
+ * copy (and so commit) instead. */
 static void ifs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		       fuse_ino_t newparent, const char *newname,
 		       unsigned int flags)
 {
-	(void)name;
-	(void)newparent;
-	(void)newname;
-	(void)flags;
-	reply_err(req, "rename", parent, -EROFS);
+	struct ifs *fs = fs_of(req);
+	bool from = parent == INO_INCOMING && fs->in;
+	bool to = newparent == INO_INCOMING && fs->in;
+
+	if (from && to) {
+		fuse_req_interrupt_func(req, ifs_interrupt, fs);
+		incoming_rename(fs->in, name, newname, flags, reply_drop, req);
+		return;
+	}
+	reply_err(req, "rename", parent, from || to ? -EXDEV : -EROFS);
 }
 
 static void ifs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,

@@ -11,20 +11,15 @@ setup() {
 teardown() {
 	# A failed mid-drop test leaves its Python writer waiting for "go".
 	[ -z "${PY:-}" ] || kill "$PY" 2>/dev/null || true
+	teardown_tracked
 	iterfs_unmount_all
-}
-
-# Three records, numbers 0..2, in the "iteration" dialect.
-seed() {
-	local i
-	for i in 0 1 2; do
-		printf '{"iteration": %d, "code": "x = %d\\n", "metrics": {"sharpe": 0.%d}, "timestamp": "2025-10-11T15:46:3%d.605350"}\n' \
-			"$i" "$i" "$i" "$i"
-	done >"$1"
-}
-
-sum() {
-	sha256sum <"$1" | cut -d' ' -f1
+	# The permissions test's user and directory outside $BATS_TEST_TMPDIR.
+	if [ -f "$BATS_TEST_TMPDIR/.user" ]; then
+		userdel "$(cat "$BATS_TEST_TMPDIR/.user")" || true
+	fi
+	if [ -f "$BATS_TEST_TMPDIR/.dir" ]; then
+		rm -rf "$(cat "$BATS_TEST_TMPDIR/.dir")"
+	fi
 }
 
 # py_drop PATH TEXT: Python writes TEXT to PATH and closes it; prints "ok",
@@ -61,11 +56,6 @@ for line in open(sys.argv[1], encoding="utf-8"):
 EOF
 }
 
-# Nothing may be left in incoming/ but what the test expects.
-listing() {
-	LC_ALL=C ls -A "$MNT/incoming" | tr '\n' ' '
-}
-
 @test "a record copied in with cp commits and shows under iterations, latest and by-hash at once" {
 	seed "$STORE"
 	iterfs_mount "$STORE"
@@ -77,8 +67,10 @@ listing() {
 	hash=$(printf 'print(42)\n' | sha256sum | cut -d' ' -f1)
 	[ "$(readlink "$MNT/by-hash/$hash/3")" = "../../iterations/3" ]
 	[ "$(listing)" = "" ]
-	run stat "$MNT/incoming/rec.json"
-	[ "$status" -ne 0 ]
+	# Not listed, but the name still resolves for a while, so that a
+	# tool's follow-up stat, chmod or utime after close() succeeds.
+	run stat -c %s "$MNT/incoming/rec.json"
+	[ "$status" -eq 0 ]
 }
 
 @test "a record written by echo redirection commits under the number it gives" {
@@ -122,8 +114,12 @@ EOF
 	seed "$STORE"
 	iterfs_mount "$STORE"
 	# Each child closes its copy of the descriptor: the first flush sees
-	# unfinished JSON, the second the whole record, the shell's a no-op.
-	{ /usr/bin/printf '{"metrics": {}, "code": '; /usr/bin/printf '"v = 5"}\n'; } >"$MNT/incoming/kids"
+	# unfinished JSON and fails that child's close with EINVAL (the drop
+	# stays open), the second commits the whole record, the shell's is a
+	# no-op.
+	run sh -c "{ /usr/bin/printf '{\"metrics\": {}, \"code\": '; echo first=\$? >&2; /usr/bin/printf '\"v = 5\"}\n'; echo second=\$? >&2; } >'$MNT/incoming/kids'"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"write error: Invalid argument"*"first=1"*"second=0"* ]]
 	[ "$(wc -l <"$STORE")" -eq 4 ]
 	[ "$(cat "$MNT/iterations/3/code.py")" = "v = 5" ]
 	[ "$(listing)" = "" ]
@@ -600,4 +596,388 @@ EOF
 @test "a record committed into a copy of migrated_no_code follows its dialect" {
 	real_commit migrated_no_code.jsonl
 	[ "$NEW" = "20 iteration" ]
+}
+
+# A complete record for the seeded store (it carries code and metrics).
+rec() {
+	printf '{"code": "%s", "metrics": {"sharpe": %s}}' "$1" "${2:-1}"
+}
+
+@test "fsync on a read-only descriptor does not commit a drop another process is writing" {
+	seed "$STORE"
+	before=$(sum "$STORE")
+	iterfs_mount "$STORE"
+	mid_drop "$(rec one)"$'\n' "$(rec two)"$'\n'
+	# The first record is complete; a reader's fsync must not cut the drop.
+	run python3 - "$MNT/incoming/part" <<'PY'
+import os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+os.fsync(fd)
+os.close(fd)
+print("fsync ok")
+PY
+	[ "$output" = "fsync ok" ]
+	[ "$(sum "$STORE")" = "$before" ]
+	[ "$(iter_count)" -eq 3 ]
+	mid_drop_finish
+	[ "$(cat "$BATS_TEST_TMPDIR/py.out")" = ok ]
+	[ "$(numbers "$STORE" | tail -n 2 | tr '\n' ' ')" = "3 iteration 4 iteration " ]
+	[ "$(cat "$MNT/iterations/3/code.py")$(cat "$MNT/iterations/4/code.py")" = onetwo ]
+	[ "$(wc -l <"$STORE")" -eq 5 ]
+}
+
+@test "a drop starting with a UTF-8 BOM commits without the BOM" {
+	seed "$STORE"
+	iterfs_mount "$STORE"
+	run python3 - "$MNT/incoming/bom" "$(rec bom)" <<'PY'
+import sys
+with open(sys.argv[1], "wb") as f:
+    f.write(b"\xef\xbb\xbf" + sys.argv[2].encode())
+print("ok")
+PY
+	echo "$output"
+	[ "$output" = ok ]
+	[ "$(iter_count)" -eq 4 ]
+	[ "$(cat "$MNT/iterations/3/code.py")" = bom ]
+	[ "$(tail -n 1 "$STORE" | head -c 1)" = "{" ]
+	[ "$(listing)" = "" ]
+	[ ! -e "$STORE.rejected" ]
+}
+
+@test "a drop whose JSON is unfinished at close fails with EINVAL and is kept" {
+	seed "$STORE"
+	before=$(sum "$STORE")
+	iterfs_mount "$STORE"
+	run py_drop "$MNT/incoming/unfinished" '{"code": "x", '
+	[ "$output" = "close: [Errno 22] Invalid argument" ]
+	[ "$(sum "$STORE")" = "$before" ]
+	[ "$(iter_count)" -eq 3 ]
+	# Kept when its last descriptor is released, which is asynchronous:
+	# the unmount settles it.
+	iterfs_unmount
+	[ "$(sum "$STORE")" = "$before" ]
+	[ "$(cat "$STORE.rejected/unfinished")" = '{"code": "x", ' ]
+	[ -s "$STORE.rejected/unfinished.reason" ]
+}
+
+@test "a drop over max_record fails at write with EFBIG and is kept with every byte sent" {
+	seed "$STORE"
+	before=$(sum "$STORE")
+	iterfs_mount "$STORE" -o max_record=1000
+	# 5000 bytes of one complete record, written 500 at a time: the third
+	# write crosses the limit.
+	run python3 - "$MNT/incoming/big" "$BATS_TEST_TMPDIR/sent" <<'PY'
+import errno, os, sys
+path, sent = sys.argv[1:3]
+head, tail = '{"code": "', '", "metrics": {"sharpe": 1}}'
+data = (head + "a" * (5000 - len(head) - len(tail)) + tail).encode()
+assert len(data) == 5000
+open(sent, "wb").write(data)
+fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+res = []
+# pwrite: a failed write does not move the file offset, so each chunk
+# names its own place.
+for off in range(0, len(data), 500):
+    try:
+        n = os.pwrite(fd, data[off:off + 500], off)
+        res.append("ok" if n == 500 else f"short {n}")
+    except OSError as e:
+        res.append(errno.errorcode[e.errno])
+try:
+    os.close(fd)
+    res.append("close ok")
+except OSError as e:
+    res.append("close " + errno.errorcode[e.errno])
+print(" ".join(res))
+PY
+	echo "$output"
+	[[ "$output" =~ ^ok\ ok\ EFBIG(\ (ok|EFBIG)){7}\ close\ EFBIG$ ]]
+	[ "$(sum "$STORE")" = "$before" ]
+	[ "$(iter_count)" -eq 3 ]
+	cmp "$BATS_TEST_TMPDIR/sent" "$STORE.rejected/big"
+	cmp "$BATS_TEST_TMPDIR/sent" "$MNT/incoming/big.rejected"
+	[ "$(cat "$MNT/incoming/big.reason")" = "File too large: larger than max_record (1000 bytes)" ]
+}
+
+@test "a drop name longer than 255 bytes is refused with ENAMETOOLONG" {
+	seed "$STORE"
+	before=$(sum "$STORE")
+	iterfs_mount "$STORE"
+	long=$(printf 'n%.0s' $(seq 256))
+	run python3 - "$MNT/incoming/$long" "$(rec long)" <<'PY'
+import errno, sys
+try:
+    with open(sys.argv[1], "w") as f:
+        f.write(sys.argv[2])
+    print("created")
+except OSError as e:
+    print(errno.errorcode[e.errno])
+PY
+	[ "$output" = ENAMETOOLONG ]
+	run touch "$MNT/incoming/$long"
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"File name too long"* ]]
+	[ "$(sum "$STORE")" = "$before" ]
+	[ "$(listing)" = "" ]
+	[ ! -e "$STORE.rejected" ]
+	# 255 bytes is a name like any other.
+	run py_drop "$MNT/incoming/${long:1}" "$(rec max)"
+	[ "$output" = ok ]
+	[ "$(cat "$MNT/iterations/3/code.py")" = max ]
+}
+
+@test "a staging name never commits at close; renaming it commits, and a failed rename keeps the source" {
+	seed "$STORE"
+	before=$(sum "$STORE")
+	iterfs_mount "$STORE"
+	run py_drop "$MNT/incoming/.good" "$(rec staged)"
+	[ "$output" = ok ]
+	run py_drop "$MNT/incoming/.bad" '{"code": 42, "metrics": {"sharpe": 1}}'
+	[ "$output" = ok ]
+	[ "$(sum "$STORE")" = "$before" ]
+	[ "$(listing)" = ".bad .good " ]
+	[ ! -e "$STORE.rejected" ]
+	mv "$MNT/incoming/.good" "$MNT/incoming/good"
+	[ "$(iter_count)" -eq 4 ]
+	[ "$(cat "$MNT/iterations/3/code.py")" = staged ]
+	[ "$(listing)" = ".bad " ]
+	before=$(sum "$STORE")
+	run python3 -c 'import os, sys; os.rename(sys.argv[1], sys.argv[2])' \
+		"$MNT/incoming/.bad" "$MNT/incoming/bad"
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"OSError: [Errno 22] Invalid argument"* ]]
+	[ "$(sum "$STORE")" = "$before" ]
+	[ "$(iter_count)" -eq 4 ]
+	[ "$(cat "$MNT/incoming/.bad")" = '{"code": 42, "metrics": {"sharpe": 1}}' ]
+	[ "$(cat "$STORE.rejected/bad")" = '{"code": 42, "metrics": {"sharpe": 1}}' ]
+	grep -q '"code"' "$MNT/incoming/bad.reason"
+	rm "$MNT/incoming/.bad"
+	[ "$(listing)" = "bad.reason bad.rejected " ]
+	[ "$(sum "$STORE")" = "$before" ]
+}
+
+@test "a staging file its writer closes and removes leaves nothing behind" {
+	seed "$STORE"
+	before=$(sum "$STORE")
+	iterfs_mount "$STORE"
+	# Not JSON at all, like an editor's swap file.
+	run py_drop "$MNT/incoming/.x.swp" $'b0VIM 9.0\n\x01 swap'
+	[ "$output" = ok ]
+	[ "$(listing)" = ".x.swp " ]
+	[ "$(cat "$MNT/incoming/.x.swp")" = $'b0VIM 9.0\n\x01 swap' ]
+	rm "$MNT/incoming/.x.swp"
+	# Removed while still open, too.
+	exec 4>"$MNT/incoming/.y.tmp"
+	printf 'partial' >&4
+	rm "$MNT/incoming/.y.tmp"
+	exec 4>&-
+	[ "$(listing)" = "" ]
+	iterfs_unmount
+	[ "$(sum "$STORE")" = "$before" ]
+	[ ! -e "$STORE.rejected" ]
+}
+
+@test "a name that just committed can still be stat'ed, chmod'ed, chown'ed, touched, renamed and removed" {
+	seed "$STORE"
+	iterfs_mount "$STORE"
+	# One process, right after close: inside the short grace period.
+	run python3 - "$MNT/incoming" "$(rec grace)" <<'PY'
+import os, sys
+inc, text = sys.argv[1:3]
+p = os.path.join(inc, "g")
+with open(p, "w") as f:
+    f.write(text)
+listed = os.listdir(inc)
+st = os.stat(p)
+os.chmod(p, 0o600)
+os.chown(p, st.st_uid, st.st_gid)
+os.utime(p, (1700000000, 1700000000))
+os.rename(p, os.path.join(inc, "g2"))
+os.unlink(p)
+print("listed", listed)
+PY
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$output" = "listed []" ]
+	[ "$(iter_count)" -eq 4 ]
+	[ "$(wc -l <"$STORE")" -eq 4 ]
+	[ "$(cat "$MNT/iterations/3/code.py")" = grace ]
+	[ "$(listing)" = "" ]
+	[ ! -e "$STORE.rejected" ]
+}
+
+# start_drops N: N Python writers each write a complete record w<i> into
+# incoming/w<i> and close it; returns once every one has written and is in
+# close().  $DROPS holds their pids; what close gave each ("ok" or the
+# exception) goes to $BATS_TEST_TMPDIR/w<i>.out.
+start_drops() {
+	local i line
+	DROPS=()
+	mkfifo "$BATS_TEST_TMPDIR/written"
+	exec 5<>"$BATS_TEST_TMPDIR/written"
+	for i in $(seq "$1"); do
+		python3 - "$MNT/incoming/w$i" "$(rec "w$i" "$i")" "$BATS_TEST_TMPDIR/written" \
+			>"$BATS_TEST_TMPDIR/w$i.out" 2>&1 3>&- 5>&- <<'PY' &
+import sys
+path, text, written = sys.argv[1:4]
+f = open(path, "w")
+f.write(text)
+f.flush()
+with open(written, "w") as w:
+    w.write("written\n")
+try:
+    f.close()
+    print("ok")
+except OSError as e:
+    print("close:", e)
+PY
+		DROPS+=($!)
+	done
+	bg_track "${DROPS[@]}"
+	for i in $(seq "$1"); do
+		read -r -t 30 -u 5 line
+		[ "$line" = written ]
+	done
+	exec 5>&-
+	wait_in_close "${DROPS[@]}"
+}
+
+drops_done() {
+	local pid
+	for pid in "${DROPS[@]}"; do
+		iterfs_wait_exit "$pid"
+	done
+}
+
+@test "kill -9 of a writer blocked in close on a held lock does not commit its drop" {
+	seed "$STORE"
+	before=$(sum "$STORE")
+	iterfs_mount "$STORE"
+	hold_lock
+	start_drops 1
+	kill -KILL "${DROPS[0]}"
+	[ "$(sum "$STORE")" = "$before" ]
+	release_lock
+	drops_done
+	# Dropped after the killed one, through the same committer: once this
+	# one is durable, the killed drop has had its answer.
+	run py_drop "$MNT/incoming/after" "$(rec after)"
+	[ "$output" = ok ]
+	[ "$(iter_count)" -eq 4 ]
+	[ "$(wc -l <"$STORE")" -eq 4 ]
+	[ "$(cat "$MNT/iterations/3/code.py")" = after ]
+	[ "$(grep -c '"w1"' "$STORE")" -eq 0 ]
+	# Nothing is lost: the interrupted drop is kept (at its release,
+	# which the unmount settles).
+	iterfs_unmount
+	[ "$(cat "$STORE.rejected/w1")" = "$(rec w1 1)" ]
+	[ -s "$STORE.rejected/w1.reason" ]
+}
+
+@test "a foreign flock on the store while a dozen drops wait does not stop ls and cat" {
+	seed "$STORE"
+	before=$(sum "$STORE")
+	iterfs_mount "$STORE"
+	hold_lock
+	start_drops 12
+	# timeout only guards against a hang.
+	run timeout 20 ls "$MNT/iterations"
+	[ "$status" -eq 0 ]
+	[ "$output" = $'0\n1\n2' ]
+	run timeout 20 cat "$MNT/iterations/1/code.py" "$MNT/iterations/2/metrics.json"
+	[ "$status" -eq 0 ]
+	[ "$output" = $'x = 1\n{\n  "sharpe": 0.2\n}' ]
+	run timeout 20 stat -c %F "$MNT/latest"
+	[ "$output" = "symbolic link" ]
+	[ "$(sum "$STORE")" = "$before" ]
+	release_lock
+	drops_done
+	for i in $(seq 12); do
+		[ "$(cat "$BATS_TEST_TMPDIR/w$i.out")" = ok ]
+	done
+	[ "$(iter_count)" -eq 15 ]
+	run python3 - "$STORE" <<'PY'
+import json, sys
+recs = [json.loads(l) for l in open(sys.argv[1], encoding="utf-8")]
+assert sorted(r["iteration"] for r in recs) == list(range(15))
+assert sorted(r["code"] for r in recs[3:]) == sorted(f"w{i}" for i in range(1, 13))
+print("ok")
+PY
+	[ "$output" = ok ]
+}
+
+@test "with lock_timeout=2 drops waiting on a foreign flock fail with ETIMEDOUT and are kept" {
+	seed "$STORE"
+	before=$(sum "$STORE")
+	iterfs_mount "$STORE" -o lock_timeout=2
+	hold_lock
+	start_drops 12
+	drops_done
+	for i in $(seq 12); do
+		[ "$(cat "$BATS_TEST_TMPDIR/w$i.out")" = "close: [Errno 110] Connection timed out" ]
+	done
+	[ "$(sum "$STORE")" = "$before" ]
+	[ "$(iter_count)" -eq 3 ]
+	for i in $(seq 12); do
+		[ "$(cat "$STORE.rejected/w$i")" = "$(rec "w$i" "$i")" ]
+		cmp "$STORE.rejected/w$i" "$MNT/incoming/w$i.rejected"
+		grep -q '^Connection timed out' "$MNT/incoming/w$i.reason"
+	done
+	release_lock
+	# The lock free again, the same mount commits.
+	run py_drop "$MNT/incoming/later" "$(rec later)"
+	[ "$output" = ok ]
+	[ "$(cat "$MNT/iterations/3/code.py")" = later ]
+}
+
+@test "kept drops of a 0600 store are readable by its owner and not by another user" {
+	command -v useradd >/dev/null || skip "useradd missing (package passwd)"
+	# The bats directories are 0700: a directory others may enter, so that
+	# only the kept files' own modes decide.
+	D=$(mktemp -d /tmp/iterfs-perm.XXXXXX)
+	echo "$D" >"$BATS_TEST_TMPDIR/.dir"
+	chmod 755 "$D"
+	STORE=$D/hist.jsonl
+	seed "$STORE"
+	chmod 600 "$STORE"
+	OTHER=iterfs-t$$
+	useradd --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$OTHER"
+	echo "$OTHER" >"$BATS_TEST_TMPDIR/.user"
+	iterfs_mount "$STORE"
+	run py_drop "$MNT/incoming/x" '{"code": 42, "metrics": {"sharpe": 1}}'
+	[ "$output" = "close: [Errno 22] Invalid argument" ]
+	[ "$(stat -c %a "$STORE.rejected")" = 700 ]
+	[ "$(stat -c %a "$STORE.rejected/x")" = 600 ]
+	[ "$(stat -c %a "$STORE.rejected/x.reason")" = 600 ]
+	# The other user can read a public file beside the store...
+	printf probe >"$D/public"
+	chmod 644 "$D/public"
+	[ "$(runuser -u "$OTHER" -- cat "$D/public")" = probe ]
+	# ...but neither the kept drop nor its reason.
+	run runuser -u "$OTHER" -- cat "$STORE.rejected/x"
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"Permission denied"* ]]
+	run runuser -u "$OTHER" -- cat "$STORE.rejected/x.reason"
+	[ "$status" -ne 0 ]
+	[ "$(stat -c %U "$STORE.rejected/x")" = "$(stat -c %U "$STORE")" ]
+	[ "$(cat "$STORE.rejected/x")" = '{"code": 42, "metrics": {"sharpe": 1}}' ]
+	grep -q '"code"' "$STORE.rejected/x.reason"
+}
+
+@test "records committed within one second list newest first under ls -t, by microsecond" {
+	seed "$STORE"
+	iterfs_mount "$STORE"
+	# Numbers 3..6, timestamps in the order 4 6 3 5 within one second.
+	for n in 3 4 5 6; do
+		case $n in
+		3) us=000300 ;; 4) us=000100 ;; 5) us=000500 ;; 6) us=000200 ;;
+		esac
+		printf '{"iteration": %d, "code": "t%d", "metrics": {"sharpe": 1}, "timestamp": "2025-10-12T10:00:00.%s"}\n' \
+			"$n" "$n" "$us"
+	done >"$BATS_TEST_TMPDIR/four"
+	cp "$BATS_TEST_TMPDIR/four" "$MNT/incoming/four"
+	[ "$(iter_count)" -eq 7 ]
+	[ "$(ls -t "$MNT/iterations" | tr '\n' ' ')" = "5 3 6 4 2 1 0 " ]
+	[[ "$(stat -c %y "$MNT/iterations/5")" == *":00.000500000 "* ]]
+	[ "$(cd "$MNT/iterations" && ls -t 6/code.py 4/code.py 3/code.py 5/code.py | tr '\n' ' ')" = "5/code.py 3/code.py 6/code.py 4/code.py " ]
 }

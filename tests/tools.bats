@@ -37,7 +37,7 @@ TS='"timestamp":"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}
 @test "iterfs-commit --help and --version print and exit 0" {
 	run "$ITERFS_COMMIT" --help
 	[ "$status" -eq 0 ]
-	[[ "${lines[0]}" == "usage: iterfs-commit [-m SIZE] STORE [FILE...]" ]]
+	[[ "${lines[0]}" == "usage: iterfs-commit [-m SIZE] [-w SECONDS] STORE [FILE...]" ]]
 	run "$ITERFS_COMMIT" --version
 	[ "$status" -eq 0 ]
 	[[ "$output" =~ ^iterfs-commit\ [0-9]+\.[0-9]+ ]]
@@ -181,6 +181,53 @@ TS='"timestamp":"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}
 	[ "$(sum "$STORE")" = "$before" ]
 }
 
+@test "iterfs-commit -w gives up on a lock another tool holds and commits nothing" {
+	seed "$STORE"
+	before=$(sum "$STORE")
+	# This shell holds the flock (as the Python client would) on fd 5.
+	exec 5>"$STORE.lock"
+	flock -x 5
+	run "$ITERFS_COMMIT" -w 0.2 "$STORE" <<<'{"a": 1}'
+	exec 5>&-
+	[ "$status" -eq 3 ]
+	[[ "${lines[0]}" == "iterfs-commit: commit: lock $STORE.lock: Connection timed out after 200 ms"* ]]
+	[ "${lines[1]}" = "iterfs-commit: $STORE.lock: Connection timed out" ]
+	[ "$(sum "$STORE")" = "$before" ]
+	run "$ITERFS_COMMIT" -w 0 "$STORE" <<<'{"a": 1}'
+	[ "$status" -eq 0 ]
+	[ "$output" = "committed iteration 3 from stdin" ]
+	run "$ITERFS_COMMIT" -w soon "$STORE" <<<'{"a": 1}'
+	[ "$status" -eq 2 ]
+	[ "$output" = "iterfs-commit: bad wait: soon" ]
+}
+
+@test "iterfs-commit into a FIFO or a directory fails at once and says what it is" {
+	mkfifo "$D/fifo.jsonl"
+	run "$ITERFS_COMMIT" "$D/fifo.jsonl" <<<'{"a": 1}'
+	[ "$status" -eq 3 ]
+	[ "${lines[-1]}" = "iterfs-commit: $D/fifo.jsonl: is a FIFO, not a regular file" ]
+	mkdir "$D/dir.jsonl"
+	run "$ITERFS_COMMIT" "$D/dir.jsonl" <<<'{"a": 1}'
+	[ "$status" -eq 3 ]
+	[ "${lines[-1]}" = "iterfs-commit: $D/dir.jsonl: is a directory, not a regular file" ]
+	[ ! -e "$D/fifo.jsonl.lock" ] && [ ! -e "$D/dir.jsonl.lock" ]
+}
+
+@test "iterfs-commit through a symlink updates the real file and keeps the link" {
+	mkdir "$D/real"
+	seed "$D/real/h.jsonl"
+	ln -s real/h.jsonl "$D/link.jsonl"
+	run "$ITERFS_COMMIT" "$D/link.jsonl" <<<'{"a": 1}'
+	[ "$status" -eq 0 ]
+	[ "$output" = "committed iteration 3 from stdin" ]
+	[ -L "$D/link.jsonl" ]
+	[ "$(readlink "$D/link.jsonl")" = real/h.jsonl ]
+	[ "$(wc -l <"$D/real/h.jsonl")" -eq 4 ]
+	[ -e "$D/real/h.jsonl.lock" ] && [ ! -e "$D/link.jsonl.lock" ]
+	no_temps "$D/real/h.jsonl"
+	no_temps "$D/link.jsonl"
+}
+
 @test "an fsync failing with EIO is reported with exit 3 and the store is unchanged" {
 	command -v strace >/dev/null || skip "strace not installed"
 	seed "$STORE"
@@ -207,7 +254,8 @@ TS='"timestamp":"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}
 	[ "$status" -eq 3 ]
 	[[ "$output" == *"stdin: No space left on device: the commit failed at append; the store is unchanged" ]]
 	[ "$(sum "$STORE")" = "$before" ]
-	run traced -e trace=rename -e inject=rename:error=EIO \
+	run traced -e trace=rename,renameat,renameat2 \
+		-e inject=rename,renameat,renameat2:error=EIO \
 		"$ITERFS_COMMIT" "$STORE" <<<'{"code": null, "a": 1}'
 	[ "$status" -eq 3 ]
 	[[ "$output" == *"stdin: Input/output error: the commit failed at rename; the store is unchanged" ]]

@@ -4,13 +4,16 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "buf.h"
 #include "config.h"
+#include "fileio.h"
 #include "log.h"
 #include "store.h"
 #include "writer.h"
@@ -20,7 +23,7 @@
 #define EXIT_IO 3
 
 static const char usage_text[] =
-	"usage: iterfs-commit [-m SIZE] STORE [FILE...]\n"
+	"usage: iterfs-commit [-m SIZE] [-w SECONDS] STORE [FILE...]\n"
 	"\n"
 	"Commit the records in each FILE (standard input when there is none,\n"
 	"or for \"-\") into the JSONL history STORE, durably and atomically,\n"
@@ -30,6 +33,10 @@ static const char usage_text[] =
 	"\n"
 	"  -m, --max-record SIZE  reject drops larger than SIZE bytes\n"
 	"                         (suffixes k, M, G; default 16M)\n"
+	"  -w, --wait SECONDS     wait at most SECONDS for the store's lock\n"
+	"                         (STORE.lock, held by another commit or tool;\n"
+	"                         default 30, 0: one try, -1: forever); then\n"
+	"                         exit 3 with \"Connection timed out\"\n"
 	"  -h, --help             show this help\n"
 	"  -V, --version          show the version\n"
 	"\n"
@@ -71,6 +78,27 @@ static int parse_size(const char *s, size_t *out)
 	return 0;
 }
 
+/* SECONDS (a decimal, may have a fraction) into milliseconds; -1 is
+ * forever. */
+static int parse_wait(const char *s, int *ms)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || end == s || *end || v != v)
+		return -EINVAL;
+	if (v == -1) {
+		*ms = -1;
+		return 0;
+	}
+	if (v < 0 || v > INT_MAX / 1000)
+		return -EINVAL;
+	*ms = (int)(v * 1000);
+	return 0;
+}
+
 static int read_fd(int fd, struct buf *b)
 {
 	for (;;) {
@@ -109,6 +137,7 @@ int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "max-record", required_argument, NULL, 'm' },
+		{ "wait", required_argument, NULL, 'w' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -119,14 +148,22 @@ int main(int argc, char **argv)
 	struct writer_req *reqs = NULL;
 	struct buf *bufs = NULL;
 	struct store *s = NULL;
-	int c, r, status = EXIT_SUCCESS;
+	struct writer_lock *lk;
+	int c, r, status = EXIT_SUCCESS, wait_ms = WRITER_LOCK_TIMEOUT_MS_DEFAULT;
 
 	log_set_prog("iterfs-commit");
-	while ((c = getopt_long(argc, argv, "m:hV", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "m:w:hV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'm':
 			if (parse_size(optarg, &max_record) < 0) {
 				fprintf(stderr, "iterfs-commit: bad size: %s\n",
+					optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		case 'w':
+			if (parse_wait(optarg, &wait_ms) < 0) {
+				fprintf(stderr, "iterfs-commit: bad wait: %s\n",
 					optarg);
 				return EXIT_USAGE;
 			}
@@ -175,12 +212,27 @@ int main(int argc, char **argv)
 	}
 	r = store_open(argv[optind], 0, &s);
 	if (r < 0) {
-		fprintf(stderr, "iterfs-commit: %s: %s\n", argv[optind],
+		struct stat st;
+
+		if (stat(argv[optind], &st) == 0 && !S_ISREG(st.st_mode))
+			fprintf(stderr, "iterfs-commit: %s: is %s, not a "
+				"regular file\n", argv[optind],
+				fileio_kind(st.st_mode));
+		else
+			fprintf(stderr, "iterfs-commit: %s: %s\n",
+				argv[optind], strerror(-r));
+		status = EXIT_IO;
+		goto out;
+	}
+	r = writer_lock(s, wait_ms, &lk);
+	if (r < 0) {
+		fprintf(stderr, "iterfs-commit: %s.lock: %s\n", argv[optind],
 			strerror(-r));
 		status = EXIT_IO;
 		goto out;
 	}
-	r = writer_commit(s, reqs, ndrops, max_record);
+	r = writer_commit_locked(lk, reqs, ndrops, max_record);
+	writer_unlock(lk);
 	if (r < 0)
 		status = EXIT_IO;
 	for (i = 0; i < ndrops; i++) {
