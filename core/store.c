@@ -267,8 +267,9 @@ static int shape_cb(struct jtext_span key, struct jtext_span val, void *arg)
 
 /* Read the members of one record line into sl (`validate`: with the
  * validating walk, which also reads the timestamp into *usec when usec is
- * not NULL) and find the member that carries its number: the last "iteration", else the last "iteration_num"
- * (first alias present wins, the last duplicate counts).  A line laid out
+ * not NULL) and find the member that carries its number: the last
+ * "iteration", else the last "iteration_num" (first alias present wins, the
+ * last duplicate counts).  A line laid out
  * like the previous record line has it where that one had it.  Returns 0,
  * -EINVAL (the line does not hold together as an object), -ENOMEM. */
 static int shape_read(const struct shape *sh, struct shape_line *sl,
