@@ -3,7 +3,8 @@
  * Calling sequence:
  *   store_open(path, flags, &s)        scan once, build the index
  *   store_lookup / store_read / store_list / store_by_hash ...   any thread
- *   store_refresh(s, &chg)             after the file changed on disk
+ *   store_refresh(s)                   after the file changed on disk
+ *   store_changes_take(s, &chg)        what changed, for cache invalidation
  *   store_close(s)
  *
  * Per record the index keeps only what finds it again: offset, length and
@@ -23,9 +24,9 @@
  * store_refresh and the writer's adoption of a new file take it exclusively.
  * No callback is ever called with it held.  store->update_mu (a mutex)
  * serialises the functions that change the index (store_refresh,
- * store_adopt, and the by-hash build that the first store_code_of /
- * store_codes / store_code_lookup runs); they do their file I/O holding only
- * it, so readers are blocked only while results are installed.  Lock order:
+ * store_adopt, and the build of a derived view -- by-hash -- that its
+ * first use runs); they do their file I/O holding only it, so readers are
+ * blocked only while results are installed.  Lock order:
  * writer's flock file first, then store->update_mu, then store->lock.
  */
 #ifndef ITERFS_STORE_H
@@ -79,10 +80,11 @@ struct store_stats {
 	uint64_t generation;  /* bumps on every change of the index */
 };
 
-/* What store_refresh changed, for cache invalidation.  `reset` means the
- * file was not an extension of the indexed one: everything may have
- * changed.  Otherwise `iters` lists the iteration numbers that appeared or
- * were replaced by a later line.  Owned by the caller: store_change_free(). */
+/* What store_refresh and store_adopt changed, for cache invalidation
+ * (store_changes_take).  `reset` means the file was not an extension of the
+ * indexed one: everything may have changed.  Otherwise `iters` lists the
+ * iteration numbers that appeared or were replaced by a later line.  Owned
+ * by the caller: store_change_free(). */
 struct store_change {
 	bool reset;
 	bool changed;       /* anything at all changed */
@@ -123,9 +125,10 @@ int store_read(struct store *s, int64_t iter, struct buf *line);
 
 /* Re-check the file.  Grown in place, or replaced by a file whose first
  * bytes equal everything indexed so far (checked byte for byte): only the new
- * tail is indexed.  Otherwise a full re-index (chg->reset).  `chg` may be
- * NULL.  Returns 0 or -errno (the old index is kept on error). */
-int store_refresh(struct store *s, struct store_change *chg);
+ * tail is indexed.  Otherwise a full re-index (reported as `reset`).  What
+ * changed goes to the change log (store_changes_take).  Returns 0 or -errno
+ * (the old index is kept on error). */
+int store_refresh(struct store *s);
 void store_change_free(struct store_change *chg);
 
 /* Everything store_refresh and store_adopt changed since the last call,
@@ -194,9 +197,9 @@ int store_code_lookup(struct store *s, const unsigned char d[HASH_LEN],
  * The writer has just renamed over the store a file whose first bytes are
  * exactly the indexed content (plus, if the indexed content did not end in
  * LF, one LF) followed by new lines.  Switch to the file now at the path and
- * index only its tail, without re-reading the prefix.  `chg` as for
- * store_refresh (may be NULL).  Returns 0 or -errno (then the next
- * store_refresh re-indexes). */
-int store_adopt(struct store *s, struct store_change *chg);
+ * index only its tail, without re-reading the prefix.  What changed goes to
+ * the change log.  Returns 0 or -errno (then the next store_refresh
+ * re-indexes). */
+int store_adopt(struct store *s);
 
 #endif

@@ -496,7 +496,7 @@ int writer_commit_locked(struct writer_lock *lk, struct writer_req *reqs,
 		if (r < 0)
 			goto out_fail_all;
 		step = "refresh";
-		r = store_refresh(s, NULL);
+		r = store_refresh(s);
 		if (!r)
 			r = commit_plan_new(s, &plan);
 		if (r < 0) {
@@ -545,7 +545,7 @@ int writer_commit_locked(struct writer_lock *lk, struct writer_req *reqs,
 		batch_fail(reqs, n, true, r, step, renamed, why);
 	if (renamed) {
 		/* The path holds the new content whatever fsync_dir said. */
-		e = store_adopt(s, NULL);
+		e = store_adopt(s);
 		if (e < 0)
 			log_warn("commit: adopt %s: %s (the next refresh "
 				 "re-indexes)", store_path(s), strerror(-e));
