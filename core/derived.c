@@ -14,6 +14,8 @@
 
 const struct derived_ops *const derived_views[DERIVED_COUNT] = {
 	[DERIVED_BYHASH] = &derived_byhash_ops,
+	[DERIVED_BYMETRIC] = &derived_bymetric_ops,
+	[DERIVED_FAILED] = &derived_failed_ops,
 };
 
 struct map_job {

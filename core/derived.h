@@ -35,6 +35,8 @@
 
 enum derived_kind {
 	DERIVED_BYHASH,
+	DERIVED_BYMETRIC,
+	DERIVED_FAILED,
 	DERIVED_COUNT,
 };
 
@@ -63,6 +65,8 @@ struct derived_ops {
 };
 
 extern const struct derived_ops derived_byhash_ops;
+extern const struct derived_ops derived_bymetric_ops;
+extern const struct derived_ops derived_failed_ops;
 
 /* The ops of every kind, indexed by enum derived_kind. */
 extern const struct derived_ops *const derived_views[DERIVED_COUNT];

@@ -193,6 +193,43 @@ int store_codes(struct store *s, size_t start, struct store_code *out,
 int store_code_lookup(struct store *s, const unsigned char d[HASH_LEN],
 		      struct store_code *code, int64_t *iters, size_t max);
 
+/* --- by-metric: one ranking per numeric metric -----------------------------
+ * Built on first use (reads every record once), kept up to date by refresh.
+ * Ranked: every shown record whose success meaning is not false, by each
+ * top-level member of its `metrics` object that holds a JSON number other
+ * than NaN (with duplicate keys the last one counts).  A metric is a key
+ * ranked in at least one record; one whose decoded name holds a NUL byte is
+ * none.  Order: highest value first (as doubles: integers beyond 2^53 may
+ * tie where Python would not), ties by lower iteration first.  Memory: 16
+ * bytes per ranked (record, metric) plus the names. */
+
+/* Metric names sorted bytewise, from rank `start`, at most `max`, into
+ * `names`: each a malloc'd copy the caller frees (free()); *n written.
+ * Returns 0, -ENOMEM (then nothing is handed out), -EIO. */
+int store_metric_names(struct store *s, size_t start, char **names,
+		       size_t max, size_t *n);
+
+/* The ranking of metric `name`: iterations from rank `start` (0 is the
+ * highest value), at most `max` into `iters`; *n written, *total the length
+ * of the ranking.  Returns 0, -ENOENT (no such metric), -ENOMEM, -EIO. */
+int store_metric_rank(struct store *s, const char *name, size_t start,
+		      int64_t *iters, size_t max, size_t *n, size_t *total);
+
+/* --- failed: iterations that failed or have an error ----------------------
+ * Failed: the success meaning is false, or the record has an error text (an
+ * error.txt: record.h's error meaning, a string, the empty one included).
+ * Built on first use, kept up to date by refresh; 8 bytes per failed
+ * record. */
+
+/* Failed iterations ascending, from rank `start`, at most `max`; *n
+ * written.  Returns 0, -ENOMEM, -EIO. */
+int store_failed(struct store *s, size_t start, int64_t *iters, size_t max,
+		 size_t *n);
+
+/* Did iteration `iter` fail?  Returns 0, -ENOENT (no such iteration),
+ * -ENOMEM, -EIO. */
+int store_is_failed(struct store *s, int64_t iter, bool *failed);
+
 /* --- for the writer only --------------------------------------------------
  * The writer has just renamed over the store a file whose first bytes are
  * exactly the indexed content (plus, if the indexed content did not end in
