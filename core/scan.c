@@ -423,6 +423,8 @@ int scan_file(struct scan *sc, int fd, uint64_t start, uint64_t end,
 		while ((lf = memchr(buf + searched, '\n', have - searched))) {
 			size_t i = (size_t)(lf - buf);
 
+			sc->last_off = pos + lstart;
+			sc->any = true;
 			r = scan_line(sc, buf + lstart, i - lstart,
 				      pos + lstart, true);
 			if (r < 0)
@@ -431,9 +433,12 @@ int scan_file(struct scan *sc, int fd, uint64_t start, uint64_t end,
 		}
 		searched = have;
 		if (pos + have == end) {
-			if (lstart < have)
+			if (lstart < have) {
+				sc->last_off = pos + lstart;
+				sc->any = true;
 				r = scan_line(sc, buf + lstart, have - lstart,
 					      pos + lstart, false);
+			}
 			goto out;
 		}
 		if (lstart) {

@@ -84,6 +84,8 @@ struct scan {
 	uint64_t lines, records, beyond;
 	uint64_t lineno;      /* in: lines before start; out: lines seen */
 	uint64_t end, tail_off;
+	uint64_t last_off;    /* start of the last line scanned (any kind) */
+	bool any;             /* a line was scanned */
 	enum tail_kind tail;
 	bool tail_beyond;
 	int64_t tail_iter;

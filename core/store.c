@@ -16,6 +16,7 @@
  * Contents:
  *   locks, index basics
  *   derived views         build on first use, one batch per change, reset
+ *   checking and keeping  the last line's tag, old against new, lost lines
  *   installing scan results   full re-index, extension, merge
  *   refresh and adopt     what the file at the path is now
  *   public, shape public
@@ -25,14 +26,19 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "derived.h"
 #include "fileio.h"
+#include "hash.h"
+#include "keep.h"
 #include "log.h"
 #include "record.h"
 #include "scan.h"
@@ -55,6 +61,11 @@ struct idx {
 	bool tail_beyond;     /* TAIL_SKIPPED for a number past the limit */
 	int64_t tail_iter;
 	uint32_t tail_len;
+	/* The last line of the indexed bytes, [last_off, size), and its
+	 * hash_tag: what a refresh or adopt re-reads from the new file before
+	 * it trusts the indexed bytes to be its prefix. */
+	uint64_t last_off;
+	uint64_t last_tag;
 	struct shape sh;
 };
 
@@ -79,6 +90,8 @@ struct store {
 	struct view views[DERIVED_COUNT]; /* guarded by store->lock */
 	/* Changes since the last store_changes_take, whoever refreshed. */
 	struct store_change unread; /* guarded by update_mu */
+	/* "<store>.lost/", opened when lines first vanish. */
+	struct keepdir *lost;       /* guarded by update_mu */
 };
 
 /* --- locks, index basics -------------------------------------------------- */
@@ -254,6 +267,214 @@ bool store_has_locked(const struct store *s, int64_t iter)
 	return found;
 }
 
+/* --- checking and keeping ------------------------------------------------ */
+
+/* hash_tag of bytes [off, end) of fd. */
+static int range_tag(int fd, uint64_t off, uint64_t end, uint64_t *tag)
+{
+	size_t n = (size_t)(end - off);
+	char *p;
+	int r;
+
+	*tag = hash_tag("", 0);
+	if (end <= off)
+		return 0;
+	p = malloc(n);
+	if (!p)
+		return -ENOMEM;
+	r = fileio_pread_full(fd, p, n, off);
+	if (!r)
+		*tag = hash_tag(p, n);
+	free(p);
+	return r;
+}
+
+/* Does the file at fd (`size` bytes) still hold the last indexed line where
+ * the index has it?  Never trust a prefix on its size alone: a writer that
+ * rewrote the file may have made it just as long. */
+static int tail_holds(const struct idx *ix, int fd, uint64_t size, bool *ok)
+{
+	uint64_t tag;
+	int r;
+
+	*ok = ix->size == 0;
+	if (*ok || size < ix->size)
+		return 0;
+	r = range_tag(fd, ix->last_off, ix->size, &tag);
+	if (r < 0)
+		return r;
+	*ok = tag == ix->last_tag;
+	return 0;
+}
+
+/* What a full re-index changed against the index it replaces. */
+struct diff {
+	struct ent *gone;     /* old entries whose number is gone */
+	size_t ngone;
+	int64_t *del;         /* numbers gone or changed, ascending */
+	size_t ndel;
+	struct ent *add;      /* new entries added or changed, ascending */
+	size_t nadd;
+};
+
+static void diff_free(struct diff *d)
+{
+	free(d->gone);
+	free(d->del);
+	free(d->add);
+	memset(d, 0, sizeof(*d));
+}
+
+/* Do the lines of a (in fa) and b (in fb) differ? */
+static int lines_differ(int fa, const struct ent *a, int fb,
+			const struct ent *b, struct buf *x, struct buf *y,
+			bool *differ)
+{
+	int r;
+
+	*differ = a->len != b->len;
+	if (*differ)
+		return 0;
+	buf_reset(x);
+	buf_reset(y);
+	r = buf_reserve(x, a->len);
+	if (!r)
+		r = buf_reserve(y, b->len);
+	if (!r)
+		r = fileio_pread_full(fa, x->data, a->len, a->off);
+	if (!r)
+		r = fileio_pread_full(fb, y->data, b->len, b->off);
+	if (!r)
+		*differ = memcmp(x->data, y->data, a->len) != 0;
+	return r;
+}
+
+/* Compare the index with a new one of the file at fd (update_mu held).
+ * `other`: fd is another file than the indexed one, whose old lines are
+ * still readable through s->fd; then a number's line changed when its
+ * bytes differ.  Rewritten in place the old bytes are gone, and a line
+ * changed when its place or length did.  Marks changed (and already
+ * replaced) entries of nix replaced. */
+static int diff_build(struct store *s, int fd, bool other, struct idx *nix,
+		      struct diff *d)
+{
+	const struct idx *ix = &s->ix;
+	struct buf x = BUF_INIT, y = BUF_INIT;
+	size_t i = 0, j = 0;
+	int r = 0;
+
+	memset(d, 0, sizeof(*d));
+	d->gone = malloc((ix->n + 1) * sizeof(*d->gone));
+	d->del = malloc((ix->n + 1) * sizeof(*d->del));
+	d->add = malloc((nix->n + 1) * sizeof(*d->add));
+	if (!d->gone || !d->del || !d->add) {
+		r = -ENOMEM;
+		goto out;
+	}
+	while (i < ix->n || j < nix->n) {
+		struct ent *o = i < ix->n ? &ix->e[i] : NULL;
+		struct ent *n = j < nix->n ? &nix->e[j] : NULL;
+		bool changed;
+
+		if (o && (!n || o->iter < n->iter)) {
+			d->gone[d->ngone++] = *o;
+			d->del[d->ndel++] = o->iter;
+			i++;
+			continue;
+		}
+		if (!o || n->iter < o->iter) {
+			d->add[d->nadd++] = *n;
+			j++;
+			continue;
+		}
+		if (other) {
+			r = lines_differ(s->fd, o, fd, n, &x, &y, &changed);
+			if (r < 0)
+				goto out;
+		} else {
+			changed = o->off != n->off || o->len != n->len;
+		}
+		n->replaced |= o->replaced || changed;
+		if (changed) {
+			d->del[d->ndel++] = o->iter;
+			d->add[d->nadd++] = *n;
+		}
+		i++;
+		j++;
+	}
+out:
+	buf_free(&x);
+	buf_free(&y);
+	if (r < 0)
+		diff_free(d);
+	return r;
+}
+
+/* "12, 15, 20-23" style list of numbers for a log line, cut short. */
+static void iters_text(const struct ent *e, size_t n, char *out, size_t max)
+{
+	size_t i, o = 0;
+
+	out[0] = '\0';
+	for (i = 0; i < n && o + 48 < max; i++)
+		o += (size_t)snprintf(out + o, max - o, "%s%" PRId64,
+				      i ? ", " : "", e[i].iter);
+	if (i < n)
+		snprintf(out + o, max - o, " ... (%zu in all)", n);
+}
+
+/* Keep the old lines of the numbers `gone` durably in "<store>.lost/"
+ * (update_mu held; s->fd still reads the old file).  Returns 0 or -errno
+ * (logged): then the caller keeps the old index and the next refresh tries
+ * again, so that nothing vanishes without a copy. */
+static int keep_lost(struct store *s, const struct ent *gone, size_t n)
+{
+	struct buf lines = BUF_INIT;
+	struct keep_id id = { 0 };
+	char base[64], nums[1024];
+	struct timespec now;
+	struct tm tm;
+	size_t i;
+	int r = 0;
+
+	for (i = 0; i < n && !r; i++) {
+		r = buf_reserve(&lines, (size_t)gone[i].len + 1);
+		if (r < 0)
+			break;
+		r = fileio_pread_full(s->fd, lines.data + lines.len,
+				      gone[i].len, gone[i].off);
+		if (r < 0)
+			break;
+		lines.len += gone[i].len;
+		lines.data[lines.len++] = '\n';
+	}
+	if (!r && !s->lost)
+		r = keepdir_open(s->path, ".lost", &s->lost);
+	if (!r) {
+		clock_gettime(CLOCK_REALTIME, &now);
+		gmtime_r(&now.tv_sec, &tm);
+		snprintf(base, sizeof(base),
+			 "%04d-%02d-%02dT%02d-%02d-%02d.%06ld.jsonl",
+			 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+			 tm.tm_hour, tm.tm_min, tm.tm_sec,
+			 now.tv_nsec / 1000);
+		r = keepdir_put(s->lost, base, lines.data, lines.len, NULL,
+				&id);
+	}
+	iters_text(gone, n, nums, sizeof(nums));
+	if (r < 0)
+		log_err("store: %s was replaced without iterations %s, and "
+			"their lines could not be kept: %s (the mount keeps "
+			"showing them and tries again)", s->path, nums,
+			strerror(-r));
+	else
+		log_warn("store: %s was replaced without iterations %s; "
+			 "their lines are kept in %s/%s", s->path, nums,
+			 keepdir_path(s->lost), id.name);
+	buf_free(&lines);
+	return r;
+}
+
 /* --- installing scan results ---------------------------------------------- */
 
 /* A fresh index from a scan of a whole file. */
@@ -302,6 +523,7 @@ static int idx_from_scan(struct scan *sc, struct idx *ix)
 	ix->tail_iter = sc->tail_iter;
 	ix->tail_len = sc->tail_len;
 	ix->plines = sc->tail == TAIL_NONE ? sc->lineno : sc->lineno - 1;
+	ix->last_off = sc->any ? sc->last_off : 0;
 	sc->e = NULL;
 	sc->t = NULL;
 	sc->skip = NULL;
@@ -329,12 +551,20 @@ static int change_set(struct store_change *chg, bool reset,
 }
 
 /* Index the whole file at fd and install it (update_mu held).  Takes
- * ownership of fd on success. */
+ * ownership of fd on success.  Against the index it replaces: numbers gone
+ * from another file have their old lines kept (keep_lost; if that fails,
+ * nothing is installed), changed lines are marked replaced, and the
+ * derived views take the difference as one batch when it is small, else
+ * they are rebuilt on next use. */
 static int reindex_locked(struct store *s, int fd, const struct stat *st,
 			  struct store_change *chg)
 {
 	struct scan sc = { .flags = s->flags };
+	void *plan[DERIVED_COUNT] = { 0 };
+	struct diff d = { 0 };
 	struct idx nix, old;
+	bool other, views_keep = false, lost = false;
+	unsigned k;
 	int r, oldfd;
 
 	r = scan_file(&sc, fd, 0, (uint64_t)st->st_size, s->path);
@@ -343,11 +573,39 @@ static int reindex_locked(struct store *s, int fd, const struct stat *st,
 	r = idx_from_scan(&sc, &nix);
 	if (r < 0)
 		goto out_scan;
-	r = change_set(chg, true, NULL, 0);
-	if (r < 0) {
-		idx_free(&nix);
-		goto out_scan;
+	r = range_tag(fd, nix.last_off, nix.size, &nix.last_tag);
+	if (r < 0)
+		goto out_nix;
+	if (s->fd >= 0) {
+		other = st->st_dev != s->dev || st->st_ino != s->ino;
+		r = diff_build(s, fd, other, &nix, &d);
+		if (r < 0)
+			goto out_nix;
+		if (d.ngone && other) {
+			r = keep_lost(s, d.gone, d.ngone);
+			if (r < 0)
+				goto out_nix;
+			lost = true;
+		} else if (d.ngone) {
+			char nums[1024];
+
+			iters_text(d.gone, d.ngone, nums, sizeof(nums));
+			log_warn("store: %s was rewritten in place without "
+				 "iterations %s; their lines were overwritten "
+				 "and cannot be kept", s->path, nums);
+		}
+		views_keep = other && d.ndel + d.nadd <= nix.n / 4 + 64;
+		if (views_keep) {
+			struct derived_batch b = { fd, d.del, d.ndel, d.add,
+						   d.nadd };
+
+			views_prepare(s, &b, plan);
+		}
 	}
+	r = change_set(chg, true, NULL, 0);
+	if (r < 0)
+		goto out_nix;
+	chg->lost = lost;
 	wr_lock(s);
 	old = s->ix;
 	s->ix = nix;
@@ -357,12 +615,23 @@ static int reindex_locked(struct store *s, int fd, const struct stat *st,
 	s->ino = st->st_ino;
 	s->mtim = st->st_mtim;
 	s->generation++;
-	views_reset(s);
+	if (views_keep)
+		views_apply(s, plan);
+	else
+		views_reset(s);
+	memset(plan, 0, sizeof(plan));
 	un_lock(s);
 	idx_free(&old);
 	if (oldfd >= 0 && oldfd != fd)
 		close(oldfd);
+	goto out_scan;
+out_nix:
+	idx_free(&nix);
 out_scan:
+	for (k = 0; k < DERIVED_COUNT; k++)
+		if (plan[k])
+			derived_views[k]->plan_free(plan[k]);
+	diff_free(&d);
 	scan_free(&sc);
 	return r;
 }
@@ -493,6 +762,7 @@ static int extend_locked(struct store *s, int fd, const struct stat *st,
 	size_t nskip = ix->nskip;
 	uint64_t hidden, lines = ix->lines, records = ix->records;
 	uint64_t beyond = ix->beyond;
+	uint64_t last_off = ix->last_off, last_tag = ix->last_tag;
 	struct shape sh = { 0 };
 	bool append, changed;
 	unsigned k;
@@ -544,6 +814,12 @@ static int extend_locked(struct store *s, int fd, const struct stat *st,
 	changed = sc.n || sc.end != ix->size;
 	if (changed) {
 		r = change_set(chg, false, sc.e, sc.n);
+		if (r < 0)
+			goto out;
+	}
+	if (sc.any) {
+		last_off = sc.last_off;
+		r = range_tag(fd, last_off, sc.end, &last_tag);
 		if (r < 0)
 			goto out;
 	}
@@ -605,6 +881,8 @@ static int extend_locked(struct store *s, int fd, const struct stat *st,
 	ix->tail_iter = sc.tail_iter;
 	ix->tail_len = sc.tail_len;
 	ix->size = sc.end;
+	ix->last_off = last_off;
+	ix->last_tag = last_tag;
 	if (changed)
 		s->generation++;
 	if (s->fd != fd)
@@ -692,6 +970,7 @@ static void change_note(struct store *s, struct store_change *found)
 
 	if (found->changed) {
 		u->changed = true;
+		u->lost |= found->lost;
 		if (found->reset || u->n + found->n > UNREAD_MAX)
 			u->reset = true;
 		if (u->reset) {
@@ -726,24 +1005,22 @@ int store_changes_take(struct store *s, struct store_change *chg)
 	return 0;
 }
 
-int store_refresh(struct store *s)
+/* What the file at the path is now, against the index (update_mu held). */
+static int refresh_locked(struct store *s, struct store_change *found)
 {
-	struct store_change found = { 0 };
 	struct stat st;
 	bool same_file, prefix = false, need_full = false;
 	int r, fd;
 
-	up_lock(s);
 	r = open_path(s->path, &fd, &st);
 	if (r == -ENOENT) {
 		if (s->fd >= 0 || s->ix.size)
-			empty_locked(s, &found);
-		r = 0;
-		goto out;
+			empty_locked(s, found);
+		return 0;
 	}
 	if (r < 0) {
 		log_err("store: open %s: %s", s->path, strerror(-r));
-		goto out;
+		return r;
 	}
 	same_file = s->fd >= 0 && st.st_dev == s->dev && st.st_ino == s->ino;
 	if (same_file) {
@@ -753,10 +1030,19 @@ int store_refresh(struct store *s)
 		if ((uint64_t)st.st_size == s->ix.size &&
 		    st.st_mtim.tv_sec == s->mtim.tv_sec &&
 		    st.st_mtim.tv_nsec == s->mtim.tv_nsec)
-			goto out;
-		/* Grown in place: trusted to be an extension.  Same size with
-		 * a new mtime, or shrunk: rewritten in place. */
-		prefix = (uint64_t)st.st_size > s->ix.size;
+			return 0;
+		/* Grown in place: an extension if the last indexed line is
+		 * still there.  Same size with a new mtime, or shrunk:
+		 * rewritten in place. */
+		if ((uint64_t)st.st_size > s->ix.size) {
+			r = tail_holds(&s->ix, fd, (uint64_t)st.st_size,
+				       &prefix);
+			if (r < 0) {
+				log_err("store: read %s: %s", s->path,
+					strerror(-r));
+				return r;
+			}
+		}
 	} else if (s->fd < 0) {
 		prefix = true;
 	} else if ((uint64_t)st.st_size >= s->ix.size) {
@@ -765,21 +1051,30 @@ int store_refresh(struct store *s)
 			log_err("store: compare %s with the indexed file: %s",
 				s->path, strerror(-r));
 			close(fd);
-			goto out;
+			return r;
 		}
 	}
 	if (prefix) {
-		r = extend_locked(s, fd, &st, &found, &need_full);
+		r = extend_locked(s, fd, &st, found, &need_full);
 		if (!need_full) {
 			if (r < 0 && fd != s->fd)
 				close(fd);
-			goto out;
+			return r;
 		}
 	}
-	r = reindex_locked(s, fd, &st, &found);
+	r = reindex_locked(s, fd, &st, found);
 	if (r < 0 && fd != s->fd)
 		close(fd);
-out:
+	return r;
+}
+
+int store_refresh(struct store *s)
+{
+	struct store_change found = { 0 };
+	int r;
+
+	up_lock(s);
+	r = refresh_locked(s, &found);
 	change_note(s, &found);
 	up_unlock(s);
 	return r;
@@ -793,32 +1088,53 @@ void store_change_free(struct store_change *chg)
 	memset(chg, 0, sizeof(*chg));
 }
 
-int store_adopt(struct store *s)
+int store_adopt(struct store *s, int newfd)
 {
 	struct store_change found = { 0 };
 	struct stat st;
-	bool need_full = false;
+	bool ok = false, need_full = false;
 	int r, fd;
 
 	up_lock(s);
-	r = open_path(s->path, &fd, &st);
-	if (r < 0) {
-		log_err("store: open %s after commit: %s", s->path,
+	fd = fcntl(newfd, F_DUPFD_CLOEXEC, 0);
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		r = -errno;
+		log_err("store: adopt the file renamed over %s: %s", s->path,
 			strerror(-r));
+		if (fd >= 0)
+			close(fd);
 		goto out;
 	}
-	if ((uint64_t)st.st_size < s->ix.size) {
-		log_err("store: %s is shorter than the indexed content after "
-			"commit", s->path);
+	r = tail_holds(&s->ix, fd, (uint64_t)st.st_size, &ok);
+	if (r < 0) {
+		log_err("store: read the file renamed over %s: %s", s->path,
+			strerror(-r));
 		close(fd);
-		r = -EIO;
 		goto out;
 	}
-	r = extend_locked(s, fd, &st, &found, &need_full);
-	if (need_full)
+	if (ok) {
+		r = extend_locked(s, fd, &st, &found, &need_full);
+		if (r < 0 && !need_full) {
+			if (fd != s->fd)
+				close(fd);
+			goto out;
+		}
+	} else {
+		log_warn("store: the file renamed over %s does not start with "
+			 "the indexed content; indexing it whole", s->path);
+	}
+	if (!ok || need_full) {
 		r = reindex_locked(s, fd, &st, &found);
-	if (r < 0 && fd != s->fd)
-		close(fd);
+		if (r < 0) {
+			if (fd != s->fd)
+				close(fd);
+			goto out;
+		}
+	}
+	/* A writer that ignores the lock may have replaced the store since
+	 * the rename: compare it with what was just adopted. */
+	change_note(s, &found);
+	r = refresh_locked(s, &found);
 out:
 	change_note(s, &found);
 	up_unlock(s);
@@ -898,6 +1214,7 @@ void store_close(struct store *s)
 		return;
 	views_reset(s);
 	idx_free(&s->ix);
+	keepdir_close(s->lost);
 	if (s->fd >= 0)
 		close(s->fd);
 	pthread_rwlock_destroy(&s->lock);
@@ -959,20 +1276,32 @@ int store_skipped(struct store *s, uint64_t *linenos, size_t max,
 
 int store_lookup(struct store *s, int64_t iter, struct store_rec *rec)
 {
+	const struct ent *e;
 	bool found;
 	size_t i;
+	int r = 0;
 
 	rd_lock(s);
 	i = find_iter(&s->ix, iter, &found);
-	if (found) {
-		rec->iter = iter;
-		rec->mtime = s->ix.t ? s->ix.t[i] : 0;
-		rec->lineno = s->ix.e[i].lineno;
-		rec->offset = s->ix.e[i].off;
-		rec->len = s->ix.e[i].len;
+	if (!found) {
+		r = -ENOENT;
+		goto out;
 	}
+	e = &s->ix.e[i];
+	rec->iter = iter;
+	rec->mtime = s->ix.t ? s->ix.t[i] : 0;
+	rec->lineno = e->lineno;
+	rec->offset = e->off;
+	rec->len = e->len;
+	rec->replaced = e->replaced;
+	rec->tag = 0;
+	/* Read under the same lock as the place: the tag is of the line
+	 * this lookup found. */
+	if (e->replaced)
+		r = range_tag(s->fd, e->off, e->off + e->len, &rec->tag);
+out:
 	un_lock(s);
-	return found ? 0 : -ENOENT;
+	return r;
 }
 
 int store_highest(struct store *s, int64_t *iter, bool *found)

@@ -66,6 +66,13 @@ struct store_rec {
 	uint64_t lineno;    /* 1-based line number in the file */
 	uint64_t offset;    /* byte offset of the line */
 	uint32_t len;       /* line length without LF (and without CR) */
+	/* This number had another line before the shown one in the file, or
+	 * a refresh saw its shown line change (sticky while the number is
+	 * shown).  Then `tag` is a 64-bit hash of the shown line's bytes
+	 * (hash_tag), read when looked up; 0 when not replaced.  A reader
+	 * that must not mix two versions of a record keys on it. */
+	bool replaced;
+	uint64_t tag;
 };
 
 struct store_stats {
@@ -88,6 +95,9 @@ struct store_stats {
 struct store_change {
 	bool reset;
 	bool changed;       /* anything at all changed */
+	/* Lines vanished in a replace and were kept in "<store>.lost/"
+	 * (lost+found/ changed). */
+	bool lost;
 	int64_t *iters;
 	size_t n;
 };
@@ -107,7 +117,8 @@ int store_stats(struct store *s, struct store_stats *st);
 int store_skipped(struct store *s, uint64_t *linenos, size_t max,
 		  size_t *total);
 
-/* Find iteration `iter`.  Returns 0 or -ENOENT. */
+/* Find iteration `iter`.  Returns 0, -ENOENT, or (a replaced record, whose
+ * line is read for its tag) -EIO / -ENOMEM. */
 int store_lookup(struct store *s, int64_t iter, struct store_rec *rec);
 
 /* Highest iteration number (never above STORE_ITER_MAX: larger ones are
@@ -237,6 +248,6 @@ int store_is_failed(struct store *s, int64_t iter, bool *failed);
  * index only its tail, without re-reading the prefix.  What changed goes to
  * the change log.  Returns 0 or -errno (then the next store_refresh
  * re-indexes). */
-int store_adopt(struct store *s);
+int store_adopt(struct store *s, int fd);
 
 #endif
