@@ -309,7 +309,8 @@ static int tail_holds(const struct idx *ix, int fd, uint64_t size, bool *ok)
 
 /* What a full re-index changed against the index it replaces. */
 struct diff {
-	struct ent *gone;     /* old entries whose number is gone */
+	struct ent *gone;     /* old entries whose number is gone, or whose
+			       * line now holds another record */
 	size_t ngone;
 	int64_t *del;         /* numbers gone or changed, ascending */
 	size_t ndel;
@@ -325,34 +326,55 @@ static void diff_free(struct diff *d)
 	memset(d, 0, sizeof(*d));
 }
 
-/* Do the lines of a (in fa) and b (in fb) differ? */
-static int lines_differ(int fa, const struct ent *a, int fb,
-			const struct ent *b, struct buf *x, struct buf *y,
-			bool *differ)
+/* The line of e in fd, into b (replacing its content). */
+static int read_line(int fd, const struct ent *e, struct buf *b)
 {
 	int r;
 
-	*differ = a->len != b->len;
-	if (*differ)
+	buf_reset(b);
+	r = buf_reserve(b, e->len);
+	if (r < 0)
+		return r;
+	r = fileio_pread_full(fd, b->data, e->len, e->off);
+	if (r < 0)
+		return r;
+	b->len = e->len;
+	b->data[b->len] = '\0';
+	return 0;
+}
+
+/* Two different lines: do they hold another record, not just the same one
+ * re-spaced?  The seeds' save rewrites every line with json.dumps: that is
+ * no loss.  A line that does not parse counts as another record. */
+static int another_record(const struct buf *x, const struct buf *y,
+			  bool *other)
+{
+	struct buf cx = BUF_INIT, cy = BUF_INIT;
+	struct jtext_span vx, vy;
+	int r = 0;
+
+	*other = true;
+	if (jtext_parse_value(x->data, x->len, &vx) < 0 ||
+	    jtext_parse_value(y->data, y->len, &vy) < 0)
 		return 0;
-	buf_reset(x);
-	buf_reset(y);
-	r = buf_reserve(x, a->len);
+	r = jtext_compact(vx, &cx);
 	if (!r)
-		r = buf_reserve(y, b->len);
-	if (!r)
-		r = fileio_pread_full(fa, x->data, a->len, a->off);
-	if (!r)
-		r = fileio_pread_full(fb, y->data, b->len, b->off);
-	if (!r)
-		*differ = memcmp(x->data, y->data, a->len) != 0;
+		r = jtext_compact(vy, &cy);
+	if (r == -EINVAL)
+		r = 0;
+	else if (!r)
+		*other = cx.len != cy.len ||
+			 memcmp(cx.data, cy.data, cx.len) != 0;
+	buf_free(&cx);
+	buf_free(&cy);
 	return r;
 }
 
 /* Compare the index with a new one of the file at fd (update_mu held).
  * `other`: fd is another file than the indexed one, whose old lines are
  * still readable through s->fd; then a number's line changed when its
- * bytes differ.  Rewritten in place the old bytes are gone, and a line
+ * bytes differ, and its old line is kept (d->gone) when the new one holds
+ * another record.  Rewritten in place the old bytes are gone, and a line
  * changed when its place or length did.  Marks changed (and already
  * replaced) entries of nix replaced. */
 static int diff_build(struct store *s, int fd, bool other, struct idx *nix,
@@ -374,7 +396,7 @@ static int diff_build(struct store *s, int fd, bool other, struct idx *nix,
 	while (i < ix->n || j < nix->n) {
 		struct ent *o = i < ix->n ? &ix->e[i] : NULL;
 		struct ent *n = j < nix->n ? &nix->e[j] : NULL;
-		bool changed;
+		bool changed, lost;
 
 		if (o && (!n || o->iter < n->iter)) {
 			d->gone[d->ngone++] = *o;
@@ -387,14 +409,23 @@ static int diff_build(struct store *s, int fd, bool other, struct idx *nix,
 			j++;
 			continue;
 		}
+		lost = false;
 		if (other) {
-			r = lines_differ(s->fd, o, fd, n, &x, &y, &changed);
+			r = read_line(s->fd, o, &x);
+			if (!r)
+				r = read_line(fd, n, &y);
+			changed = !r && (x.len != y.len ||
+					 memcmp(x.data, y.data, x.len) != 0);
+			if (changed)
+				r = another_record(&x, &y, &lost);
 			if (r < 0)
 				goto out;
 		} else {
 			changed = o->off != n->off || o->len != n->len;
 		}
 		n->replaced |= o->replaced || changed;
+		if (lost)
+			d->gone[d->ngone++] = *o;
 		if (changed) {
 			d->del[d->ndel++] = o->iter;
 			d->add[d->nadd++] = *n;
@@ -423,7 +454,7 @@ static void iters_text(const struct ent *e, size_t n, char *out, size_t max)
 		snprintf(out + o, max - o, " ... (%zu in all)", n);
 }
 
-/* Keep the old lines of the numbers `gone` durably in "<store>.lost/"
+/* Keep the old lines of `gone` durably in "<store>.lost/"
  * (update_mu held; s->fd still reads the old file).  Returns 0 or -errno
  * (logged): then the caller keeps the old index and the next refresh tries
  * again, so that nothing vanishes without a copy. */
@@ -463,14 +494,14 @@ static int keep_lost(struct store *s, const struct ent *gone, size_t n)
 	}
 	iters_text(gone, n, nums, sizeof(nums));
 	if (r < 0)
-		log_err("store: %s was replaced without iterations %s, and "
-			"their lines could not be kept: %s (the mount keeps "
-			"showing them and tries again)", s->path, nums,
-			strerror(-r));
+		log_err("store: %s was replaced without the records of "
+			"iterations %s, and their lines could not be kept: %s "
+			"(the mount keeps showing them and tries again)",
+			s->path, nums, strerror(-r));
 	else
-		log_warn("store: %s was replaced without iterations %s; "
-			 "their lines are kept in %s/%s", s->path, nums,
-			 keepdir_path(s->lost), id.name);
+		log_warn("store: %s was replaced without the records of "
+			 "iterations %s; their lines are kept in %s/%s",
+			 s->path, nums, keepdir_path(s->lost), id.name);
 	buf_free(&lines);
 	return r;
 }

@@ -318,12 +318,38 @@ static void test_lines_that_cannot_be_kept_stay_shown(void)
 	free(p);
 }
 
+/* The seeds' save that read the store before our commit and numbered its
+ * own record like ours: the number stays, our record is gone from the file.
+ * That is a loss too: our line is kept. */
+static void test_a_number_taken_by_another_record_keeps_the_old_line(void)
+{
+	char *p = t_path("taken.jsonl");
+	const char *a = "{\"iteration\":0,\"v\":1}\n{\"iteration\":1,\"v\":\"ours\"}\n";
+	const char *b = "{\"iteration\": 0, \"v\": 1}\n{\"iteration\": 1, \"v\": \"theirs\"}\n";
+	struct store *s;
+	size_t files;
+	char *lost;
+
+	t_write_file(p, a, strlen(a));
+	s = open_ok(p, 0);
+	replace_file(p, b, strlen(b));
+	T_CHECK(store_refresh(s) == 0, "refresh");
+	check_serves_the_file(s, p);
+	lost = lost_lines(p, &files);
+	T_CHECK(files == 1 && strcmp(lost, "{\"iteration\":1,\"v\":\"ours\"}\n") == 0,
+		"%zu lost files: %s", files, lost);
+	free(lost);
+	store_close(s);
+	free(p);
+}
+
 int main(void)
 {
 	T_RUN(test_replace_between_rename_and_adopt);
 	T_RUN(test_grown_in_place_with_another_last_line);
 	T_RUN(test_replace_keeps_vanished_lines_and_marks_changed_ones);
 	T_RUN(test_a_duplicate_line_marks_replaced);
+	T_RUN(test_a_number_taken_by_another_record_keeps_the_old_line);
 	T_RUN(test_lines_that_cannot_be_kept_stay_shown);
 	return t_done();
 }
