@@ -19,6 +19,16 @@
  *
  * A missing file is an empty history (not an error): the writer creates it.
  *
+ * Outside writers (ones that ignore the lock and replace the file): the
+ * index never trusts a prefix it did not check (the last indexed line is
+ * re-read from the new file), and a full re-index compares the new file
+ * with the old one, kept open until then.  Numbers that are gone, or whose
+ * line now holds another record, have their old lines kept durably in
+ * "<store>.lost/<UTC time>.jsonl" (keep.h), logged, and reported in the
+ * change log (`lost`).  Records whose line changed are marked `replaced`.
+ * The derived views (by-hash, by-metric, failed) are built on first use and
+ * then kept up to date by every refresh (derived.h).
+ *
  * Locking: every function may be called from any thread.  store->lock (a
  * rwlock) guards the index and the open file descriptor; readers share it,
  * store_refresh and the writer's adoption of a new file take it exclusively.
