@@ -84,14 +84,3 @@ void buf_free(struct buf *b)
 	b->data = NULL;
 	b->len = b->cap = 0;
 }
-
-char *buf_steal(struct buf *b, size_t *len)
-{
-	char *p = b->data;
-
-	if (len)
-		*len = b->len;
-	b->data = NULL;
-	b->len = b->cap = 0;
-	return p;
-}

@@ -5,8 +5,7 @@
  * NUL-terminated when non-NULL (the NUL is not counted in `len`), so text can be
  * printed directly, but contents may hold embedded NULs.
  *
- * Ownership: the buffer owns `data`; `buf_free()` releases it, `buf_steal()`
- * hands it to the caller (who frees it with free()).
+ * Ownership: the buffer owns `data`; `buf_free()` releases it.
  * Not thread-safe: one owner at a time.
  */
 #ifndef ITERFS_BUF_H
@@ -35,6 +34,5 @@ int buf_printf(struct buf *b, const char *fmt, ...)
 void buf_reset(struct buf *b);
 void buf_free(struct buf *b);
 /* Hand the allocation to the caller; the buffer becomes empty. */
-char *buf_steal(struct buf *b, size_t *len);
 
 #endif

@@ -93,7 +93,8 @@ int fault_at(const struct fault *f, const char *scope, const char *name)
 			call_fn(f->step, call_arg);
 		return 0;
 	case FAULT_ERRNO:
-		return strcmp(name, "done") == 0 ? 0 : -f->err;
+		return strcmp(name, "done") == 0 ||
+		       strcmp(name, "before_adopt") == 0 ? 0 : -f->err;
 	case FAULT_NONE:
 		break;
 	}

@@ -8,10 +8,10 @@
  *            step (tests use it to race an outside writer deterministically).
  * A step is named "<scope>.<name>", or just "<name>" for the empty scope.
  * The store writer uses the empty scope (lock, temp, copy, append,
- * fsync_temp, before_rename, rename, fsync_dir, done); the kept-files module
- * uses "keep" for a kept file and "keep_reason" for its reason file (plus
- * "keep.mkdir"), so that a fault meant for the store does not also stop a
- * rejected drop from being kept.
+ * fsync_temp, before_rename, rename, fsync_dir, done, before_adopt); the
+ * kept-files module uses "keep" for a kept file and "keep_reason" for its
+ * reason file (plus "keep.mkdir"), so that a fault meant for the store does
+ * not also stop a rejected drop from being kept.
  *
  * Calling sequence: fault_read() once per operation (a snapshot of the
  * environment, so a test can change it between operations), then
@@ -40,7 +40,8 @@ void fault_read(struct fault *f);
 
 /* Before step `name` of `scope` ("" for none): 0 to go on, the injected
  * -errno, or no return at all (crash).  FAULT_CALL runs the hook and
- * returns 0.  The "done" step of any scope only knows crash and call. */
+ * returns 0.  The "done" step of any scope, and the writer's
+ * "before_adopt", only know crash and call. */
 int fault_at(const struct fault *f, const char *scope, const char *name);
 
 /* Set (or with NULL clear) the hook that "<step>:call" runs. */

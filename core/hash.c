@@ -1,6 +1,7 @@
 #include "hash.h"
 
 #include <errno.h>
+#include <string.h>
 #include <openssl/evp.h>
 
 int hash_sha256(const void *p, size_t n, unsigned char out[HASH_LEN])
@@ -52,4 +53,47 @@ int hash_from_hex(const char *hex, size_t len, unsigned char d[HASH_LEN])
 	for (i = 0; i < HASH_LEN; i++)
 		d[i] = tmp[i];
 	return 0;
+}
+
+/* The multiply-fold mixing of wyhash, over four independent lanes so that
+ * the multiplications overlap. */
+static uint64_t mum(uint64_t a, uint64_t b)
+{
+	__uint128_t r = (__uint128_t)a * b;
+
+	return (uint64_t)r ^ (uint64_t)(r >> 64);
+}
+
+static uint64_t rd64(const unsigned char *p)
+{
+	uint64_t v;
+
+	memcpy(&v, p, sizeof(v));
+	return v;
+}
+
+#define TAG_P0 UINT64_C(0xa0761d6478bd642f)
+#define TAG_P1 UINT64_C(0xe7037ed1a0b428db)
+#define TAG_P2 UINT64_C(0x8ebc6af09c88c6e3)
+#define TAG_P3 UINT64_C(0x589965cc75374cc3)
+
+uint64_t hash_tag(const void *data, size_t n)
+{
+	const unsigned char *p = data;
+	uint64_t a = TAG_P0 ^ n, b = TAG_P1, c = TAG_P2, d = TAG_P3, t = 0;
+	size_t i = 0;
+
+	for (; i + 32 <= n; i += 32) {
+		a = mum(a ^ rd64(p + i), TAG_P1);
+		b = mum(b ^ rd64(p + i + 8), TAG_P2);
+		c = mum(c ^ rd64(p + i + 16), TAG_P3);
+		d = mum(d ^ rd64(p + i + 24), TAG_P0);
+	}
+	for (; i + 8 <= n; i += 8)
+		a = mum(a ^ rd64(p + i), TAG_P1);
+	if (i < n) {
+		memcpy(&t, p + i, n - i);
+		b = mum(b ^ t, TAG_P2);
+	}
+	return mum(mum(a ^ c, TAG_P1) ^ mum(b ^ d, TAG_P2), TAG_P3 ^ n);
 }

@@ -3,7 +3,8 @@
  * Calling sequence:
  *   store_open(path, flags, &s)        scan once, build the index
  *   store_lookup / store_read / store_list / store_by_hash ...   any thread
- *   store_refresh(s, &chg)             after the file changed on disk
+ *   store_refresh(s)                   after the file changed on disk
+ *   store_changes_take(s, &chg)        what changed, for cache invalidation
  *   store_close(s)
  *
  * Per record the index keeps only what finds it again: offset, length and
@@ -19,14 +20,24 @@
  *
  * A missing file is an empty history (not an error): the writer creates it.
  *
+ * Outside writers (ones that ignore the lock and replace the file): the
+ * index never trusts a prefix it did not check (the last indexed line is
+ * re-read from the new file), and a full re-index compares the new file
+ * with the old one, kept open until then.  Numbers that are gone, or whose
+ * line now holds another record, have their old lines kept durably in
+ * "<store>.lost/<UTC time>.jsonl" (keep.h), logged, and reported in the
+ * change log (`lost`).  Records whose line changed are marked `replaced`.
+ * The derived views (by-hash, by-metric, failed) are built on first use and
+ * then kept up to date by every refresh (derived.h).
+ *
  * Locking: every function may be called from any thread.  store->lock (a
  * rwlock) guards the index and the open file descriptor; readers share it,
  * store_refresh and the writer's adoption of a new file take it exclusively.
  * No callback is ever called with it held.  store->update_mu (a mutex)
  * serialises the functions that change the index (store_refresh,
- * store_adopt, and the by-hash build that the first store_code_of /
- * store_codes / store_code_lookup runs); they do their file I/O holding only
- * it, so readers are blocked only while results are installed.  Lock order:
+ * store_adopt, and the build of a derived view -- by-hash -- that its
+ * first use runs); they do their file I/O holding only it, so readers are
+ * blocked only while results are installed.  Lock order:
  * writer's flock file first, then store->update_mu, then store->lock.
  */
 #ifndef ITERFS_STORE_H
@@ -66,6 +77,13 @@ struct store_rec {
 	uint64_t lineno;    /* 1-based line number in the file */
 	uint64_t offset;    /* byte offset of the line */
 	uint32_t len;       /* line length without LF (and without CR) */
+	/* This number had another line before the shown one in the file, or
+	 * a refresh saw its shown line change (sticky while the number is
+	 * shown).  Then `tag` is a 64-bit hash of the shown line's bytes
+	 * (hash_tag), read when looked up; 0 when not replaced.  A reader
+	 * that must not mix two versions of a record keys on it. */
+	bool replaced;
+	uint64_t tag;
 };
 
 struct store_stats {
@@ -80,13 +98,17 @@ struct store_stats {
 	uint64_t generation;  /* bumps on every change of the index */
 };
 
-/* What store_refresh changed, for cache invalidation.  `reset` means the
- * file was not an extension of the indexed one: everything may have
- * changed.  Otherwise `iters` lists the iteration numbers that appeared or
- * were replaced by a later line.  Owned by the caller: store_change_free(). */
+/* What store_refresh and store_adopt changed, for cache invalidation
+ * (store_changes_take).  `reset` means the file was not an extension of the
+ * indexed one: everything may have changed.  Otherwise `iters` lists the
+ * iteration numbers that appeared or were replaced by a later line.  Owned
+ * by the caller: store_change_free(). */
 struct store_change {
 	bool reset;
 	bool changed;       /* anything at all changed */
+	/* Lines vanished in a replace and were kept in "<store>.lost/"
+	 * (lost+found/ changed). */
+	bool lost;
 	int64_t *iters;
 	size_t n;
 };
@@ -106,7 +128,8 @@ int store_stats(struct store *s, struct store_stats *st);
 int store_skipped(struct store *s, uint64_t *linenos, size_t max,
 		  size_t *total);
 
-/* Find iteration `iter`.  Returns 0 or -ENOENT. */
+/* Find iteration `iter`.  Returns 0, -ENOENT, or (a replaced record, whose
+ * line is read for its tag) -EIO / -ENOMEM. */
 int store_lookup(struct store *s, int64_t iter, struct store_rec *rec);
 
 /* Highest iteration number (never above STORE_ITER_MAX: larger ones are
@@ -124,9 +147,10 @@ int store_read(struct store *s, int64_t iter, struct buf *line);
 
 /* Re-check the file.  Grown in place, or replaced by a file whose first
  * bytes equal everything indexed so far (checked byte for byte): only the new
- * tail is indexed.  Otherwise a full re-index (chg->reset).  `chg` may be
- * NULL.  Returns 0 or -errno (the old index is kept on error). */
-int store_refresh(struct store *s, struct store_change *chg);
+ * tail is indexed.  Otherwise a full re-index (reported as `reset`).  What
+ * changed goes to the change log (store_changes_take).  Returns 0 or -errno
+ * (the old index is kept on error). */
+int store_refresh(struct store *s);
 void store_change_free(struct store_change *chg);
 
 /* Everything store_refresh and store_adopt changed since the last call,
@@ -191,13 +215,50 @@ int store_codes(struct store *s, size_t start, struct store_code *out,
 int store_code_lookup(struct store *s, const unsigned char d[HASH_LEN],
 		      struct store_code *code, int64_t *iters, size_t max);
 
+/* --- by-metric: one ranking per numeric metric -----------------------------
+ * Built on first use (reads every record once), kept up to date by refresh.
+ * Ranked: every shown record whose success meaning is not false, by each
+ * top-level member of its `metrics` object that holds a JSON number other
+ * than NaN (with duplicate keys the last one counts).  A metric is a key
+ * ranked in at least one record; one whose decoded name holds a NUL byte is
+ * none.  Order: highest value first (as doubles: integers beyond 2^53 may
+ * tie where Python would not), ties by lower iteration first.  Memory: 16
+ * bytes per ranked (record, metric) plus the names. */
+
+/* Metric names sorted bytewise, from rank `start`, at most `max`, into
+ * `names`: each a malloc'd copy the caller frees (free()); *n written.
+ * Returns 0, -ENOMEM (then nothing is handed out), -EIO. */
+int store_metric_names(struct store *s, size_t start, char **names,
+		       size_t max, size_t *n);
+
+/* The ranking of metric `name`: iterations from rank `start` (0 is the
+ * highest value), at most `max` into `iters`; *n written, *total the length
+ * of the ranking.  Returns 0, -ENOENT (no such metric), -ENOMEM, -EIO. */
+int store_metric_rank(struct store *s, const char *name, size_t start,
+		      int64_t *iters, size_t max, size_t *n, size_t *total);
+
+/* --- failed: iterations that failed or have an error ----------------------
+ * Failed: the success meaning is false, or the record has an error text (an
+ * error.txt: record.h's error meaning, a string, the empty one included).
+ * Built on first use, kept up to date by refresh; 8 bytes per failed
+ * record. */
+
+/* Failed iterations ascending, from rank `start`, at most `max`; *n
+ * written.  Returns 0, -ENOMEM, -EIO. */
+int store_failed(struct store *s, size_t start, int64_t *iters, size_t max,
+		 size_t *n);
+
+/* Did iteration `iter` fail?  Returns 0, -ENOENT (no such iteration),
+ * -ENOMEM, -EIO. */
+int store_is_failed(struct store *s, int64_t iter, bool *failed);
+
 /* --- for the writer only --------------------------------------------------
  * The writer has just renamed over the store a file whose first bytes are
  * exactly the indexed content (plus, if the indexed content did not end in
  * LF, one LF) followed by new lines.  Switch to the file now at the path and
- * index only its tail, without re-reading the prefix.  `chg` as for
- * store_refresh (may be NULL).  Returns 0 or -errno (then the next
- * store_refresh re-indexes). */
-int store_adopt(struct store *s, struct store_change *chg);
+ * index only its tail, without re-reading the prefix.  What changed goes to
+ * the change log.  Returns 0 or -errno (then the next store_refresh
+ * re-indexes). */
+int store_adopt(struct store *s, int fd);
 
 #endif

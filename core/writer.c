@@ -347,12 +347,15 @@ static void space_reason(struct atomicfile *af, char why[COMMIT_WHY_LEN])
 }
 
 /* Steps 3 and 4: everything between the plan and store_adopt.  *renamed
- * tells whether the store now holds the new content; *replaced that the
+ * tells whether the store now holds the new content; then *newfd (the
+ * caller closes it) reads the file renamed, which the store adopts even if
+ * another writer has replaced it at the path meanwhile.  *replaced: the
  * store was replaced by another writer since `o` was opened (nothing was
  * renamed; the caller starts over). */
 static int rewrite(const struct writer_lock *lk, const struct old *o,
 		   const char *lines, size_t len, bool *renamed,
-		   bool *replaced, const char **step, char why[COMMIT_WHY_LEN])
+		   bool *replaced, int *newfd, const char **step,
+		   char why[COMMIT_WHY_LEN])
 {
 	struct atomicfile_opts opts = { .log_tag = "commit" };
 	struct atomicfile *af = NULL;
@@ -419,6 +422,11 @@ static int rewrite(const struct writer_lock *lk, const struct old *o,
 		goto out_abort;
 	}
 	*step = "rename";
+	*newfd = fcntl(atomicfile_fd(af), F_DUPFD_CLOEXEC, 0);
+	if (*newfd < 0) {
+		r = fail("rename", lk->real, -errno);
+		goto out_abort;
+	}
 	r = atomicfile_commit(af, NULL, 0, renamed);
 	if (*renamed)
 		*step = "fsync_dir";
@@ -481,6 +489,7 @@ int writer_commit_locked(struct writer_lock *lk, struct writer_req *reqs,
 	struct store *s = lk->s;
 	const char *lines, *step;
 	bool renamed = false, replaced = false;
+	int newfd = -1;
 	struct old o;
 	unsigned attempt;
 	size_t len, i;
@@ -496,7 +505,7 @@ int writer_commit_locked(struct writer_lock *lk, struct writer_req *reqs,
 		if (r < 0)
 			goto out_fail_all;
 		step = "refresh";
-		r = store_refresh(s, NULL);
+		r = store_refresh(s);
 		if (!r)
 			r = commit_plan_new(s, &plan);
 		if (r < 0) {
@@ -518,8 +527,12 @@ int writer_commit_locked(struct writer_lock *lk, struct writer_req *reqs,
 		lines = commit_plan_lines(plan, &len);
 		if (len == 0)
 			goto out_plan;
-		r = rewrite(lk, &o, lines, len, &renamed, &replaced, &step,
-			    why);
+		r = rewrite(lk, &o, lines, len, &renamed, &replaced, &newfd,
+			    &step, why);
+		if (!renamed && newfd >= 0) {
+			close(newfd);
+			newfd = -1;
+		}
 		if (!replaced)
 			break;
 		commit_plan_free(plan);
@@ -544,11 +557,16 @@ int writer_commit_locked(struct writer_lock *lk, struct writer_req *reqs,
 	if (r < 0)
 		batch_fail(reqs, n, true, r, step, renamed, why);
 	if (renamed) {
-		/* The path holds the new content whatever fsync_dir said. */
-		e = store_adopt(s, NULL);
+		/* The file renamed holds the new content whatever fsync_dir
+		 * said; a writer that ignores the lock may have replaced it at
+		 * the path already (tests race one here), and adopting that
+		 * file instead would lose these records silently. */
+		fault_at(&lk->fault, "", "before_adopt");
+		e = store_adopt(s, newfd);
 		if (e < 0)
 			log_warn("commit: adopt %s: %s (the next refresh "
 				 "re-indexes)", store_path(s), strerror(-e));
+		close(newfd);
 	}
 out_plan:
 	commit_plan_free(plan);

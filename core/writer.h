@@ -41,7 +41,8 @@
  * kills the process with SIGKILL just before it, "<step>:call" runs the
  * fault_set_call hook there.  Steps: lock, temp, copy, append, fsync_temp,
  * before_rename (just before the check of step 4), rename, fsync_dir, done
- * ("done:crash" kills after step 4).  The snapshot of ITERFS_FAULT is taken
+ * ("done:crash" kills after step 4), before_adopt (between the rename and
+ * store_adopt; crash and call only).  The snapshot of ITERFS_FAULT is taken
  * by writer_lock (lock, before_rename) and per rewrite (the others).
  *
  * Thread-safety: writer_commit may be called from several threads and

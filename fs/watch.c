@@ -88,7 +88,7 @@ static void refresh(struct watch *w)
 	/* Stat first: a change landing during the refresh is seen next
 	 * time rather than lost. */
 	fileid_get(store_path(w->s), &w->last);
-	r = store_refresh(w->s, NULL);
+	r = store_refresh(w->s);
 	if (r < 0) {
 		if (r != w->last_err)
 			log_err("%s: re-reading the store: %s",

@@ -1,17 +1,19 @@
 /* bench_index - time store_open on one history (run by
  * contrib/bench-index.sh, not a test).
  *
- *   bench_index FILE [mount|validate|hash]
+ *   bench_index FILE [mount|validate|hash|views]
  *
  * Prints one line: seconds records iterations skipped index_bytes.
  * "hash" times the first by-hash use after the open instead (reading and
  * hashing every record's code); index_bytes then includes the by-hash
- * tables.
+ * tables.  "views" likewise times the first use of by-metric and failed
+ * (reading every record's metrics and outcome).
  */
 #include <errno.h>
 #include <stdbool.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -24,12 +26,13 @@ int main(int argc, char **argv)
 	struct store *s;
 	struct store_code code;
 	unsigned flags = 0;
-	bool hash = false;
+	bool hash = false, views = false;
 	size_t n;
 	int r;
 
 	if (argc < 2 || argc > 3) {
-		fprintf(stderr, "usage: bench_index FILE [mount|validate|hash]\n");
+		fprintf(stderr, "usage: bench_index FILE "
+			"[mount|validate|hash|views]\n");
 		return 2;
 	}
 	if (argc == 3 && strcmp(argv[2], "mount") == 0)
@@ -38,6 +41,8 @@ int main(int argc, char **argv)
 		flags = STORE_VALIDATE;
 	else if (argc == 3 && strcmp(argv[2], "hash") == 0)
 		hash = true;
+	else if (argc == 3 && strcmp(argv[2], "views") == 0)
+		views = true;
 	else if (argc == 3) {
 		fprintf(stderr, "bench_index: unknown mode %s\n", argv[2]);
 		return 2;
@@ -55,6 +60,23 @@ int main(int argc, char **argv)
 		clock_gettime(CLOCK_MONOTONIC, &t1);
 		if (r < 0) {
 			fprintf(stderr, "bench_index: by-hash of %s: %s\n",
+				argv[1], strerror(-r));
+			store_close(s);
+			return 1;
+		}
+	}
+	if (views) {
+		char *name = NULL;
+		int64_t it;
+
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		r = store_metric_names(s, 0, &name, 1, &n);
+		if (!r)
+			r = store_failed(s, 0, &it, 1, &n);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		free(name);
+		if (r < 0) {
+			fprintf(stderr, "bench_index: views of %s: %s\n",
 				argv[1], strerror(-r));
 			store_close(s);
 			return 1;

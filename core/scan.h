@@ -1,0 +1,120 @@
+/* scan.h - lines of a history file -> index entries (private to the store:
+ * store.c, scan.c and the derived views include it; nothing else does).
+ *
+ * A scan reads [start, end) of a file once, line by line, validates each
+ * line as far as the store's flags ask (store.h: STORE_VALIDATE,
+ * STORE_TIMES), and collects the record lines as entries in file order,
+ * the skipped lines' numbers, and the shape of the records read
+ * (store_shape).  scan_dedup then sorts the entries by iteration number,
+ * keeping the last line of each.  Pure: no locks, no store; the caller owns
+ * the struct scan and frees it with scan_free.
+ */
+#ifndef ITERFS_SCAN_H
+#define ITERFS_SCAN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "jtext.h"
+#include "store.h"
+
+/* One shown or pending record: what finds its line again.  `replaced`
+ * lives in what would be padding: the number had another line before this
+ * one in the file, or a refresh saw this line change (store_rec). */
+struct ent {
+	int64_t iter;
+	uint64_t off;
+	uint64_t lineno;
+	uint32_t len;
+	bool replaced;
+};
+
+/* What the last line looked like when it had no LF yet; it is scanned again
+ * when the file grows. */
+enum tail_kind {
+	TAIL_NONE,    /* the indexed content ends in LF (or is empty) */
+	TAIL_BLANK,   /* whitespace only: not counted anywhere */
+	TAIL_SKIPPED, /* the last entry of skip[] */
+	TAIL_RECORD,  /* a record, at tail_off, tail_len bytes, tail_iter */
+};
+
+/* The shape of the records read so far (store.h): the fields all of them
+ * carry.  `last` holds the previous line's keys and value types, so that a
+ * line laid out like the one before costs a memcmp and no matching. */
+struct shape {
+	uint64_t records;
+	struct store_shape_field *f; /* key: the decoded name (NULL for a */
+	size_t n, cap;               /* dialect field), as in store.h */
+	unsigned char alias[FIELD_COUNT]; /* dialect rows: 1 + alias; 0 none */
+	struct buf last;
+	long iter;            /* the member of `last` carrying the number */
+};
+
+/* The members of the line being indexed, as record_members_fast gives
+ * them, and `sig`: their keys and value types as bytes.  `same`: laid out
+ * like the previous record line (then `field` is not filled in).  `iter`:
+ * the member carrying the number, -1 none. */
+struct shape_mem {
+	struct jtext_span key, val;
+	unsigned type;
+	int field;
+	unsigned alias;
+};
+
+struct shape_line {
+	struct shape_mem *m;
+	size_t n, cap;
+	struct buf sig;
+	bool same;
+	long iter;
+};
+
+/* The result of scanning [start, end) of a file: records in file order
+ * (after scan_dedup: ascending by number, unique). */
+struct scan {
+	unsigned flags;       /* in: the store's flags */
+	struct ent *e;
+	size_t n, cap;
+	int64_t *t;           /* STORE_TIMES: parallel to e */
+	size_t tcap;
+	uint64_t *skip;
+	size_t nskip, skipcap;
+	uint64_t lines, records, beyond;
+	uint64_t lineno;      /* in: lines before start; out: lines seen */
+	uint64_t end, tail_off;
+	uint64_t last_off;    /* start of the last line scanned (any kind) */
+	bool any;             /* a line was scanned */
+	enum tail_kind tail;
+	bool tail_beyond;
+	int64_t tail_iter;
+	uint32_t tail_len;
+	struct shape sh;
+	struct shape_line cur;
+};
+
+/* Grow an array of `size`-byte elements to hold at least `need`.  0 or
+ * -ENOMEM (then *p and *cap are unchanged). */
+int store_grow(void **p, size_t *cap, size_t need, size_t size);
+
+/* Scan fd from `start` (a line start) to `end`; sc->flags and sc->lineno
+ * set by the caller.  Returns 0, -ENOMEM, or the -errno of a read (logged
+ * with `path`; -EIO when the file shrank). */
+int scan_file(struct scan *sc, int fd, uint64_t start, uint64_t end,
+	      const char *path);
+
+/* Sort the scanned records by iteration, keeping only the last line of each
+ * number (marked `replaced`); *hidden counts the dropped ones.  Returns 0 or
+ * -ENOMEM. */
+int scan_dedup(struct scan *sc, uint64_t *hidden);
+
+void scan_free(struct scan *sc);
+
+/* The shape over a's records, then b's, into out (a and b unchanged).
+ * Returns 0 or -ENOMEM (then out is empty). */
+int shape_merge(const struct shape *a, const struct shape *b,
+		struct shape *out);
+void shape_free(struct shape *sh);
+
+#endif
