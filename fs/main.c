@@ -461,7 +461,10 @@ static void on_commit(void *arg)
 {
 	struct ifs *fs = arg;
 	struct store_change chg;
+	struct timespec now;
 
+	clock_gettime(CLOCK_REALTIME, &now);
+	tree_note_commit(fs->tree, &now);
 	/* The commit itself, and whatever another process had changed that
 	 * the writer's refresh absorbed before it. */
 	store_changes_take(fs->store, &chg);
@@ -469,9 +472,22 @@ static void on_commit(void *arg)
 	store_change_free(&chg);
 }
 
+/* The options that shape the mount, as .iterfs/status shows them. */
+static char *mount_opts_text(const struct ifs *fs, bool allow_other)
+{
+	char *text = NULL;
+
+	if (asprintf(&text, "%s,max_record=%zu,lock_timeout=%d%s",
+		     fs->ro ? "ro" : "rw", fs->max_record,
+		     fs->lock_timeout_ms < 0 ? 0 : fs->lock_timeout_ms / 1000,
+		     allow_other ? ",allow_other" : "") < 0)
+		return NULL;
+	return text;
+}
+
 /* Start the threads behind the session.  They must not take the signals
  * that end the session loop, or the loop would not notice them. */
-static int start_threads(struct ifs *fs, struct watch **w)
+static int start_threads(struct ifs *fs, bool allow_other, struct watch **w)
 {
 	struct incoming_opts io = {
 		.max_record = fs->max_record,
@@ -482,7 +498,13 @@ static int start_threads(struct ifs *fs, struct watch **w)
 		.changed = on_commit,
 		.arg = fs,
 	};
+	struct tree_opts to = {
+		.store = fs->store,
+		.uid = fs->uid,
+		.gid = fs->gid,
+	};
 	sigset_t block, old;
+	char *opts = NULL;
 	int r;
 
 	sigemptyset(&block);
@@ -497,11 +519,6 @@ static int start_threads(struct ifs *fs, struct watch **w)
 		log_err("view cache: %s", strerror(-r));
 		goto out;
 	}
-	r = notifier_start(fs, &fs->nt);
-	if (r < 0) {
-		log_err("notifier thread: %s", strerror(-r));
-		goto out;
-	}
 	if (!fs->ro) {
 		r = incoming_new(fs->store, &io, &fs->in);
 		if (r < 0) {
@@ -509,10 +526,25 @@ static int start_threads(struct ifs *fs, struct watch **w)
 			goto out;
 		}
 	}
+	opts = mount_opts_text(fs, allow_other);
+	to.vc = fs->vc;
+	to.in = fs->in;
+	to.mount_opts = opts;
+	r = opts ? tree_new(&to, &fs->tree) : -ENOMEM;
+	if (r < 0) {
+		log_err("the tree: %s", strerror(-r));
+		goto out;
+	}
+	r = notifier_start(fs, &fs->nt);
+	if (r < 0) {
+		log_err("notifier thread: %s", strerror(-r));
+		goto out;
+	}
 	r = watch_start(fs->store, on_store_change, fs, w);
 	if (r < 0)
 		log_err("watching the store: %s", strerror(-r));
 out:
+	free(opts);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	return r;
 }
@@ -526,6 +558,8 @@ static void stop_threads(struct ifs *fs, struct watch *w)
 	fs->in = NULL;
 	notifier_stop(fs->nt);
 	fs->nt = NULL;
+	tree_free(fs->tree);
+	fs->tree = NULL;
 	vcache_free(fs->vc);
 	fs->vc = NULL;
 }
@@ -676,7 +710,7 @@ int main(int argc, char *argv[])
 		openlog("iterfs", LOG_PID, LOG_DAEMON);
 		log_set_sink(syslog_sink);
 	}
-	if (start_threads(&fs, &w) < 0)
+	if (start_threads(&fs, cli.allow_other, &w) < 0)
 		goto out_threads;
 	log_info("%s mounted at %s%s", store_path(fs.store), mnt,
 		 fs.ro ? " read-only" : "");
