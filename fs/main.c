@@ -585,6 +585,34 @@ static int serve(struct fuse_session *se, const struct fuse_cmdline_opts *o)
 	return r;
 }
 
+/* The mountpoint as an absolute path into mnt[PATH_MAX], which must be a
+ * directory.  A daemon that died without unmounting leaves a mount whose
+ * every access fails with ENOTCONN: name it, and the cure.  Prints the
+ * error; returns false then. */
+static bool mountpoint_ok(const char *arg, char *mnt)
+{
+	struct stat st;
+	int e;
+
+	if (!realpath(arg, mnt)) {
+		e = errno;
+		goto out_err;
+	}
+	if (stat(mnt, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		e = errno == ENOTCONN ? ENOTCONN : ENOTDIR;
+		goto out_err;
+	}
+	return true;
+
+out_err:
+	if (e == ENOTCONN)
+		say("%s: a dead mount is still there (%s); unmount it with "
+		    "fusermount3 -u %s", arg, strerror(e), arg);
+	else
+		say("%s: %s", arg, strerror(e));
+	return false;
+}
+
 /* The store argument as an absolute path, for the mount table (fsname). */
 static char *absolute(const char *arg)
 {
@@ -613,7 +641,6 @@ int main(int argc, char *argv[])
 	struct ifs fs = { 0 };
 	struct watch *w = NULL;
 	char mnt[PATH_MAX], *path = NULL, *fsname;
-	struct stat st;
 	int rc = EXIT_USAGE, r;
 
 	log_set_prog("iterfs");
@@ -685,14 +712,8 @@ int main(int argc, char *argv[])
 	fs.lock_timeout_ms = cli.lock_timeout_ms;
 
 	rc = EXIT_MOUNT;
-	if (!realpath(cli.mountpoint, mnt)) {
-		say("%s: %s", cli.mountpoint, strerror(errno));
+	if (!mountpoint_ok(cli.mountpoint, mnt))
 		goto out_store;
-	}
-	if (stat(mnt, &st) < 0 || !S_ISDIR(st.st_mode)) {
-		say("%s: %s", cli.mountpoint, strerror(ENOTDIR));
-		goto out_store;
-	}
 	if (fuse_set_signal_handlers(fs.se) < 0) {
 		say("cannot install signal handlers");
 		goto out_store;
