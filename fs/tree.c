@@ -77,6 +77,7 @@ struct tree {
 				    * path resolves */
 	struct lost_ent *lost;     /* guarded by lock, sorted by name */
 	size_t nlost;              /* guarded by lock */
+	struct tree_file *open;    /* guarded by lock: open snapshots */
 	uint64_t commits;          /* guarded by lock */
 	struct timespec last_commit; /* guarded by lock */
 };
@@ -1533,8 +1534,15 @@ static const struct kind_ops kind_ops[NK_COUNT] = {
 
 /* --- 9. the public functions --------------------------------------------- */
 
+/* An open file: its bytes and attributes as they were at open.  Linked
+ * into t->open while open, so that the attributes of a version that was
+ * replaced (or of a record that is gone) are still answered to whoever
+ * holds it open, as for an unlinked file (fstat after open). */
 struct tree_file {
+	struct tree *t;
+	struct tree_node nd;
 	struct buf data;
+	struct tree_file *prev, *next;  /* guarded by t->lock */
 };
 
 int tree_new(const struct tree_opts *o, struct tree **out)
@@ -1576,6 +1584,9 @@ void tree_free(struct tree *t)
 {
 	if (!t)
 		return;
+	/* Handles the kernel never released (an unmount in the middle). */
+	while (t->open)
+		tree_file_free(t->open);
 	keepdir_close(t->lost_kd);
 	free(t->lost);
 	free(t->seen.v);
@@ -1602,13 +1613,36 @@ void tree_note_commit(struct tree *t, const struct timespec *when)
 	pthread_mutex_unlock(&t->lock);
 }
 
+/* The attributes an open snapshot of `ino` had at open.  Returns 0 or
+ * -ENOENT. */
+static int open_attr(struct tree *t, uint64_t ino, struct tree_node *nd)
+{
+	struct tree_file *f;
+	int r = -ENOENT;
+
+	pthread_mutex_lock(&t->lock);
+	for (f = t->open; f; f = f->next) {
+		if (f->nd.st.st_ino == ino) {
+			*nd = f->nd;
+			r = 0;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&t->lock);
+	return r;
+}
+
 int tree_getattr(struct tree *t, uint64_t ino, struct tree_node *nd)
 {
 	struct nid id;
 	int r;
 
 	r = decode(t, ino, &id);
-	return r < 0 ? r : kind_ops[id.kind].attr(t, &id, nd);
+	if (r == 0)
+		r = kind_ops[id.kind].attr(t, &id, nd);
+	if ((r == -ESTALE || r == -ENOENT) && open_attr(t, ino, nd) == 0)
+		return 0;
+	return r;
 }
 
 int tree_lookup(struct tree *t, uint64_t parent, const char *name,
@@ -1673,15 +1707,31 @@ static int content_of(struct tree *t, uint64_t ino, struct buf *out)
 int tree_open(struct tree *t, uint64_t ino, struct tree_file **out)
 {
 	struct tree_file *f = calloc(1, sizeof(*f));
+	struct stat *st;
 	int r;
 
 	if (!f)
 		return -ENOMEM;
-	r = content_of(t, ino, &f->data);
+	f->t = t;
+	r = tree_getattr(t, ino, &f->nd);
+	if (r == 0)
+		r = content_of(t, ino, &f->data);
 	if (r < 0) {
-		tree_file_free(f);
+		buf_free(&f->data);
+		free(f);
 		return r;
 	}
+	/* Generated files may have grown since getattr: the snapshot's size
+	 * is what a reader of this handle gets. */
+	st = &f->nd.st;
+	st->st_size = (off_t)f->data.len;
+	st->st_blocks = (blkcnt_t)((f->data.len + 511) / 512);
+	pthread_mutex_lock(&t->lock);
+	f->next = t->open;
+	if (t->open)
+		t->open->prev = f;
+	t->open = f;
+	pthread_mutex_unlock(&t->lock);
 	*out = f;
 	return 0;
 }
@@ -1700,6 +1750,14 @@ void tree_file_free(struct tree_file *f)
 {
 	if (!f)
 		return;
+	pthread_mutex_lock(&f->t->lock);
+	if (f->prev)
+		f->prev->next = f->next;
+	else
+		f->t->open = f->next;
+	if (f->next)
+		f->next->prev = f->prev;
+	pthread_mutex_unlock(&f->t->lock);
 	buf_free(&f->data);
 	free(f);
 }
@@ -1707,12 +1765,14 @@ void tree_file_free(struct tree_file *f)
 int tree_read(struct tree *t, uint64_t ino, uint64_t off, size_t max,
 	      struct buf *out)
 {
-	struct tree_file f = { BUF_INIT };
+	struct buf data = BUF_INIT;
 	int r;
 
-	r = content_of(t, ino, &f.data);
-	if (r == 0)
-		r = tree_file_read(&f, off, max, out);
-	buf_free(&f.data);
+	r = content_of(t, ino, &data);
+	if (r == 0 && off < data.len)
+		r = buf_append(out, data.data + off,
+			       max < data.len - off ? max :
+						      (size_t)(data.len - off));
+	buf_free(&data);
 	return r;
 }

@@ -28,7 +28,9 @@
  * IR_VERSION region of ino.h for every new content, so the kernel never
  * takes cached pages of one version for another.  An inode whose version is
  * no longer the one shown answers -ESTALE (the kernel then looks the name up
- * again: open(2) and stat(2) retry once by themselves).
+ * again: open(2) and stat(2) retry once by themselves), except to getattr
+ * while a snapshot of it is open: like an unlinked file, it keeps the
+ * attributes it had at open (fstat(2) of the reader's descriptor).
  *
  * Errors: 0 or -errno; -ENOENT for names and inodes that do not exist (now),
  * -ENOTDIR, -EISDIR, -EINVAL (readlink of a non-link), -ESTALE (above),
@@ -90,7 +92,9 @@ struct tree_node {
 int tree_new(const struct tree_opts *o, struct tree **out);
 void tree_free(struct tree *t);
 
-/* Attributes of an inode.  incoming/ entries are answered by incoming.h. */
+/* Attributes of an inode.  incoming/ entries are answered by incoming.h;
+ * an inode that is gone or stale but open (tree_open) answers what it was
+ * at that open. */
 int tree_getattr(struct tree *t, uint64_t ino, struct tree_node *nd);
 
 /* The entry `name` in directory `parent`.  Returns 0, -ENOENT, -ENOTDIR,
@@ -117,7 +121,8 @@ int tree_list(struct tree *t, uint64_t dir, off_t off, bool attrs,
  * -EINVAL (not a link), -ENOENT, -ENAMETOOLONG. */
 int tree_readlink(struct tree *t, uint64_t ino, char *out, size_t len);
 
-/* Open regular file `ino` for reading: its content now, owned by *out.
+/* Open regular file `ino` for reading: its content now, owned by *out,
+ * which must be freed (tree_file_free) before the tree.
  * Returns 0, -ENOENT, -ESTALE, -EISDIR, -EINVAL (not a file), -EIO,
  * -ENOMEM. */
 int tree_open(struct tree *t, uint64_t ino, struct tree_file **out);
