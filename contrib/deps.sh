@@ -5,7 +5,7 @@
 # flock and runuser, passwd useradd for the other-user test.
 iterfs_pkgs=(build-essential meson ninja-build pkg-config libfuse3-dev fuse3 libcjson-dev
 	libssl-dev bats python3 rsync tar strace procps diffutils e2fsprogs xfsprogs util-linux
-	coreutils sed vim passwd)
+	coreutils sed vim passwd bsdutils groff-base man-db bash-completion systemd)
 
 iterfs_install_deps() {
 	local p missing=()

@@ -344,6 +344,25 @@ static const struct mem *find_member(const struct fields *f,
 /* Is the record complete: every field every record of the store carries
  * (number, timestamp and code_hash excepted: they are filled in), each with
  * a type that field has had in the store? */
+/* The types a drop may give field `x`: those it already has in the store;
+ * also, for a meaning of the contract, what the loop reads there (null is
+ * "absent" to it: a store whose records all say "error": null takes an
+ * error text); and any type at all where the store has only ever held
+ * null, which tells nothing about what the loop expects. */
+static unsigned allowed_types(const struct store_shape_field *x)
+{
+	const struct record_field_def *def;
+	unsigned t = x->types;
+
+	if (x->field >= 0) {
+		def = record_field_def((enum record_field)x->field);
+		t |= def->types | (def->nullable ? RECORD_T_NULL : 0);
+	}
+	if (t == RECORD_T_NULL)
+		t = RECORD_T_ANY;
+	return t;
+}
+
 static int check_complete(const struct commit_plan *p, const struct rec *rc,
 			  char why[COMMIT_WHY_LEN])
 {
@@ -373,11 +392,12 @@ static int check_complete(const struct commit_plan *p, const struct rec *rc,
 				why_add(why, &full, piece);
 				any = true;
 			} else if (pass == 1 && m &&
-				   !(record_type_bit(m->val) & x->types)) {
+				   !(record_type_bit(m->val) &
+				     allowed_types(x))) {
 				if (!any)
 					snprintf(why, COMMIT_WHY_LEN,
 						 "record %zu: ", rc->idx);
-				record_type_text(x->types, types,
+				record_type_text(allowed_types(x), types,
 						 sizeof(types));
 				snprintf(piece, sizeof(piece),
 					 "%s\"%.*s\" must be %s",

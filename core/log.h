@@ -2,8 +2,13 @@
  *
  * The core reports failures here (which step, which path, strerror) and also
  * returns -errno; logging never replaces the return value.  By default lines
- * go to stderr prefixed with the program name; the daemon redirects them to
- * syslog once it has detached.  Thread-safe: each call emits one whole line.
+ * go to stderr prefixed with the program name; log_set_file() makes a file
+ * the default instead, and the daemon routes lines elsewhere (syslog) with
+ * log_set_sink().  Thread-safe: each call emits one whole line.
+ *
+ * Calling sequence: log_set_prog, log_set_level and log_set_file once at
+ * start, before any other thread exists; log_set_sink around phases
+ * (NULL returns to the default: the file if one is set, else stderr).
  */
 #ifndef ITERFS_LOG_H
 #define ITERFS_LOG_H
@@ -17,8 +22,15 @@ typedef void (*log_sink_fn)(enum log_level lvl, const char *line);
 void log_set_prog(const char *prog);
 /* Lines above `max` are dropped.  Default LOG_LVL_INFO. */
 void log_set_level(enum log_level max);
-/* Route lines to `fn` instead of stderr; NULL restores stderr. */
+/* Route lines to `fn` instead of the default; NULL restores the default. */
 void log_set_sink(log_sink_fn fn);
+/* Make the file `path` the default destination: opened for appending
+ * (created 0644), each line written with one write(2) as
+ * "2026-11-25T13:30:00.123456+0000 PROG[PID] LEVEL: message", local time.
+ * The descriptor survives fork and daemonising (it is not stdio) and is
+ * closed by log_set_file(NULL), which restores stderr.  Returns 0, or
+ * -errno from open(2) with the previous default kept. */
+int log_set_file(const char *path);
 
 void log_msg(enum log_level lvl, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

@@ -98,10 +98,20 @@ static const char help_text[] =
 "                        bits are then enforced (default_permissions), so\n"
 "                        only the mounting user can write to incoming/\n"
 "     max_threads=N      at most N worker threads (default 10)\n"
-"     max_idle_threads=N keep at most N idle worker threads\n"
+"     max_idle_threads=N\n"
+"                        keep at most N idle worker threads\n"
 "     clone_fd           one /dev/fuse descriptor per worker thread\n"
+"     log=FILE           append the daemon's messages to FILE, one line each\n"
+"                        with a timestamp, instead of syslog or stderr\n"
 "     allow_root, default_permissions, auto_unmount, fsname=NAME,\n"
 "     subtype=NAME       as described in mount.fuse3(8)\n"
+"     rw, dev, nodev, suid, nosuid, exec, noexec, atime, noatime, async,\n"
+"     sync, dirsync      generic mount flags (mount(8)), passed to the kernel\n"
+"     defaults           accepted and ignored, for fstab lines\n"
+"\n"
+"  Options may also follow STORE and MOUNTPOINT, as mount.fuse3 passes them\n"
+"  from mount -t fuse.iterfs and /etc/fstab (see FSTAB).  Any other option\n"
+"  is refused: iterfs: unknown option 'NAME', exit status 1.\n"
 "\n"
 "STORE\n"
 "  The JSONL file, in any of the dialects the loop has written (\"iteration\"\n"
@@ -112,12 +122,20 @@ static const char help_text[] =
 "  STORE.rejected/.\n"
 "\n"
 "  Without -f, iterfs returns once the mount is ready and goes on serving it\n"
-"  in the background; its messages then go to syslog (journalctl -t iterfs).\n"
+"  in the background; its messages then go to syslog (journalctl -t iterfs),\n"
+"  or to the file given with -o log=FILE (containers often have no syslog).\n"
 "  fusermount3 -u MOUNTPOINT, SIGTERM and SIGINT unmount cleanly.\n"
+"\n"
+"FSTAB\n"
+"  With iterfs on the PATH of mount(8) (/usr/local/bin after meson install):\n"
+"    mount -t fuse.iterfs /data/history.jsonl /mnt/h -o ro\n"
+"  or in /etc/fstab, then mount /mnt/h:\n"
+"    /data/history.jsonl  /mnt/h  fuse.iterfs  ro,noauto,log=/var/log/iterfs.log  0 0\n"
 "\n"
 "EXIT STATUS\n"
 "  0  success (the mount is ready; in the foreground: unmounted cleanly)\n"
-"  1  usage: unknown option, bad option value, missing or extra argument\n"
+"  1  usage: unknown option, bad option value (or a log file that cannot be\n"
+"     opened), missing or extra argument\n"
 "  2  STORE cannot be read, or its directory does not exist\n"
 "  3  mounting failed (MOUNTPOINT missing or not a directory, no permission,\n"
 "     no /dev/fuse), or the daemon could not start serving\n"
@@ -141,6 +159,7 @@ static const char help_text[] =
 struct cli {
 	const char *store;
 	const char *mountpoint;
+	char *log;
 	int nonopts;
 	bool help;
 	bool version;
@@ -162,6 +181,7 @@ enum {
 	KEY_ALLOW_OTHER,
 	KEY_FSNAME,
 	KEY_SUBTYPE,
+	KEY_LOG,
 };
 
 static const struct fuse_opt cli_opts[] = {
@@ -175,6 +195,7 @@ static const struct fuse_opt cli_opts[] = {
 	FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
 	FUSE_OPT_KEY("fsname=", KEY_FSNAME),
 	FUSE_OPT_KEY("subtype=", KEY_SUBTYPE),
+	FUSE_OPT_KEY("log=", KEY_LOG),
 	FUSE_OPT_END
 };
 
@@ -213,6 +234,30 @@ static int parse_size(const char *s, size_t *out)
 		return -EINVAL;
 	*out = (size_t)v << shift;
 	return 0;
+}
+
+/* The options libfuse takes that --help documents; the rest of what libfuse
+ * would take (nonempty is no longer one) is refused by name, so that a typo
+ * in an fstab line is not a mount with a silent default. */
+static const char *const passed_on[] = {
+	"-f", "-d", "-s", "allow_root", "default_permissions", "auto_unmount",
+	"max_threads=", "max_idle_threads=", "clone_fd",
+	"rw", "dev", "nodev", "suid", "nosuid", "exec", "noexec", "atime",
+	"noatime", "async", "sync", "dirsync",
+};
+
+static bool is_passed_on(const char *arg)
+{
+	size_t i, len;
+
+	for (i = 0; i < sizeof(passed_on) / sizeof(passed_on[0]); i++) {
+		len = strlen(passed_on[i]);
+		if (passed_on[i][len - 1] == '=' ?
+		    strncmp(arg, passed_on[i], len) == 0 :
+		    strcmp(arg, passed_on[i]) == 0)
+			return true;
+	}
+	return false;
 }
 
 /* "30" -> 30000 ms; "0" waits for ever (-1).  Returns 0 or -EINVAL. */
@@ -272,6 +317,23 @@ static int cli_proc(void *data, const char *arg, int key,
 	case KEY_SUBTYPE:
 		c->has_subtype = true;
 		return 1;
+	case KEY_LOG:
+		/* arg is a temporary piece of a split -o list. */
+		free(c->log);
+		c->log = strdup(arg + strlen("log="));
+		if (!c->log || !c->log[0]) {
+			say("invalid log '' (a file name)");
+			c->bad = true;
+		}
+		return 0;
+	case FUSE_OPT_KEY_OPT:
+		if (is_passed_on(arg))
+			return 1;
+		if (strcmp(arg, "defaults") == 0)
+			return 0;
+		say("unknown option '%s'", arg);
+		c->bad = true;
+		return 0;
 	case FUSE_OPT_KEY_NONOPT:
 		c->nonopts++;
 		if (c->nonopts == 1)
@@ -667,6 +729,15 @@ int main(int argc, char *argv[])
 	}
 	if (fuse_parse_cmdline(&args, &fo) < 0)
 		goto out_usage;
+	/* Before the daemon leaves the working directory: a relative name is
+	 * relative to where iterfs was started. */
+	if (cli.log) {
+		r = log_set_file(cli.log);
+		if (r < 0) {
+			say("log file %s: %s", cli.log, strerror(-r));
+			goto out_opts_usage;
+		}
+	}
 	if (fo.debug)
 		log_set_level(LOG_LVL_DEBUG);
 
@@ -727,7 +798,7 @@ int main(int argc, char *argv[])
 		say("cannot detach from the terminal");
 		goto out_unmount;
 	}
-	if (!fo.foreground) {
+	if (!fo.foreground && !cli.log) {
 		openlog("iterfs", LOG_PID, LOG_DAEMON);
 		log_set_sink(syslog_sink);
 	}
@@ -759,8 +830,15 @@ out_session:
 out_opts:
 	free(fo.mountpoint);
 out_args:
+	log_set_file(NULL);
+	free(cli.log);
 	fuse_opt_free_args(&args);
 	return rc;
+
+out_opts_usage:
+	free(fo.mountpoint);
+	rc = EXIT_USAGE;
+	goto out_args;
 
 out_usage:
 	fputs(usage_text, stderr);

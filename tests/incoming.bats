@@ -660,19 +660,37 @@ PY
 	[ -s "$STORE.rejected/unfinished.reason" ]
 }
 
+# 5000 bytes of one complete record, in $BATS_TEST_TMPDIR/sent.
+big_record() {
+	python3 - "$BATS_TEST_TMPDIR/sent" <<'PY'
+import sys
+head, tail = '{"code": "', '", "metrics": {"sharpe": 1}}'
+body = "".join(chr(ord("a") + i // 100 % 26) for i in range(5000 - len(head) - len(tail)))
+open(sys.argv[1], "wb").write((head + body + tail).encode())
+PY
+}
+
 @test "a drop over max_record fails at write with EFBIG and is kept with every byte sent" {
 	seed "$STORE"
 	before=$(sum "$STORE")
 	iterfs_mount "$STORE" -o max_record=1000
-	# 5000 bytes of one complete record, written 500 at a time: the third
-	# write crosses the limit.
-	run python3 - "$MNT/incoming/big" "$BATS_TEST_TMPDIR/sent" <<'PY'
+	big_record
+	# cp sends it in one write(), which fails; all 5000 bytes are kept.
+	run cp "$BATS_TEST_TMPDIR/sent" "$MNT/incoming/big"
+	echo "$output"
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"File too large"* ]]
+	[ "$(sum "$STORE")" = "$before" ]
+	[ "$(iter_count)" -eq 3 ]
+	cmp "$BATS_TEST_TMPDIR/sent" "$STORE.rejected/big"
+	cmp "$BATS_TEST_TMPDIR/sent" "$MNT/incoming/big.rejected"
+	[ "$(cat "$MNT/incoming/big.reason")" = "File too large: larger than max_record (1000 bytes)" ]
+	# 500 bytes at a time, going on after EFBIG: the third write crosses
+	# the limit, and every chunk is kept in its place.
+	run python3 - "$MNT/incoming/chunked" "$BATS_TEST_TMPDIR/sent" <<'PY'
 import errno, os, sys
 path, sent = sys.argv[1:3]
-head, tail = '{"code": "', '", "metrics": {"sharpe": 1}}'
-data = (head + "a" * (5000 - len(head) - len(tail)) + tail).encode()
-assert len(data) == 5000
-open(sent, "wb").write(data)
+data = open(sent, "rb").read()
 fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
 res = []
 # pwrite: a failed write does not move the file offset, so each chunk
@@ -694,9 +712,8 @@ PY
 	[[ "$output" =~ ^ok\ ok\ EFBIG(\ (ok|EFBIG)){7}\ close\ EFBIG$ ]]
 	[ "$(sum "$STORE")" = "$before" ]
 	[ "$(iter_count)" -eq 3 ]
-	cmp "$BATS_TEST_TMPDIR/sent" "$STORE.rejected/big"
-	cmp "$BATS_TEST_TMPDIR/sent" "$MNT/incoming/big.rejected"
-	[ "$(cat "$MNT/incoming/big.reason")" = "File too large: larger than max_record (1000 bytes)" ]
+	cmp "$BATS_TEST_TMPDIR/sent" "$STORE.rejected/chunked"
+	cmp "$BATS_TEST_TMPDIR/sent" "$MNT/incoming/chunked.rejected"
 }
 
 @test "a drop name longer than 255 bytes is refused with ENAMETOOLONG" {
@@ -781,10 +798,10 @@ PY
 	seed "$STORE"
 	iterfs_mount "$STORE"
 	# One process, right after close: inside the short grace period.
-	run python3 - "$MNT/incoming" "$(rec grace)" <<'PY'
+	run python3 - "$MNT/incoming" "$(rec grace)" "$(rec gone)" <<'PY'
 import os, sys
-inc, text = sys.argv[1:3]
-p = os.path.join(inc, "g")
+inc, text, text2 = sys.argv[1:4]
+p, q = os.path.join(inc, "g"), os.path.join(inc, "h")
 with open(p, "w") as f:
     f.write(text)
 listed = os.listdir(inc)
@@ -793,15 +810,18 @@ os.chmod(p, 0o600)
 os.chown(p, st.st_uid, st.st_gid)
 os.utime(p, (1700000000, 1700000000))
 os.rename(p, os.path.join(inc, "g2"))
-os.unlink(p)
+with open(q, "w") as f:
+    f.write(text2)
+os.unlink(q)
 print("listed", listed)
 PY
 	echo "$output"
 	[ "$status" -eq 0 ]
 	[ "$output" = "listed []" ]
-	[ "$(iter_count)" -eq 4 ]
-	[ "$(wc -l <"$STORE")" -eq 4 ]
+	[ "$(iter_count)" -eq 5 ]
+	[ "$(wc -l <"$STORE")" -eq 5 ]
 	[ "$(cat "$MNT/iterations/3/code.py")" = grace ]
+	[ "$(cat "$MNT/iterations/4/code.py")" = gone ]
 	[ "$(listing)" = "" ]
 	[ ! -e "$STORE.rejected" ]
 }

@@ -998,6 +998,27 @@ static void test_complete(void)
 	store_close(s);
 }
 
+/* A field the store has only ever held as null says nothing about its
+ * type; a contract meaning takes what the loop reads there. */
+static void test_complete_after_only_nulls(void)
+{
+	struct store *s = open_store("n.jsonl",
+				     "{\"iteration\": 0, \"error\": null, "
+				     "\"x\": null, \"y\": 1}\n"
+				     "{\"iteration\": 1, \"error\": null, "
+				     "\"x\": null, \"y\": 2}\n");
+	struct res x;
+
+	x = plan1(s, "{\"error\": \"boom\", \"x\": [1], \"y\": 3}");
+	T_CHECK(x.r == 0, "an error text after nulls: r=%d (%s)", x.r, x.why);
+	res_free(&x);
+	expect_einval(s, "{\"error\": 5, \"x\": 1, \"y\": 3}",
+		      "record 1: \"error\" must be a string or null");
+	expect_einval(s, "{\"error\": null, \"x\": 1, \"y\": \"3\"}",
+		      "record 1: \"y\" must be a number");
+	store_close(s);
+}
+
 /* Nesting Python reads (up to about 994 deep) commits. */
 static void test_deep_nesting_commits(void)
 {
@@ -1047,6 +1068,7 @@ int main(void)
 	T_RUN(test_efbig);
 	T_RUN(test_dialect);
 	T_RUN(test_complete);
+	T_RUN(test_complete_after_only_nulls);
 	T_RUN(test_resend_of_a_line_in_an_older_dialect);
 	T_RUN(test_real_histories);
 	T_RUN(test_deep_nesting_commits);

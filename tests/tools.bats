@@ -187,27 +187,27 @@ TS='"timestamp":"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}
 	# This shell holds the flock (as the Python client would) on fd 5.
 	exec 5>"$STORE.lock"
 	flock -x 5
-	run "$ITERFS_COMMIT" -w 0.2 "$STORE" <<<'{"a": 1}'
+	run "$ITERFS_COMMIT" -w 0.2 "$STORE" <<<'{"code": null, "a": 1}'
 	exec 5>&-
 	[ "$status" -eq 3 ]
 	[[ "${lines[0]}" == "iterfs-commit: commit: lock $STORE.lock: Connection timed out after 200 ms"* ]]
 	[ "${lines[1]}" = "iterfs-commit: $STORE.lock: Connection timed out" ]
 	[ "$(sum "$STORE")" = "$before" ]
-	run "$ITERFS_COMMIT" -w 0 "$STORE" <<<'{"a": 1}'
+	run "$ITERFS_COMMIT" -w 0 "$STORE" <<<'{"code": null, "a": 1}'
 	[ "$status" -eq 0 ]
 	[ "$output" = "committed iteration 3 from stdin" ]
-	run "$ITERFS_COMMIT" -w soon "$STORE" <<<'{"a": 1}'
+	run "$ITERFS_COMMIT" -w soon "$STORE" <<<'{"code": null, "a": 1}'
 	[ "$status" -eq 2 ]
 	[ "$output" = "iterfs-commit: bad wait: soon" ]
 }
 
 @test "iterfs-commit into a FIFO or a directory fails at once and says what it is" {
 	mkfifo "$D/fifo.jsonl"
-	run "$ITERFS_COMMIT" "$D/fifo.jsonl" <<<'{"a": 1}'
+	run "$ITERFS_COMMIT" "$D/fifo.jsonl" <<<'{"code": null, "a": 1}'
 	[ "$status" -eq 3 ]
 	[ "${lines[-1]}" = "iterfs-commit: $D/fifo.jsonl: is a FIFO, not a regular file" ]
 	mkdir "$D/dir.jsonl"
-	run "$ITERFS_COMMIT" "$D/dir.jsonl" <<<'{"a": 1}'
+	run "$ITERFS_COMMIT" "$D/dir.jsonl" <<<'{"code": null, "a": 1}'
 	[ "$status" -eq 3 ]
 	[ "${lines[-1]}" = "iterfs-commit: $D/dir.jsonl: is a directory, not a regular file" ]
 	[ ! -e "$D/fifo.jsonl.lock" ] && [ ! -e "$D/dir.jsonl.lock" ]
@@ -217,7 +217,7 @@ TS='"timestamp":"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}
 	mkdir "$D/real"
 	seed "$D/real/h.jsonl"
 	ln -s real/h.jsonl "$D/link.jsonl"
-	run "$ITERFS_COMMIT" "$D/link.jsonl" <<<'{"a": 1}'
+	run "$ITERFS_COMMIT" "$D/link.jsonl" <<<'{"code": null, "a": 1}'
 	[ "$status" -eq 0 ]
 	[ "$output" = "committed iteration 3 from stdin" ]
 	[ -L "$D/link.jsonl" ]
