@@ -138,8 +138,10 @@ static void apply(struct notifier *nt, bool reset, const int64_t *iters,
 			strerror(-r));
 		return;
 	}
-	if (reset)
-		vcache_clear(nt->fs->vc);
+	/* The view cache needs no clearing: its bytes are keyed by the
+	 * line's tag and its sizes checked against the store's generation
+	 * (vcache.h); the versions it still holds serve reads without an
+	 * open of a record just replaced (tree.h). */
 	/* Lost lines are written beside the store when it changes. */
 	tree_changed(nt->fs->tree, &lost_changed);
 	if (lost_changed) {

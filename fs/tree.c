@@ -49,6 +49,7 @@ struct ver {
 	uint64_t key;       /* 0: free */
 	int64_t n;
 	uint64_t tag;
+	int64_t mtime;      /* the record's timestamp in that version */
 	bool replaced;
 };
 
@@ -227,7 +228,8 @@ static struct ver *vtab_get(struct vtab *vt, uint64_t key, bool add)
 /* Note that iteration n's line has tag `tag` now; true when the record was
  * replaced while this mount showed it.  Without memory to remember, a
  * record counts as replaced: a new inode is always safe. */
-static bool version_note(struct tree *t, int64_t n, uint64_t tag)
+static bool version_note(struct tree *t, int64_t n, uint64_t tag,
+			 int64_t mtime)
 {
 	struct ver *e;
 	bool replaced;
@@ -239,6 +241,7 @@ static bool version_note(struct tree *t, int64_t n, uint64_t tag)
 		if (e) {
 			e->n = n;
 			e->tag = tag;
+			e->mtime = mtime;
 		}
 	} else if (e->tag != tag) {
 		e->replaced = true;
@@ -248,14 +251,15 @@ static bool version_note(struct tree *t, int64_t n, uint64_t tag)
 	return replaced;
 }
 
-/* The inode of view k of iteration n while its line has tag `tag`. */
+/* The inode of view k of iteration n while its line has tag `tag` (and
+ * the record the timestamp `mtime`). */
 static uint64_t view_ino_now(struct tree *t, int64_t n, enum view_kind k,
-			     uint64_t tag)
+			     uint64_t tag, int64_t mtime)
 {
 	uint64_t ino;
 	struct ver *e;
 
-	if (!version_note(t, n, tag))
+	if (!version_note(t, n, tag, mtime))
 		return ino_make(n, (enum ino_kind)(IK_VIEW + k));
 	ino = ino_hashed(IR_VERSION, mix64(tag ^ mix64((uint64_t)n)),
 			 IK_VIEW + k);
@@ -264,9 +268,32 @@ static uint64_t view_ino_now(struct tree *t, int64_t n, enum view_kind k,
 	if (e) {
 		e->n = n;
 		e->tag = tag;
+		e->mtime = mtime;
 	}
 	pthread_mutex_unlock(&t->lock);
 	return ino;
+}
+
+/* The version view inode `ino` of iteration n names: the tag of its line
+ * and the record's timestamp then.  -ESTALE when unknown. */
+static int version_named(struct tree *t, uint64_t ino, int64_t n,
+			 uint64_t *tag, int64_t *mtime)
+{
+	struct ver *e;
+	int r = -ESTALE;
+
+	pthread_mutex_lock(&t->lock);
+	if (ino_is_hashed(ino))
+		e = vtab_get(&t->versions, ino & ~(uint64_t)15, false);
+	else
+		e = vtab_get(&t->seen, (uint64_t)n + 1, false);
+	if (e) {
+		*tag = e->tag;
+		*mtime = e->mtime;
+		r = 0;
+	}
+	pthread_mutex_unlock(&t->lock);
+	return r;
 }
 
 /* Which iteration an IR_VERSION inode belongs to.  -ESTALE when this
@@ -568,6 +595,8 @@ struct nid {
 	uint64_t ino;
 	int64_t n;                 /* iteration-tied kinds */
 	enum view_kind view;       /* NK_VIEW */
+	bool stale_ok;             /* content: a version no longer shown will
+				    * do (reads without an open) */
 };
 
 static int decode(struct tree *t, uint64_t ino, struct nid *id)
@@ -1182,7 +1211,7 @@ static int view_ino(struct tree *t, int64_t n, enum view_kind k, uint64_t *ino)
 		return r;
 	if (!present)
 		return -ENOENT;
-	*ino = view_ino_now(t, n, k, tag);
+	*ino = view_ino_now(t, n, k, tag, rec.mtime);
 	return 0;
 }
 
@@ -1202,11 +1231,14 @@ static int iterdir_lookup(struct tree *t, const struct nid *id,
 static int iterdir_list(struct tree *t, const struct nid *id, struct lister *l)
 {
 	struct buf line = BUF_INIT;
+	struct store_rec rec;
 	unsigned mask;
 	uint64_t tag;
 	int k, r;
 
-	r = store_read(t->store, id->n, &line);
+	r = store_lookup(t->store, id->n, &rec);
+	if (r == 0)
+		r = store_read(t->store, id->n, &line);
 	if (r < 0)
 		goto out;
 	r = view_mask(line.data, line.len, &mask);
@@ -1223,7 +1255,8 @@ static int iterdir_list(struct tree *t, const struct nid *id, struct lister *l)
 		if (!(mask & (1u << k)))
 			continue;
 		r = list_add(l, k + 2, view_name((enum view_kind)k),
-			     view_ino_now(t, id->n, (enum view_kind)k, tag),
+			     view_ino_now(t, id->n, (enum view_kind)k, tag,
+					  rec.mtime),
 			     S_IFREG, NULL);
 	}
 out:
@@ -1231,7 +1264,31 @@ out:
 	return r;
 }
 
-/* iterations/<n>/<view> */
+/* iterations/<n>/<view>
+ * A version that is no longer shown is still answered while the view cache
+ * holds its bytes, to getattr and to reads without an open (-o ro, where
+ * the kernel opens alone); an open must see the record shown now, so
+ * tree_open never takes it (nid.stale_ok). */
+
+static int view_stale(struct tree *t, const struct nid *id, uint64_t *size,
+		      int64_t *mtime, struct buf *out)
+{
+	struct buf b = BUF_INIT;
+	bool present;
+	uint64_t tag;
+	int r;
+
+	r = version_named(t, id->ino, id->n, &tag, mtime);
+	if (r == 0)
+		r = vcache_peek(t->vc, id->n, tag, id->view, &present,
+				out ? out : &b);
+	if (r == 0 && !present)
+		r = -ENOENT;
+	if (r == 0 && size)
+		*size = (out ? out : &b)->len;
+	buf_free(&b);
+	return r;
+}
 
 static int view_attr(struct tree *t, const struct nid *id,
 		     struct tree_node *nd)
@@ -1245,12 +1302,16 @@ static int view_attr(struct tree *t, const struct nid *id,
 	if (r == 0)
 		r = vcache_attr(t->vc, t->store, &rec, store_gen(t), id->view,
 				&present, &size, &tag);
+	if (r == 0 && !present)
+		r = -ENOENT;
+	if (r == 0 && view_ino_now(t, id->n, id->view, tag, rec.mtime) !=
+			      id->ino)
+		r = -ESTALE;
+	if ((r == -ESTALE || r == -ENOENT) &&
+	    view_stale(t, id, &size, &rec.mtime, NULL) == 0)
+		r = 0;
 	if (r < 0)
 		return r;
-	if (!present)
-		return -ENOENT;
-	if (view_ino_now(t, id->n, id->view, tag) != id->ino)
-		return -ESTALE;
 	node_fill(t, nd, id->ino, S_IFREG | 0444, 1, size, ts_of(rec.mtime));
 	nd->attr_timeout = nd->entry_timeout = TREE_TTL_FOREVER;
 	nd->keep_cache = true;
@@ -1262,15 +1323,18 @@ static int view_attr(struct tree *t, const struct nid *id,
 static int view_content(struct tree *t, const struct nid *id, struct buf *out)
 {
 	struct buf line = BUF_INIT;
+	struct store_rec rec;
 	bool present;
 	uint64_t tag;
 	int r;
 
-	r = store_read(t->store, id->n, &line);
+	r = store_lookup(t->store, id->n, &rec);
+	if (r == 0)
+		r = store_read(t->store, id->n, &line);
 	if (r < 0)
 		goto out;
 	tag = vcache_tag(line.data, line.len);
-	if (view_ino_now(t, id->n, id->view, tag) != id->ino) {
+	if (view_ino_now(t, id->n, id->view, tag, rec.mtime) != id->ino) {
 		r = -ESTALE;
 		goto out;
 	}
@@ -1280,6 +1344,9 @@ static int view_content(struct tree *t, const struct nid *id, struct buf *out)
 		r = -ENOENT;
 out:
 	buf_free(&line);
+	if ((r == -ESTALE || r == -ENOENT) && id->stale_ok &&
+	    view_stale(t, id, NULL, &rec.mtime, out) == 0)
+		r = 0;
 	return r;
 }
 
@@ -1691,7 +1758,8 @@ int tree_readlink(struct tree *t, uint64_t ino, char *out, size_t len)
 	return kind_ops[id.kind].link(t, &id, out, len);
 }
 
-static int content_of(struct tree *t, uint64_t ino, struct buf *out)
+static int content_of(struct tree *t, uint64_t ino, bool stale_ok,
+		      struct buf *out)
 {
 	struct nid id;
 	int r;
@@ -1699,6 +1767,7 @@ static int content_of(struct tree *t, uint64_t ino, struct buf *out)
 	r = decode(t, ino, &id);
 	if (r < 0)
 		return r;
+	id.stale_ok = stale_ok;
 	if (!kind_ops[id.kind].content)
 		return kind_ops[id.kind].type == S_IFDIR ? -EISDIR : -EINVAL;
 	return kind_ops[id.kind].content(t, &id, out);
@@ -1715,7 +1784,7 @@ int tree_open(struct tree *t, uint64_t ino, struct tree_file **out)
 	f->t = t;
 	r = tree_getattr(t, ino, &f->nd);
 	if (r == 0)
-		r = content_of(t, ino, &f->data);
+		r = content_of(t, ino, false, &f->data);
 	if (r < 0) {
 		buf_free(&f->data);
 		free(f);
@@ -1768,7 +1837,7 @@ int tree_read(struct tree *t, uint64_t ino, uint64_t off, size_t max,
 	struct buf data = BUF_INIT;
 	int r;
 
-	r = content_of(t, ino, &data);
+	r = content_of(t, ino, true, &data);
 	if (r == 0 && off < data.len)
 		r = buf_append(out, data.data + off,
 			       max < data.len - off ? max :

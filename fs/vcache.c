@@ -216,6 +216,23 @@ out:
 	return r;
 }
 
+int vcache_peek(struct vcache *vc, int64_t iter, uint64_t tag,
+		enum view_kind k, bool *present, struct buf *out)
+{
+	struct vslot *v;
+	int r = -ENOENT;
+
+	pthread_mutex_lock(&vc->lock);
+	v = slot_find(vc, iter, tag, k);
+	if (v) {
+		v->stamp = ++vc->clock;
+		*present = v->present;
+		r = buf_append(out, v->data.data, v->data.len);
+	}
+	pthread_mutex_unlock(&vc->lock);
+	return r;
+}
+
 int vcache_attr(struct vcache *vc, struct store *s, const struct store_rec *rec,
 		uint64_t gen, enum view_kind k, bool *present, uint64_t *size,
 		uint64_t *tag)

@@ -27,7 +27,8 @@ struct vcache;
 /* `slots` rendered views are kept.  Returns 0 or -ENOMEM. */
 int vcache_new(size_t slots, struct vcache **out);
 void vcache_free(struct vcache *vc);
-/* Forget everything (after the store was re-indexed). */
+/* Forget everything.  Never needed for correctness (bytes are keyed by
+ * tag, sizes checked by generation); frees the memory. */
 void vcache_clear(struct vcache *vc);
 
 /* A 64-bit hash of a record line's bytes: equal lines, equal tags. */
@@ -50,5 +51,11 @@ int vcache_attr(struct vcache *vc, struct store *s, const struct store_rec *rec,
 int vcache_render(struct vcache *vc, const char *path, int64_t iter,
 		  uint64_t tag, const char *line, size_t len, enum view_kind k,
 		  bool *present, struct buf *out);
+
+/* The rendered view `k` of the line of iteration `iter` with tag `tag`, if
+ * it is still cached (appended to `out`, *present as above).  Returns 0,
+ * -ENOENT (not cached), -ENOMEM. */
+int vcache_peek(struct vcache *vc, int64_t iter, uint64_t tag,
+		enum view_kind k, bool *present, struct buf *out);
 
 #endif

@@ -465,9 +465,11 @@ static void test_replaced_records(void)
 
 	replace_str(fx.path, ver_b);
 	T_CHECK(store_refresh(fx.s, NULL) == 0, "refresh");
-	T_CHECK(tree_getattr(fx.t, base, &nd) == -ESTALE,
-		"the old version's inode is stale");
-	T_CHECK(tree_open(fx.t, base, &f) == -ESTALE, "and cannot be opened");
+	T_CHECK(tree_open(fx.t, base, &f) == -ESTALE,
+		"the old version's inode cannot be opened: a new open sees the "
+		"new record");
+	T_CHECK(tree_getattr(fx.t, base, &nd) == 0 && nd.st.st_size == 6,
+		"but it still has its attributes while it is open");
 	ino_b = ino_of(fx.t, "iterations/1/code.py");
 	T_CHECK(ino_b != base && ino_is_hashed(ino_b) &&
 		ino_region_of(ino_b) == IR_VERSION, "a new inode for new content");
@@ -491,7 +493,15 @@ static void test_replaced_records(void)
 	ino_a2 = ino_of(fx.t, "iterations/1/code.py");
 	T_CHECK(ino_a2 != base && ino_a2 != ino_b,
 		"back to the first content: yet another inode");
-	T_CHECK(tree_getattr(fx.t, ino_b, &nd) == -ESTALE, "b is stale now");
+	T_CHECK(tree_open(fx.t, ino_b, &f) == -ESTALE, "b is stale now");
+	T_CHECK(tree_getattr(fx.t, ino_b, &nd) == 0 && nd.st.st_size == 7 &&
+		tree_read(fx.t, ino_b, 0, 100, &b) == 0 && b.len == 7,
+		"though its bytes are answered while the view cache holds them");
+	buf_reset(&b);
+	vcache_clear(fx.vc);
+	T_CHECK(tree_getattr(fx.t, ino_b, &nd) == -ESTALE &&
+		tree_read(fx.t, ino_b, 0, 100, &b) == -ESTALE,
+		"and no longer once it does not");
 	replace_str(fx.path, ver_b);
 	T_CHECK(store_refresh(fx.s, NULL) == 0, "refresh");
 	ino_b2 = ino_of(fx.t, "iterations/1/code.py");
@@ -499,8 +509,10 @@ static void test_replaced_records(void)
 	T_CHECK(tree_read(fx.t, ino_b2, 4, 100, &b) == 0 &&
 		b.len == 3 && memcmp(b.data, "22\n", 3) == 0,
 		"reads without an open");
+	buf_reset(&b);
+	vcache_clear(fx.vc);
 	T_CHECK(tree_read(fx.t, base, 0, 100, &b) == -ESTALE,
-		"an old version cannot be read without an open either");
+		"an old version no longer cached cannot be read");
 	buf_free(&b);
 	fx_close(&fx);
 }
