@@ -119,7 +119,7 @@ static int journal_once(struct store *s, const char *jdir, unsigned seq,
 	r = writer_lock(s, WRITER_LOCK_TIMEOUT_MS_DEFAULT, &lk);
 	if (r < 0)
 		return r;
-	r = store_refresh(s, NULL);
+	r = store_refresh(s);
 	if (!r)
 		r = commit_plan_new(s, &plan);
 	if (!r)
