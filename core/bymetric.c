@@ -319,7 +319,10 @@ static int bm_prepare(const void *st, const struct derived_batch *b,
 		per[i].n = 0;
 	}
 	qsort(all.v, all.n, sizeof(*all.v), cmp_triple);
-	pl->nb.m = calloc(old->n + all.n + 1, sizeof(*pl->nb.m));
+	for (i = 0, j = 0; i < all.n; i++)
+		if (i == 0 || strcmp(all.v[i - 1].name, all.v[i].name) != 0)
+			j++;
+	pl->nb.m = calloc(old->n + j + 1, sizeof(*pl->nb.m));
 	if (!pl->nb.m)
 		goto out;
 	/* Walk the old names and the added names together. */
