@@ -201,7 +201,8 @@ static int read_metrics(const char *line, size_t len, const struct ent *e,
 		return r;
 	}
 	/* Keep the last member of each name, and only numbers. */
-	qsort(l->v, l->n, sizeof(*l->v), cmp_mval_name);
+	if (l->n)
+		qsort(l->v, l->n, sizeof(*l->v), cmp_mval_name);
 	for (i = k = 0; i < l->n; i++) {
 		bool last = i + 1 == l->n ||
 			    strcmp(l->v[i].name, l->v[i + 1].name) != 0;
@@ -312,7 +313,9 @@ static int bm_prepare(const void *st, const struct derived_batch *b,
 		goto out;
 	/* The names move into `all`. */
 	for (i = 0; i < b->nadd; i++) {
-		memcpy(all.v + all.n, per[i].v, per[i].n * sizeof(*all.v));
+		if (per[i].n)
+			memcpy(all.v + all.n, per[i].v,
+			       per[i].n * sizeof(*all.v));
 		all.n += per[i].n;
 		free(per[i].v);
 		per[i].v = NULL;
