@@ -83,12 +83,14 @@ echo "## 3. close() latency of one drop through the mount vs iterfs-commit, $siz
 store=$BENCH_DIR/drops.jsonl
 rm -f "$store" "$store.lock"; rm -rf "$store.rejected"
 head -n "$size" "$h10k" >"$store"
+# A drop must be complete for the store: its last record, renumbered.
+drop=$BENCH_DIR/drop-mount.json
+python3 contrib/bench-drop.py "$store" --code-lines 2 >"$drop"
 "$ITERFS" "$store" "$mnt"
-python3 - "$mnt" "$COMMIT" "$store" <<'PY'
+python3 - "$mnt" "$COMMIT" "$store" "$drop" <<'PY'
 import json, os, subprocess, sys, tempfile, time
-mnt, commit, store = sys.argv[1:4]
-rec = json.dumps({"code": "def strategy(data):\n    return data.get('price:收盤價') > 0\n",
-                  "metrics": {"sharpe_ratio": 1.1}, "feedback": "ok"})
+mnt, commit, store, drop = sys.argv[1:5]
+rec = open(drop, encoding="utf-8").read()
 def median(xs): xs = sorted(xs); return xs[len(xs) // 2]
 via_mount = []
 for i in range(30):
@@ -110,10 +112,10 @@ PY
 
 echo
 echo "## 4. 8 writers dropping at once vs one writer, $size-record store"
-python3 - "$mnt" <<'PY'
+python3 - "$mnt" "$drop" <<'PY'
 import json, multiprocessing, sys, time
-mnt = sys.argv[1]
-rec = json.dumps({"code": "x = 1\n", "metrics": {"sharpe_ratio": 0.5}})
+mnt, drop = sys.argv[1:3]
+rec = open(drop, encoding="utf-8").read()
 def writer(args):
     w, n = args
     for i in range(n):

@@ -10,12 +10,13 @@
  * Per record the index keeps only what finds it again: offset, length and
  * iteration number (plus the timestamp with STORE_TIMES, and the code digest
  * once by-hash is first asked for).  Over all records it keeps their shape
- * (store_shape), read from every record line as it is indexed.  Record bytes are read back from the file
- * with pread.  Lines that are not a JSON object, or carry no iteration number,
- * are skipped and counted; their 1-based line numbers are kept for reporting.
- * When two lines carry the same number the later one is shown.  A UTF-8 BOM at
- * the start and CR before LF are tolerated.  A last line without LF is a
- * record if it is a complete JSON object, otherwise a torn tail (skipped).
+ * (store_shape), read from every record line as it is indexed.  Record
+ * bytes are read back from the file with pread.  Lines that are not a JSON
+ * object, or carry no iteration number, are skipped and counted; their
+ * 1-based line numbers are kept for reporting.  When two lines carry the
+ * same number the later one is shown.  A UTF-8 BOM at the start and CR
+ * before LF are tolerated.  A last line without LF is a record if it is a
+ * complete JSON object, otherwise a torn tail (skipped).
  *
  * A missing file is an empty history (not an error): the writer creates it.
  *

@@ -50,7 +50,7 @@
 #include "buf.h"
 #include "store.h"
 
-#define INCOMING_INO_BASE ((uint64_t)1 << 62)
+#include "ino.h"
 #define INCOMING_GRACE_MS_DEFAULT 10000
 
 struct incoming;

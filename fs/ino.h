@@ -1,16 +1,29 @@
-/* ino.h - inode numbers computed from what they name, so that they are the
- * same on every mount of the same history and need no table: lookup,
- * getattr, readdir and forget decode them, forget has nothing to free.
+/* ino.h - the whole inode space of the mount, in one place.
  *
- *   1..4                 /, iterations/, by-hash/, incoming/
- *   ((n + 1) << 4) | k   everything tied to iteration n:
+ * Numbers are computed from what they name, so that they are the same on
+ * every mount of the same history; forget has nothing to free.
+ *
+ *   1..15                fixed entries (INO_ROOT ... INO_STATUS)
+ *   ((n + 1) << 4) | k   everything tied to iteration n (below 2^62):
  *     k = 0              iterations/<n>/
  *     k = 1 + view       iterations/<n>/<view> (code.py ... record.json)
  *     k = 8              by-hash/<h>/ whose lowest iteration is n
  *     k = 9              by-hash/<h>/code.py, same n
  *     k = 10             by-hash/<h>/<n>, the link to iterations/<n>
  *     k = 11             latest while it points at iterations/<n>
- *   >= INCOMING_INO_BASE incoming/ entries, owned by incoming.h
+ *     k = 12             failed/<n>
+ *   [2^62, 2^63)         incoming/ entries, handed out by incoming.c
+ *                        (INCOMING_INO_BASE + a counter; not stable)
+ *   [2^63, 2^64)         hashed: bit 63, a 4-bit region, 55 bits of a hash
+ *                        of what the inode names, and 4 low bits:
+ *     IR_VERSION         the files of a record that was replaced: the hash
+ *                        of (n, the line's tag), low bits 1 + view.  A new
+ *                        content is a new inode, so the kernel never mixes
+ *                        cached pages of two versions; the same content
+ *                        gets the same number again.
+ *     IR_LOST            lost+found/<name>: the hash of the name
+ *   Hashed numbers are decoded through tables kept by tree.c (only what was
+ *   handed out enters them).
  *
  * `latest` gets a new inode whenever its target changes, so the kernel may
  * cache every symlink body forever.  Iteration numbers above INO_ITER_MAX
@@ -22,13 +35,19 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "incoming.h"
 #include "record.h"
+#include "store.h"
 
 #define INO_ROOT 1
 #define INO_ITERATIONS 2
 #define INO_BYHASH 3
 #define INO_INCOMING 4
+#define INO_BYMETRIC 5
+#define INO_FAILED 6
+#define INO_LOSTFOUND 7
+#define INO_DOTITERFS 8       /* .iterfs/ (hidden) */
+#define INO_STATUS 9          /* .iterfs/status */
+#define INO_FIXED_MAX 15
 
 enum ino_kind {
 	IK_ITER_DIR = 0,
@@ -37,9 +56,20 @@ enum ino_kind {
 	IK_HASH_CODE = 9,
 	IK_HASH_LINK = 10,
 	IK_LATEST = 11,
+	IK_FAILED_LINK = 12,
 };
 
 #define INO_ITER_MAX STORE_ITER_MAX
+
+#define INCOMING_INO_BASE ((uint64_t)1 << 62)
+#define INO_HASHED_BASE ((uint64_t)1 << 63)
+
+enum ino_region {
+	IR_VERSION = 0,
+	IR_LOST = 1,
+};
+
+#define INO_HASH_BITS 55
 
 static inline bool ino_iter_ok(int64_t n)
 {
@@ -51,17 +81,39 @@ static inline uint64_t ino_make(int64_t n, enum ino_kind k)
 	return ((uint64_t)(n + 1) << 4) | (uint64_t)k;
 }
 
-/* Split an iteration-tied inode.  False for the fixed directories, for
- * incoming/ entries and for numbers no inode of ours ever had. */
+static inline bool ino_is_incoming(uint64_t ino)
+{
+	return ino >= INCOMING_INO_BASE && ino < INO_HASHED_BASE;
+}
+
+static inline bool ino_is_hashed(uint64_t ino)
+{
+	return ino >= INO_HASHED_BASE;
+}
+
+static inline uint64_t ino_hashed(enum ino_region r, uint64_t h, unsigned low)
+{
+	return INO_HASHED_BASE | ((uint64_t)r << (INO_HASH_BITS + 4)) |
+	       ((h & ((UINT64_C(1) << INO_HASH_BITS) - 1)) << 4) |
+	       (uint64_t)(low & 15);
+}
+
+static inline enum ino_region ino_region_of(uint64_t ino)
+{
+	return (enum ino_region)((ino >> (INO_HASH_BITS + 4)) & 15);
+}
+
+/* Split an iteration-tied inode.  False for the fixed entries, for
+ * incoming/ entries, hashed numbers and numbers no inode of ours ever had. */
 static inline bool ino_split(uint64_t ino, int64_t *n, enum ino_kind *k)
 {
 	unsigned kind = (unsigned)(ino & 15);
 
-	if (ino < 16 || ino >= INCOMING_INO_BASE)
+	if (ino <= INO_FIXED_MAX || ino >= INCOMING_INO_BASE)
 		return false;
 	if (kind >= IK_VIEW + VIEW_COUNT && kind < IK_HASH_DIR)
 		return false;
-	if (kind > IK_LATEST)
+	if (kind > IK_FAILED_LINK)
 		return false;
 	*n = (int64_t)(ino >> 4) - 1;
 	*k = (enum ino_kind)kind;

@@ -1,10 +1,11 @@
-/* iterfs.h - the daemon's private interfaces: the mount context, the cache
- * of rendered views, the invalidation notifier and the operation table.
+/* iterfs.h - the daemon's private interfaces: the mount context, the
+ * invalidation notifier and the operation table.
  *
  * Lifetime (main.c): store_open -> fuse_session_new(&ifs_ops, ifs) ->
- * fuse_session_mount -> fuse_daemonize -> vcache_new, notifier_start,
- * incoming_new, watch_start -> session loop -> watch_stop, incoming_free,
- * notifier_stop, vcache_free -> fuse_session_unmount/destroy -> store_close.
+ * fuse_session_mount -> fuse_daemonize -> vcache_new, incoming_new,
+ * tree_new, notifier_start, watch_start -> session loop -> watch_stop,
+ * incoming_free, notifier_stop, tree_free, vcache_free ->
+ * fuse_session_unmount/destroy -> store_close.
  * Threads are started only after fuse_daemonize (fork keeps one thread).
  */
 #ifndef ITERFS_FS_H
@@ -21,8 +22,9 @@
 #include "incoming.h"
 #include "record.h"
 #include "store.h"
+#include "tree.h"
+#include "vcache.h"
 
-struct vcache;
 struct notifier;
 
 /* One per mount; the fields are set before the session loop starts and
@@ -31,6 +33,7 @@ struct ifs {
 	struct store *store;
 	struct incoming *in;      /* NULL with -o ro: no incoming/ */
 	struct vcache *vc;
+	struct tree *tree;        /* what is where: tree.h */
 	struct notifier *nt;
 	struct fuse_session *se;
 	char *dir;                /* the store's directory, absolute (statfs) */
@@ -45,27 +48,6 @@ struct ifs {
 };
 
 extern const struct fuse_lowlevel_ops ifs_ops;
-
-/* --- vcache: the last rendered views -------------------------------------
- * getattr must report the exact size, so a view is rendered before it is
- * read; lookup, getattr, open and read of one file then hit the same entry.
- * Entries are keyed by (iteration, line offset, line length, view), so a
- * record replaced by a later line is a different entry.  Sizes are also kept
- * in a larger direct-mapped table, because the kernel asks for attributes
- * again after reads long after the bytes were evicted.  vc->lock (a mutex)
- * guards both; rendering happens outside it.  Thread-safe. */
-
-int vcache_new(size_t slots, struct vcache **out);
-void vcache_free(struct vcache *vc);
-/* View `k` of the record `rec`: *present says whether the record has that
- * file, *size its length; when `out` is non-NULL, bytes [off, off + max) of
- * it are appended.  Returns 0, -ENOENT (the record is gone), -EIO (also
- * when the line is not a record after all: logged), -ENOMEM. */
-int vcache_get(struct vcache *vc, struct store *s, const struct store_rec *rec,
-	       enum view_kind k, bool *present, uint64_t *size, uint64_t off,
-	       size_t max, struct buf *out);
-/* Forget everything (after the store was re-indexed). */
-void vcache_clear(struct vcache *vc);
 
 /* --- notifier: store changes -> kernel cache invalidations ---------------
  * The kernel caches entries, attributes, directory listings and file pages

@@ -53,13 +53,20 @@ static const char help_text[] =
 "  by-hash/<sha256>/     one directory per distinct code\n"
 "      code.py           that code\n"
 "      <n>               symlink to ../../iterations/<n>, one per iteration\n"
+"  lost+found/           lines that vanished when another writer replaced\n"
+"                        STORE (kept in STORE.lost/), absent while none\n"
 "  incoming/             the drop box (absent with -o ro)\n"
+"  .iterfs/status        the mount's state as JSON (records, skipped lines,\n"
+"                        rejected and lost counts, options, last commit);\n"
+"                        not listed, so ls, rsync and tar do not see it\n"
 "\n"
 "  A file exists only where the record has that field.  Files are 0444,\n"
 "  directories 0555, incoming/ is writable by the mounting user only.  The\n"
 "  modification time of iterations/<n>/ and its files is the record's\n"
 "  timestamp; sizes are exact before the first read and inode numbers are\n"
-"  the same on every mount, so rsync -a and tar see a stable tree.\n"
+"  the same on every mount, so rsync -a and tar see a stable tree.  An open\n"
+"  file is a snapshot: it reads the record as it was at open, whatever\n"
+"  replaces it meanwhile.\n"
 "\n"
 "COMMITTING\n"
 "  Write one JSON object (pretty or compact, or several, one per line, which\n"
@@ -523,7 +530,10 @@ static void on_commit(void *arg)
 {
 	struct ifs *fs = arg;
 	struct store_change chg;
+	struct timespec now;
 
+	clock_gettime(CLOCK_REALTIME, &now);
+	tree_note_commit(fs->tree, &now);
 	/* The commit itself, and whatever another process had changed that
 	 * the writer's refresh absorbed before it. */
 	store_changes_take(fs->store, &chg);
@@ -531,9 +541,22 @@ static void on_commit(void *arg)
 	store_change_free(&chg);
 }
 
+/* The options that shape the mount, as .iterfs/status shows them. */
+static char *mount_opts_text(const struct ifs *fs, bool allow_other)
+{
+	char *text = NULL;
+
+	if (asprintf(&text, "%s,max_record=%zu,lock_timeout=%d%s",
+		     fs->ro ? "ro" : "rw", fs->max_record,
+		     fs->lock_timeout_ms < 0 ? 0 : fs->lock_timeout_ms / 1000,
+		     allow_other ? ",allow_other" : "") < 0)
+		return NULL;
+	return text;
+}
+
 /* Start the threads behind the session.  They must not take the signals
  * that end the session loop, or the loop would not notice them. */
-static int start_threads(struct ifs *fs, struct watch **w)
+static int start_threads(struct ifs *fs, bool allow_other, struct watch **w)
 {
 	struct incoming_opts io = {
 		.max_record = fs->max_record,
@@ -544,7 +567,13 @@ static int start_threads(struct ifs *fs, struct watch **w)
 		.changed = on_commit,
 		.arg = fs,
 	};
+	struct tree_opts to = {
+		.store = fs->store,
+		.uid = fs->uid,
+		.gid = fs->gid,
+	};
 	sigset_t block, old;
+	char *opts = NULL;
 	int r;
 
 	sigemptyset(&block);
@@ -559,11 +588,6 @@ static int start_threads(struct ifs *fs, struct watch **w)
 		log_err("view cache: %s", strerror(-r));
 		goto out;
 	}
-	r = notifier_start(fs, &fs->nt);
-	if (r < 0) {
-		log_err("notifier thread: %s", strerror(-r));
-		goto out;
-	}
 	if (!fs->ro) {
 		r = incoming_new(fs->store, &io, &fs->in);
 		if (r < 0) {
@@ -571,10 +595,25 @@ static int start_threads(struct ifs *fs, struct watch **w)
 			goto out;
 		}
 	}
+	opts = mount_opts_text(fs, allow_other);
+	to.vc = fs->vc;
+	to.in = fs->in;
+	to.mount_opts = opts;
+	r = opts ? tree_new(&to, &fs->tree) : -ENOMEM;
+	if (r < 0) {
+		log_err("the tree: %s", strerror(-r));
+		goto out;
+	}
+	r = notifier_start(fs, &fs->nt);
+	if (r < 0) {
+		log_err("notifier thread: %s", strerror(-r));
+		goto out;
+	}
 	r = watch_start(fs->store, on_store_change, fs, w);
 	if (r < 0)
 		log_err("watching the store: %s", strerror(-r));
 out:
+	free(opts);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	return r;
 }
@@ -588,6 +627,8 @@ static void stop_threads(struct ifs *fs, struct watch *w)
 	fs->in = NULL;
 	notifier_stop(fs->nt);
 	fs->nt = NULL;
+	tree_free(fs->tree);
+	fs->tree = NULL;
 	vcache_free(fs->vc);
 	fs->vc = NULL;
 }
@@ -611,6 +652,34 @@ static int serve(struct fuse_session *se, const struct fuse_cmdline_opts *o)
 	r = fuse_session_loop_mt(se, cfg);
 	fuse_loop_cfg_destroy(cfg);
 	return r;
+}
+
+/* The mountpoint as an absolute path into mnt[PATH_MAX], which must be a
+ * directory.  A daemon that died without unmounting leaves a mount whose
+ * every access fails with ENOTCONN: name it, and the cure.  Prints the
+ * error; returns false then. */
+static bool mountpoint_ok(const char *arg, char *mnt)
+{
+	struct stat st;
+	int e;
+
+	if (!realpath(arg, mnt)) {
+		e = errno;
+		goto out_err;
+	}
+	if (stat(mnt, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		e = errno == ENOTCONN ? ENOTCONN : ENOTDIR;
+		goto out_err;
+	}
+	return true;
+
+out_err:
+	if (e == ENOTCONN)
+		say("%s: a dead mount is still there (%s); unmount it with "
+		    "fusermount3 -u %s", arg, strerror(e), arg);
+	else
+		say("%s: %s", arg, strerror(e));
+	return false;
 }
 
 /* The store argument as an absolute path, for the mount table (fsname). */
@@ -641,7 +710,6 @@ int main(int argc, char *argv[])
 	struct ifs fs = { 0 };
 	struct watch *w = NULL;
 	char mnt[PATH_MAX], *path = NULL, *fsname;
-	struct stat st;
 	int rc = EXIT_USAGE, r;
 
 	log_set_prog("iterfs");
@@ -722,14 +790,8 @@ int main(int argc, char *argv[])
 	fs.lock_timeout_ms = cli.lock_timeout_ms;
 
 	rc = EXIT_MOUNT;
-	if (!realpath(cli.mountpoint, mnt)) {
-		say("%s: %s", cli.mountpoint, strerror(errno));
+	if (!mountpoint_ok(cli.mountpoint, mnt))
 		goto out_store;
-	}
-	if (stat(mnt, &st) < 0 || !S_ISDIR(st.st_mode)) {
-		say("%s: %s", cli.mountpoint, strerror(ENOTDIR));
-		goto out_store;
-	}
 	if (fuse_set_signal_handlers(fs.se) < 0) {
 		say("cannot install signal handlers");
 		goto out_store;
@@ -747,7 +809,7 @@ int main(int argc, char *argv[])
 		openlog("iterfs", LOG_PID, LOG_DAEMON);
 		log_set_sink(syslog_sink);
 	}
-	if (start_threads(&fs, &w) < 0)
+	if (start_threads(&fs, cli.allow_other, &w) < 0)
 		goto out_threads;
 	log_info("%s mounted at %s%s", store_path(fs.store), mnt,
 		 fs.ro ? " read-only" : "");

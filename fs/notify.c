@@ -127,6 +127,7 @@ static bool contains(const int64_t *v, size_t n, int64_t x)
 static void apply(struct notifier *nt, bool reset, const int64_t *iters,
 		  size_t niters)
 {
+	bool lost_changed;
 	int64_t *now;
 	size_t nnow, i, j;
 	int r;
@@ -137,8 +138,16 @@ static void apply(struct notifier *nt, bool reset, const int64_t *iters,
 			strerror(-r));
 		return;
 	}
-	if (reset)
-		vcache_clear(nt->fs->vc);
+	/* The view cache needs no clearing: its bytes are keyed by the
+	 * line's tag and its sizes checked against the store's generation
+	 * (vcache.h); the versions it still holds serve reads without an
+	 * open of a record just replaced (tree.h). */
+	/* Lost lines are written beside the store when it changes. */
+	tree_changed(nt->fs->tree, &lost_changed);
+	if (lost_changed) {
+		inval_inode(nt, INO_LOSTFOUND);
+		inval_entry(nt, INO_ROOT, "lost+found");
+	}
 
 	/* The directories that list iterations, and latest's name. */
 	inval_inode(nt, INO_ROOT);
@@ -157,7 +166,7 @@ static void apply(struct notifier *nt, bool reset, const int64_t *iters,
 		}
 		inval_iteration(nt, nt->known[i], true);
 	}
-	/* Replaced by a later line: same inodes, new content. */
+	/* Replaced by a later line: the names now lead to new inodes (tree.h). */
 	for (i = 0; !reset && i < niters; i++)
 		if (contains(nt->known, nt->nknown, iters[i]))
 			inval_iteration(nt, iters[i], false);

@@ -1,5 +1,6 @@
-/* vcache.c - a small LRU of rendered views (see iterfs.h). */
-#include "iterfs.h"
+/* vcache.c - a small LRU of rendered views and a table of their sizes (see
+ * vcache.h). */
+#include "vcache.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -13,16 +14,13 @@ struct vslot {
 	bool used;
 	bool present;
 	int64_t iter;
-	uint64_t offset;
-	uint32_t len;
+	uint64_t tag;
 	enum view_kind kind;
 	uint64_t stamp;     /* last use, for LRU eviction */
 	struct buf data;
 };
 
-/* Sizes outlive the rendered bytes: the kernel asks for attributes again
- * after every read of a writable mount (the atime it must refresh), long
- * after the bytes left the LRU.  Direct-mapped: a collision overwrites. */
+/* Direct-mapped: a collision overwrites. */
 struct vsize {
 	bool used;
 	bool present;
@@ -31,6 +29,8 @@ struct vsize {
 	int64_t iter;
 	uint64_t offset;
 	uint64_t size;
+	uint64_t tag;
+	uint64_t gen;       /* store generation the tag was last checked at */
 };
 
 #define VSIZE_SLOTS 65536
@@ -50,12 +50,12 @@ int vcache_new(size_t slots, struct vcache **out)
 
 	if (!vc)
 		return -ENOMEM;
-	vc->slot = calloc(slots, sizeof(*vc->slot));
+	vc->slot = calloc(slots ? slots : 1, sizeof(*vc->slot));
 	if (!vc->slot) {
 		r = -ENOMEM;
 		goto out_free;
 	}
-	vc->nslot = slots;
+	vc->nslot = slots ? slots : 1;
 	vc->sizes = calloc(VSIZE_SLOTS, sizeof(*vc->sizes));
 	if (!vc->sizes) {
 		r = -ENOMEM;
@@ -103,6 +103,22 @@ void vcache_clear(struct vcache *vc)
 	pthread_mutex_unlock(&vc->lock);
 }
 
+/* FNV-1a, then a final mix so that the low bits depend on every byte. */
+uint64_t vcache_tag(const char *line, size_t len)
+{
+	uint64_t h = UINT64_C(0xcbf29ce484222325);
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		h ^= (unsigned char)line[i];
+		h *= UINT64_C(0x100000001b3);
+	}
+	h ^= h >> 33;
+	h *= UINT64_C(0xff51afd7ed558ccd);
+	h ^= h >> 33;
+	return h;
+}
+
 static struct vsize *size_slot(struct vcache *vc, const struct store_rec *rec,
 			       enum view_kind k)
 {
@@ -119,24 +135,16 @@ static bool size_is(const struct vsize *z, const struct store_rec *rec,
 	       z->len == rec->len && z->kind == k;
 }
 
-static bool slot_is(const struct vslot *v, const struct store_rec *rec,
-		    enum view_kind k)
+static struct vslot *slot_find(struct vcache *vc, int64_t iter, uint64_t tag,
+			       enum view_kind k)
 {
-	return v->used && v->iter == rec->iter && v->offset == rec->offset &&
-	       v->len == rec->len && v->kind == k;
-}
+	size_t i;
 
-/* Copy what the caller asked for out of a slot; called with vc->lock. */
-static int slot_copy(const struct vslot *v, bool *present, uint64_t *size,
-		     uint64_t off, size_t max, struct buf *out)
-{
-	*present = v->present;
-	*size = v->data.len;
-	if (!out || off >= v->data.len)
-		return 0;
-	if (max > v->data.len - off)
-		max = (size_t)(v->data.len - off);
-	return buf_append(out, v->data.data + off, max);
+	for (i = 0; i < vc->nslot; i++)
+		if (vc->slot[i].used && vc->slot[i].iter == iter &&
+		    vc->slot[i].tag == tag && vc->slot[i].kind == k)
+			return &vc->slot[i];
+	return NULL;
 }
 
 static struct vslot *slot_victim(struct vcache *vc)
@@ -153,75 +161,119 @@ static struct vslot *slot_victim(struct vcache *vc)
 	return best;
 }
 
-int vcache_get(struct vcache *vc, struct store *s, const struct store_rec *rec,
-	       enum view_kind k, bool *present, uint64_t *size, uint64_t off,
-	       size_t max, struct buf *out)
+int vcache_render(struct vcache *vc, const char *path, int64_t iter,
+		  uint64_t tag, const char *line, size_t len, enum view_kind k,
+		  bool *present, struct buf *out)
 {
-	struct buf line = BUF_INIT, view = BUF_INIT;
+	struct buf view = BUF_INIT;
 	struct vslot *v;
-	struct vsize *z;
 	bool has;
-	size_t i;
 	int r;
 
 	pthread_mutex_lock(&vc->lock);
-	z = size_slot(vc, rec, k);
-	if (!out && size_is(z, rec, k)) {
-		*present = z->present;
-		*size = z->size;
+	v = slot_find(vc, iter, tag, k);
+	if (v) {
+		v->stamp = ++vc->clock;
+		*present = v->present;
+		r = buf_append(out, v->data.data, v->data.len);
 		pthread_mutex_unlock(&vc->lock);
-		return 0;
-	}
-	for (i = 0; i < vc->nslot; i++) {
-		if (slot_is(&vc->slot[i], rec, k)) {
-			vc->slot[i].stamp = ++vc->clock;
-			r = slot_copy(&vc->slot[i], present, size, off, max, out);
-			pthread_mutex_unlock(&vc->lock);
-			return r;
-		}
+		return r;
 	}
 	pthread_mutex_unlock(&vc->lock);
 
 	/* Render without the lock: other readers keep being served. */
-	r = store_read(s, rec->iter, &line);
-	if (r < 0)
-		goto out_line;
-	r = view_render(line.data, line.len, k, &view, &has);
+	r = view_render(line, len, k, &view, &has);
 	if (r == -EINVAL) {
 		/* The index trusted a line that is no record after all. */
-		log_err("%s: iteration %" PRId64 " (line %" PRIu64
-			"): not a JSON object", store_path(s), rec->iter,
-			rec->lineno);
+		log_err("%s: iteration %" PRId64 ": not a JSON object", path,
+			iter);
 		r = -EIO;
 	}
 	if (r < 0)
-		goto out_view;
+		goto out;
+	r = buf_append(out, view.data, view.len);
+	if (r < 0)
+		goto out;
+	*present = has;
 
 	pthread_mutex_lock(&vc->lock);
 	/* Another thread may have rendered the same view meanwhile. */
-	for (i = 0; i < vc->nslot; i++)
-		if (slot_is(&vc->slot[i], rec, k))
-			break;
-	v = i < vc->nslot ? &vc->slot[i] : slot_victim(vc);
+	v = slot_find(vc, iter, tag, k);
+	if (!v)
+		v = slot_victim(vc);
 	buf_free(&v->data);
 	v->data = view;
 	view = (struct buf)BUF_INIT;
 	v->used = true;
 	v->present = has;
-	v->iter = rec->iter;
-	v->offset = rec->offset;
-	v->len = rec->len;
+	v->iter = iter;
+	v->tag = tag;
 	v->kind = k;
 	v->stamp = ++vc->clock;
-	*z = (struct vsize){ .used = true, .present = has, .kind = k,
-			     .len = rec->len, .iter = rec->iter,
-			     .offset = rec->offset, .size = v->data.len };
-	r = slot_copy(v, present, size, off, max, out);
+	pthread_mutex_unlock(&vc->lock);
+out:
+	buf_free(&view);
+	return r;
+}
+
+int vcache_peek(struct vcache *vc, int64_t iter, uint64_t tag,
+		enum view_kind k, bool *present, struct buf *out)
+{
+	struct vslot *v;
+	int r = -ENOENT;
+
+	pthread_mutex_lock(&vc->lock);
+	v = slot_find(vc, iter, tag, k);
+	if (v) {
+		v->stamp = ++vc->clock;
+		*present = v->present;
+		r = buf_append(out, v->data.data, v->data.len);
+	}
+	pthread_mutex_unlock(&vc->lock);
+	return r;
+}
+
+int vcache_attr(struct vcache *vc, struct store *s, const struct store_rec *rec,
+		uint64_t gen, enum view_kind k, bool *present, uint64_t *size,
+		uint64_t *tag)
+{
+	struct buf line = BUF_INIT, view = BUF_INIT;
+	struct vsize *z;
+	uint64_t t;
+	bool has;
+	int r;
+
+	pthread_mutex_lock(&vc->lock);
+	z = size_slot(vc, rec, k);
+	if (size_is(z, rec, k) && z->gen == gen) {
+		*present = z->present;
+		*size = z->size;
+		*tag = z->tag;
+		pthread_mutex_unlock(&vc->lock);
+		return 0;
+	}
 	pthread_mutex_unlock(&vc->lock);
 
-out_view:
+	r = store_read(s, rec->iter, &line);
+	if (r < 0)
+		goto out;
+	t = vcache_tag(line.data, line.len);
+	r = vcache_render(vc, store_path(s), rec->iter, t, line.data, line.len,
+			  k, &has, &view);
+	if (r < 0)
+		goto out;
+	pthread_mutex_lock(&vc->lock);
+	z = size_slot(vc, rec, k);
+	*z = (struct vsize){ .used = true, .present = has, .kind = k,
+			     .len = rec->len, .iter = rec->iter,
+			     .offset = rec->offset, .size = view.len,
+			     .tag = t, .gen = gen };
+	pthread_mutex_unlock(&vc->lock);
+	*present = has;
+	*size = view.len;
+	*tag = t;
+out:
 	buf_free(&view);
-out_line:
 	buf_free(&line);
 	return r;
 }

@@ -550,6 +550,22 @@ PY
 	[ "${lines[0]}" = "iterfs: $BATS_TEST_TMPDIR/g.jsonl: Not a directory" ]
 }
 
+@test "mounting again on a dead mount names it and how to unmount it" {
+	gen "$BATS_TEST_TMPDIR/g.jsonl" --records 3 --seed 1 --code-bytes 100
+	iterfs_mount "$BATS_TEST_TMPDIR/g.jsonl"
+	kill -KILL "$IFS_PID"
+	iterfs_wait_exit "$IFS_PID"
+	run stat "$MNT"
+	[[ "$output" == *"Transport endpoint is not connected"* ]]
+	run "$ITERFS" "$BATS_TEST_TMPDIR/g.jsonl" "$MNT"
+	fusermount3 -u "$MNT"
+	[ "$status" -eq 3 ]
+	[ "${lines[0]}" = "iterfs: $MNT: a dead mount is still there (Transport endpoint is not connected); unmount it with fusermount3 -u $MNT" ]
+	# Once unmounted, the same command mounts.
+	iterfs_mount "$BATS_TEST_TMPDIR/g.jsonl"
+	[ "$(ls "$MNT/iterations" | wc -l)" -eq 3 ]
+}
+
 @test "readdir and readdirplus survive directories larger than one reply" {
 	gen "$BATS_TEST_TMPDIR/g.jsonl" --records 3000 --seed 12 --code-bytes 60
 	iterfs_mount "$BATS_TEST_TMPDIR/g.jsonl"

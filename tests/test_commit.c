@@ -405,7 +405,8 @@ static void test_empty_store_takes_the_plans_key(void)
 	};
 	struct store *s = open_store("a.jsonl", NULL);
 	struct res x = plan_n(s, drops, 2, BIG);
-	const char *want = "{\"iteration_num\":3,\"timestamp\":\"2025-01-01T00:00:00\"}\n"
+	const char *want = "{\"iteration_num\":3,"
+			   "\"timestamp\":\"2025-01-01T00:00:00\"}\n"
 			   "{\"iteration_num\":4,\"timestamp\":\"2025-01-01T00:00:01\"}\n";
 
 	T_CHECK(x.r == 0, "r=%d (%s)", x.r, x.why);
@@ -457,6 +458,7 @@ static void test_timestamp_is_local_time_with_microseconds(void)
 	const char *old = getenv("TZ");
 	char *saved = old ? strdup(old) : NULL;
 	struct tm tm = { 0 };
+	struct timespec b, a;
 	time_t before, after, t;
 	const char *ts;
 	struct res x;
@@ -464,9 +466,13 @@ static void test_timestamp_is_local_time_with_microseconds(void)
 	/* A zone far from UTC, without tzdata: UTC+8 (POSIX sign). */
 	setenv("TZ", "TST-8", 1);
 	tzset();
-	before = time(NULL);
+	/* The clock the commit reads: time() is the coarse clock, which can
+	 * still say the last second a few milliseconds into the next. */
+	clock_gettime(CLOCK_REALTIME, &b);
 	x = plan1(s, "{\"iteration\": 1, \"a\": 2}");
-	after = time(NULL);
+	clock_gettime(CLOCK_REALTIME, &a);
+	before = b.tv_sec;
+	after = a.tv_sec;
 	T_CHECK(x.r == 0, "r=%d", x.r);
 	ts = strstr(x.lines, ",\"timestamp\":\"");
 	T_CHECK(ts != NULL, "no timestamp: %s", x.lines);
@@ -640,7 +646,8 @@ static void test_same_number_twice_in_one_plan(void)
 	};
 	struct store *s = open_store("a.jsonl", NULL);
 	struct res x = plan_n(s, same, 2, BIG);
-	const char *want = "{\"iteration\":2,\"a\":1,\"timestamp\":\"2025-01-01T00:00:00\"}\n";
+	const char *want = "{\"iteration\":2,\"a\":1,"
+			   "\"timestamp\":\"2025-01-01T00:00:00\"}\n";
 
 	T_CHECK(x.r == 0 && x.count == 0, "second identical: r=%d count %zu",
 		x.r, x.count);
@@ -651,7 +658,8 @@ static void test_same_number_twice_in_one_plan(void)
 	T_CHECK_MEM(x.lines, x.len, want, strlen(want), "first drop kept");
 	res_free(&x);
 	/* Within one drop too. */
-	x = plan1(s, "{\"iteration\": 2, \"a\": 1, \"timestamp\": \"2025-01-01T00:00:00\"}\n"
+	x = plan1(s, "{\"iteration\": 2, \"a\": 1, "
+		     "\"timestamp\": \"2025-01-01T00:00:00\"}\n"
 		     "{\"iteration\": 2, \"a\": 9, \"timestamp\": \"2025-01-01T00:00:00\"}");
 	T_CHECK(x.r == -EEXIST && x.len == 0, "in one drop: r=%d len %zu",
 		x.r, x.len);
@@ -708,7 +716,8 @@ static void test_several_objects_all_or_none(void)
 
 static void test_efbig(void)
 {
-	static const char drop[] = "{\"iteration\": 1, \"timestamp\": \"2025-01-01T00:00:00\"}";
+	static const char drop[] = "{\"iteration\": 1, "
+				   "\"timestamp\": \"2025-01-01T00:00:00\"}";
 	size_t n = strlen(drop);
 	struct store *s = open_store("a.jsonl", NULL);
 	struct res x = plan_n(s, (const char *const[]){ drop }, 1, n - 1);

@@ -571,7 +571,8 @@ static void test_times_only_when_asked(void)
 	T_CHECK(store_lookup(s, 3, &r) == 0 && r.mtime == 1735787045000000,
 		"offset: %lld", (long long)r.mtime);
 	/* Times of records added by refresh, out of order too. */
-	append_str(p, "{\"iteration\": 9, \"timestamp\": \"2025-01-02T03:04:06.123456Z\"}\n"
+	append_str(p, "{\"iteration\": 9, "
+		      "\"timestamp\": \"2025-01-02T03:04:06.123456Z\"}\n"
 		      "{\"iteration\": 1, \"timestamp\": \"2025-01-02T03:04:07Z\"}\n");
 	T_CHECK(store_refresh(s) == 0, "refresh");
 	T_CHECK(store_lookup(s, 9, &r) == 0 && r.mtime == 1735787046123456,

@@ -1132,14 +1132,14 @@ static void test_too_little_free_space_is_enospc_with_the_sizes(void)
 		/* A store that fits; a commit needing a second copy cannot. */
 		n = 1200 * 1024 / 65;
 		big = malloc(n * 65 + 1);
-		/* Records of REC's shape, so that the drop is complete. */
 		for (i = 0; i < n; i++)
 			snprintf(big + i * 65, 66, "{\"iteration\": %8zu, "
-				 "\"a\": \"%032d\"}\n", i, 0);
+				 "\"x\": \"%032d\"}\n", i, 0);
 		t_write_file(path, big, n * 65);
-		r = commit1(path, REC(99999), &q);
-		T_CHECK(r == -ENOSPC && q.result == -ENOSPC, "r=%d result %d",
-			r, q.result);
+		/* Complete for this store: its records all carry "x". */
+		r = commit1(path, "{\"iteration\": 99999, \"x\": \"y\"}", &q);
+		T_CHECK(r == -ENOSPC && q.result == -ENOSPC, "r=%d result %d (%s)",
+			r, q.result, q.reason);
 		T_CHECK(strstr(q.reason, "needs 2.") &&
 			strstr(q.reason, " MB free beside the store, 0."),
 			"reason: %s", q.reason);
