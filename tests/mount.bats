@@ -311,16 +311,27 @@ PY
 	assert_tree "$BATS_TEST_TMPDIR/g.jsonl"
 }
 
-@test "a store replaced by a different history drops the iterations that are gone" {
+@test "a store replaced by a different history drops the iterations that are gone and keeps their lines in lost+found" {
+	local exp=$BATS_TEST_TMPDIR/expected
 	gen "$BATS_TEST_TMPDIR/g.jsonl" --records 20 --seed 6 --code-bytes 200
 	iterfs_mount "$BATS_TEST_TMPDIR/g.jsonl"
 	cat "$MNT/iterations/15/code.py" "$MNT/iterations/3/record.json" >/dev/null
 	ls -l "$MNT/iterations/15" >/dev/null
+	cp "$BATS_TEST_TMPDIR/g.jsonl" "$BATS_TEST_TMPDIR/old.jsonl"
 	gen "$BATS_TEST_TMPDIR/other.jsonl" --records 10 --seed 99 --code-bytes 250
 	mv "$BATS_TEST_TMPDIR/other.jsonl" "$BATS_TEST_TMPDIR/g.jsonl"
 	timeout 2 bash -c "until [ ! -e '$MNT/iterations/15' ]; do :; done"
 	[ "$(readlink "$MNT/latest")" = iterations/9 ]
-	assert_tree "$BATS_TEST_TMPDIR/g.jsonl"
+	# The tree of the new history, lost+found/ aside ...
+	python3 "$EXPECT" tree "$BATS_TEST_TMPDIR/g.jsonl" "$exp"
+	diff -r --no-dereference -x lost+found "$exp" "$MNT"
+	diff <(python3 "$EXPECT" manifest "$exp") \
+		<(python3 "$EXPECT" manifest "$MNT" | grep -v '^lost+found')
+	# ... which holds every old line: numbers 10-19 are gone, and 0-9 now
+	# hold other records.
+	timeout 2 bash -c "until ls '$MNT/lost+found/' | grep -q .; do :; done"
+	cmp <(cat "$MNT/lost+found/"*) "$BATS_TEST_TMPDIR/old.jsonl"
+	cmp <(cat "$BATS_TEST_TMPDIR/g.jsonl.lost/"*) "$BATS_TEST_TMPDIR/old.jsonl"
 }
 
 @test "a missing store mounts as an empty history without latest" {
