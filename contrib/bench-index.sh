@@ -47,7 +47,7 @@ now() { date +%s%N; }
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.4f", (b - a) / 1e9 }'; }
 median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
-wc_t=() idx_t=() times_t=() val_t=() hash_t=()
+wc_t=() idx_t=() times_t=() val_t=() hash_t=() views_t=()
 out=
 for ((i = 0; i < runs; i++)); do
 	t0=$(now); wc -l "$hist" >/dev/null; t1=$(now)
@@ -60,6 +60,8 @@ for ((i = 0; i < runs; i++)); do
 	val_t+=("$(secs "$t0" "$t1")")
 	hout=$("$bench" "$hist" hash)
 	hash_t+=("$(awk -v t="${hout%% *}" 'BEGIN { printf "%.4f", t }')")
+	vout=$("$bench" "$hist" views)
+	views_t+=("$(awk -v t="${vout%% *}" 'BEGIN { printf "%.4f", t }')")
 done
 
 read -r _ recs iters skipped bytes <<<"$out"
@@ -72,7 +74,9 @@ m_idx=$(printf '%s\n' "${idx_t[@]}" | median)
 m_times=$(printf '%s\n' "${times_t[@]}" | median)
 m_val=$(printf '%s\n' "${val_t[@]}" | median)
 m_hash=$(printf '%s\n' "${hash_t[@]}" | median)
+m_views=$(printf '%s\n' "${views_t[@]}" | median)
 read -r _ _ _ _ hbytes <<<"$hout"
+read -r _ _ _ _ vbytes <<<"$vout"
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 size_mb=$(awk -v s="$(stat -c %s "$hist")" 'BEGIN { printf "%.0f", s / 1e6 }')
 
@@ -85,9 +89,11 @@ echo "| store_open | $m_idx | $(ratio "$m_idx" "$m_wc") |"
 echo "| store_open, STORE_TIMES + STORE_VALIDATE (the mount) | $m_times | $(ratio "$m_times" "$m_wc") |"
 echo "| store_open, STORE_VALIDATE | $m_val | $(ratio "$m_val" "$m_wc") |"
 echo "| first by-hash use (decode + SHA-256 of every code, in-process) | $m_hash | $(ratio "$m_hash" "$m_wc") |"
+echo "| first by-metric + failed use (every record's metrics and outcome, in-process) | $m_views | $(ratio "$m_views" "$m_wc") |"
 echo
 echo "| index memory | bytes |"
 echo "|---|---|"
 echo "| total (store_stats index_bytes) | $bytes |"
 echo "| per record | $(awk -v b="$bytes" -v r="$recs" 'BEGIN { printf "%.1f", b / r }') |"
 echo "| per record with by-hash built (not counted in the target) | $(awk -v b="$hbytes" -v r="$recs" 'BEGIN { printf "%.1f", b / r }') |"
+echo "| per record with by-metric and failed built | $(awk -v b="$vbytes" -v r="$recs" 'BEGIN { printf "%.1f", b / r }') |"

@@ -201,7 +201,8 @@ static int read_metrics(const char *line, size_t len, const struct ent *e,
 		return r;
 	}
 	/* Keep the last member of each name, and only numbers. */
-	qsort(l->v, l->n, sizeof(*l->v), cmp_mval_name);
+	if (l->n)
+		qsort(l->v, l->n, sizeof(*l->v), cmp_mval_name);
 	for (i = k = 0; i < l->n; i++) {
 		bool last = i + 1 == l->n ||
 			    strcmp(l->v[i].name, l->v[i + 1].name) != 0;
@@ -312,14 +313,19 @@ static int bm_prepare(const void *st, const struct derived_batch *b,
 		goto out;
 	/* The names move into `all`. */
 	for (i = 0; i < b->nadd; i++) {
-		memcpy(all.v + all.n, per[i].v, per[i].n * sizeof(*all.v));
+		if (per[i].n)
+			memcpy(all.v + all.n, per[i].v,
+			       per[i].n * sizeof(*all.v));
 		all.n += per[i].n;
 		free(per[i].v);
 		per[i].v = NULL;
 		per[i].n = 0;
 	}
 	qsort(all.v, all.n, sizeof(*all.v), cmp_triple);
-	pl->nb.m = calloc(old->n + all.n + 1, sizeof(*pl->nb.m));
+	for (i = 0, j = 0; i < all.n; i++)
+		if (i == 0 || strcmp(all.v[i - 1].name, all.v[i].name) != 0)
+			j++;
+	pl->nb.m = calloc(old->n + j + 1, sizeof(*pl->nb.m));
 	if (!pl->nb.m)
 		goto out;
 	/* Walk the old names and the added names together. */

@@ -79,8 +79,9 @@ save_once() {
 	[[ " $(echo $output) " == *" mine "* ]]
 	[[ " $(echo $output) " == *" save-late-0 "* ]]
 	[[ " $(echo $output) " == *" next "* ]]
-	# Kept once, in one file under STORE.lost/.
+	# Kept once, in one file under STORE.lost/, which the mount shows.
 	[ "$(cat "$STORE.lost"/* | grep -c '"mine"')" -eq 1 ]
+	timeout 2 bash -c "until cat '$MNT/lost+found/'* 2>/dev/null | grep -q '\"mine\"'; do :; done"
 	# The store itself was not touched by the keeping.
 	grep -q save-late-0 "$STORE"
 }

@@ -343,12 +343,41 @@ static void test_a_number_taken_by_another_record_keeps_the_old_line(void)
 	free(p);
 }
 
+/* A line appended for a number already shown replaces it: marked, and the
+ * tag follows the shown line. */
+static void test_an_appended_replacement_marks_replaced(void)
+{
+	char *p = t_path("append.jsonl");
+	const char *a = "{\"iteration\":0,\"v\":1}\n{\"iteration\":1,\"v\":2}\n";
+	const char *more = "{\"iteration\":0,\"v\":3}\n";
+	const char *shown = "{\"iteration\":0,\"v\":3}";
+	struct store_rec rec;
+	struct store *s;
+	int fd;
+
+	t_write_file(p, a, strlen(a));
+	s = open_ok(p, 0);
+	fd = open(p, O_WRONLY | O_APPEND);
+	if (fd < 0 || write(fd, more, strlen(more)) != (ssize_t)strlen(more) ||
+	    close(fd) < 0)
+		abort();
+	T_CHECK(store_refresh(s) == 0, "refresh");
+	check_serves_the_file(s, p);
+	T_CHECK(store_lookup(s, 0, &rec) == 0 && rec.replaced &&
+		rec.tag == hash_tag(shown, strlen(shown)), "replaced");
+	T_CHECK(store_lookup(s, 1, &rec) == 0 && !rec.replaced && !rec.tag,
+		"iteration 1 untouched");
+	store_close(s);
+	free(p);
+}
+
 int main(void)
 {
 	T_RUN(test_replace_between_rename_and_adopt);
 	T_RUN(test_grown_in_place_with_another_last_line);
 	T_RUN(test_replace_keeps_vanished_lines_and_marks_changed_ones);
 	T_RUN(test_a_duplicate_line_marks_replaced);
+	T_RUN(test_an_appended_replacement_marks_replaced);
 	T_RUN(test_a_number_taken_by_another_record_keeps_the_old_line);
 	T_RUN(test_lines_that_cannot_be_kept_stay_shown);
 	return t_done();
