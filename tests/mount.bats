@@ -320,6 +320,9 @@ PY
 	mv "$BATS_TEST_TMPDIR/other.jsonl" "$BATS_TEST_TMPDIR/g.jsonl"
 	timeout 2 bash -c "until [ ! -e '$MNT/iterations/15' ]; do :; done"
 	[ "$(readlink "$MNT/latest")" = iterations/9 ]
+	# The lines of 10..19 are kept in STORE.lost/ and shown in lost+found/.
+	timeout 2 bash -c "until [ -e '$MNT/lost+found' ]; do :; done"
+	[ "$(cat "$MNT"/lost+found/* | wc -l)" -ge 10 ]
 	assert_tree "$BATS_TEST_TMPDIR/g.jsonl"
 }
 
@@ -332,7 +335,7 @@ PY
 	[ ! -L "$MNT/latest" ]
 	[ -z "$(ls -A "$MNT/iterations")" ]
 	[ -z "$(ls -A "$MNT/by-hash")" ]
-	[ "$(ls "$MNT")" = "$(printf 'by-hash\nincoming\niterations')" ]
+	[ "$(ls "$MNT")" = "$(printf 'by-hash\nby-metric\nfailed\nincoming\niterations')" ]
 	# Mounting creates nothing.
 	[ ! -e "$BATS_TEST_TMPDIR/none.jsonl" ]
 }
@@ -365,7 +368,7 @@ PY
 	gen "$BATS_TEST_TMPDIR/g.jsonl" --records 5 --seed 1 --code-bytes 100
 	iterfs_mount "$BATS_TEST_TMPDIR/g.jsonl" -o ro
 	[ ! -e "$MNT/incoming" ]
-	[ "$(ls "$MNT")" = "$(printf 'by-hash\niterations\nlatest')" ]
+	[ "$(ls "$MNT")" = "$(printf 'by-hash\nby-metric\nfailed\niterations\nlatest')" ]
 	run bash -c "echo '{}' >'$MNT/incoming/x.json'"
 	[ "$status" -ne 0 ]
 	grep -q " $MNT fuse.iterfs ro," /proc/mounts
