@@ -1475,11 +1475,19 @@ static int view_content(struct tree *t, const struct nid *id, struct buf *out)
 {
 	struct buf line = BUF_INIT;
 	struct store_rec rec;
+	uint64_t tag, size;
 	bool present;
-	uint64_t tag;
 	int r;
 
+	/* Fast path: the tag checked at this generation, the bytes cached. */
 	r = store_lookup(t->store, id->n, &rec);
+	if (r == 0 && vcache_attr(t->vc, t->store, &rec, store_gen(t),
+				  id->view, &present, &size, &tag) == 0 &&
+	    present &&
+	    view_ino_now(t, id->n, id->view, tag, rec.mtime) == id->ino &&
+	    vcache_peek(t->vc, id->n, tag, id->view, &present, out) == 0 &&
+	    present)
+		return 0;
 	if (r == 0)
 		r = store_read(t->store, id->n, &line);
 	if (r < 0)
@@ -2179,6 +2187,8 @@ int tree_open(struct tree *t, uint64_t ino, struct tree_file **out)
 		return -ENOMEM;
 	f->t = t;
 	r = tree_getattr(t, ino, &f->nd);
+	if (r == 0 && !S_ISREG(f->nd.st.st_mode))
+		r = S_ISDIR(f->nd.st.st_mode) ? -EISDIR : -EINVAL;
 	if (r == 0)
 		r = content_of(t, ino, false, &f->data);
 	if (r < 0) {
@@ -2199,6 +2209,11 @@ int tree_open(struct tree *t, uint64_t ino, struct tree_file **out)
 	pthread_mutex_unlock(&t->lock);
 	*out = f;
 	return 0;
+}
+
+const struct tree_node *tree_file_node(const struct tree_file *f)
+{
+	return &f->nd;
 }
 
 int tree_file_read(const struct tree_file *f, uint64_t off, size_t max,
