@@ -135,7 +135,9 @@ int tree_file_read(const struct tree_file *f, uint64_t off, size_t max,
 void tree_file_free(struct tree_file *f);
 
 /* Read without an open (a mount whose opens the kernel does alone): the
- * content of `ino` as shown now.  Returns as tree_open. */
+ * content of the version `ino` names -- the record shown now, or, for a
+ * replaced version, its bytes while the view cache still holds them (then
+ * -ESTALE).  Returns as tree_open. */
 int tree_read(struct tree *t, uint64_t ino, uint64_t off, size_t max,
 	      struct buf *out);
 
