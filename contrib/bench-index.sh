@@ -10,6 +10,9 @@
 #   BENCH_DIR     cache for the generated history (default /tmp/iterfs-bench);
 #                 the file is reused across runs
 #   RECORDS       records in the history (default 100000)
+#   CODE_BYTES    gen-history.py --code-bytes (default 6200, about 7 KB a
+#                 record; RECORDS=1000000 CODE_BYTES=100 is the million-record
+#                 history of bench-million.sh, 900 MB)
 #   RUNS          timed runs of each command; the median is shown (default 7)
 #
 # Both commands are timed as whole processes, page cache warm, one after the
@@ -19,6 +22,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 build=${ITERFS_BUILD:-$root/build}
 dir=${BENCH_DIR:-/tmp/iterfs-bench}
 records=${RECORDS:-100000}
+code_bytes=${CODE_BYTES:-6200}
 runs=${RUNS:-7}
 bench=$build/tests/bench_index
 
@@ -28,9 +32,11 @@ if [ ! -x "$bench" ]; then
 fi
 mkdir -p "$dir"
 hist=$dir/history-$records.jsonl
+[ "$code_bytes" = 6200 ] || hist=$dir/history-$records-c$code_bytes.jsonl
 if [ ! -s "$hist" ]; then
 	echo "generating $hist ..." >&2
-	python3 "$root/contrib/gen-history.py" "$hist.tmp" --records "$records" --seed 1
+	python3 "$root/contrib/gen-history.py" "$hist.tmp" --records "$records" --seed 1 \
+		--code-bytes "$code_bytes"
 	mv "$hist.tmp" "$hist"
 fi
 

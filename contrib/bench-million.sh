@@ -14,7 +14,7 @@
 #          spread over the history, after the first by-hash/ look
 #   ls     `ls -l iterations` at 1,000,000 against the same 1,000,000
 #          directories made real on the same disk (empty: `ls -l` does not look
-#          inside), first (real: caches dropped; iterfs: just mounted) and second
+#          inside), first (caches dropped; iterfs just mounted) and second
 #   hash   the first by-hash/ look (stat of one by-hash/<sha256>/, which builds
 #          the table) against `sha256sum` of every record's code bytes in one
 #          file, warm; also the full `ls by-hash`
@@ -24,17 +24,19 @@
 #   pass   the warm second pass of the same grep (and `cat` of every
 #          record.json) through a writable mount and -o ro, and through
 #          writable mounts with -s, -o max_threads=1/2/4 and -o clone_fd,
-#          against real files; median of PASSES runs each
+#          against real files; all mounted at once, median of PASSES rounds
 #
 # Commit latency at a million records is bench-commit.sh's:
 #   SIZES="100 1000000" CODE_BYTES=100 bash contrib/bench-commit.sh
 #
 # Environment: BENCH_DIR (default /tmp/iterfs-bench: histories, the real
 # trees, the code bytes; they are reused across runs: 1,000,000 empty
-# directories take about 4 GB on ext4), RECORDS (default 1000000), RUNS (for
-# ready, default 5), PASSES (for pass, default 5).
+# directories take about 4 GB on ext4), RECORDS (default 1000000), RUNS
+# (rounds of ready, hash and grep, default 5), PASSES (rounds of pass,
+# default 5).
 #
-# Each timed command runs as a whole process; ratios come from the same run.
+# Each timed command runs as a whole process; ratios come from the same run,
+# and each baseline is timed in the same rounds as what it is compared to.
 # On a shared machine single figures move by 10-20 %: run twice when one looks
 # off.
 set -euo pipefail
@@ -50,9 +52,16 @@ mkdir -p "$BENCH_DIR"
 mnt=$BENCH_DIR/mnt-million
 mkdir -p "$mnt"
 daemon=
+# Every mount of this script is $mnt or $mnt-<something>.
+umount_all() {
+	local m
+	for m in "$mnt" "$mnt"-*; do
+		if mountpoint -q "$m"; then fusermount3 -u "$m"; fi
+	done
+}
 cleanup() {
-	mountpoint -q "$mnt" && fusermount3 -u "$mnt"
-	[ -n "$daemon" ] && wait "$daemon" 2>/dev/null
+	umount_all
+	if [ -n "$daemon" ]; then wait "$daemon" 2>/dev/null; fi
 	true
 }
 trap cleanup EXIT
@@ -91,16 +100,17 @@ echo "# $RECORDS records, $mb MB ($big)"
 
 if has ready; then
 	cat "$big" >/dev/null
-	wc_s=$(medsecs "$RUNS" wc -l "$big")
-	ro_t=() rw_t=()
+	wc_t=() ro_t=() rw_t=()
 	for ((i = 0; i < RUNS; i++)); do
+		wc_t+=("$(secs wc -l "$big")")
 		ro_t+=("$(secs "$ITERFS" -o ro "$big" "$mnt")"); umnt
 		rw_t+=("$(secs "$ITERFS" "$big" "$mnt")"); umnt
 	done
+	wc_s=$(printf '%s\n' "${wc_t[@]}" | median)
 	ro_s=$(printf '%s\n' "${ro_t[@]}" | median)
 	rw_s=$(printf '%s\n' "${rw_t[@]}" | median)
 	echo
-	echo "## (a) mount ready, page cache warm, median of $RUNS"
+	echo "## (a) mount ready, page cache warm, median of $RUNS rounds"
 	echo "| command | seconds | vs wc -l |"
 	echo "|---|---:|---:|"
 	echo "| wc -l | $wc_s | 1.00 |"
@@ -169,18 +179,25 @@ for i in range(n):
     os.mkdir(f"{root}/{i}", 0o555)
 PY
 	fi
+	cat "$big" >/dev/null
+	mkdir -p "$mnt-ro" "$mnt-rw"
+	"$ITERFS" -o ro "$big" "$mnt-ro"
+	"$ITERFS" "$big" "$mnt-rw"
 	dropcache
 	real1=$(secs ls -l "$real/iterations")
-	real2=$(medsecs 3 ls -l "$real/iterations")
-	cat "$big" >/dev/null
-	"$ITERFS" -o ro "$big" "$mnt"
-	ro1=$(secs ls -l "$mnt/iterations")
-	ro2=$(medsecs 3 ls -l "$mnt/iterations")
-	umnt
-	"$ITERFS" "$big" "$mnt"
-	rw1=$(secs ls -l "$mnt/iterations")
-	rw2=$(medsecs 3 ls -l "$mnt/iterations")
-	umnt
+	ro1=$(secs ls -l "$mnt-ro/iterations")
+	rw1=$(secs ls -l "$mnt-rw/iterations")
+	real2=() ro2=() rw2=()
+	for ((i = 0; i < 3; i++)); do
+		real2+=("$(secs ls -l "$real/iterations")")
+		ro2+=("$(secs ls -l "$mnt-ro/iterations")")
+		rw2+=("$(secs ls -l "$mnt-rw/iterations")")
+	done
+	fusermount3 -u "$mnt-ro"
+	fusermount3 -u "$mnt-rw"
+	real2=$(printf '%s\n' "${real2[@]}" | median)
+	ro2=$(printf '%s\n' "${ro2[@]}" | median)
+	rw2=$(printf '%s\n' "${rw2[@]}" | median)
 	echo
 	echo "## (c) ls -l iterations, $RECORDS entries"
 	echo "| | first | second (median of 3) | first / real | second / real |"
@@ -205,19 +222,20 @@ PY
 	fi
 	cmb=$(awk -v s="$(stat -c %s "$codes")" 'BEGIN { printf "%.0f", s / 1e6 }')
 	cat "$codes" "$big" >/dev/null
-	sha=$(medsecs 3 sha256sum "$codes")
 	h=$(last_hash)
-	look=() list=()
-	for ((i = 0; i < 3; i++)); do
+	sha=() look=() list=()
+	for ((i = 0; i < RUNS; i++)); do
+		sha+=("$(secs sha256sum "$codes")")
 		"$ITERFS" -o ro "$big" "$mnt"
 		look+=("$(secs stat "$mnt/by-hash/$h")")
 		list+=("$(secs ls "$mnt/by-hash")")
 		umnt
 	done
+	sha=$(printf '%s\n' "${sha[@]}" | median)
 	look_s=$(printf '%s\n' "${look[@]}" | median)
 	list_s=$(printf '%s\n' "${list[@]}" | median)
 	echo
-	echo "## (d) first by-hash/ look, page cache warm, median of 3"
+	echo "## (d) first by-hash/ look, page cache warm, median of $RUNS rounds"
 	echo "| command | seconds | vs sha256sum |"
 	echo "|---|---:|---:|"
 	echo "| sha256sum of every record's code bytes ($cmb MB in one file) | $sha | 1.00 |"
@@ -239,10 +257,10 @@ cat_all() { (cd "$1" && cat iterations/*/record.json); }
 
 if has grep; then
 	grep_all "$real10k" >/dev/null
-	real=$(medsecs 3 grep_all "$real10k")
 	cat "$h10k" >/dev/null
-	ro=() rw=()
-	for ((i = 0; i < 3; i++)); do
+	real=() ro=() rw=()
+	for ((i = 0; i < RUNS; i++)); do
+		real+=("$(secs grep_all "$real10k")")
 		"$ITERFS" -o ro "$h10k" "$mnt"
 		ro+=("$(secs grep_all "$mnt")")
 		umnt
@@ -250,10 +268,11 @@ if has grep; then
 		rw+=("$(secs grep_all "$mnt")")
 		umnt
 	done
+	real=$(printf '%s\n' "${real[@]}" | median)
 	ro_s=$(printf '%s\n' "${ro[@]}" | median)
 	rw_s=$(printf '%s\n' "${rw[@]}" | median)
 	echo
-	echo "## (e) first grep -c over every code.py, 10,000 records, store in the page cache"
+	echo "## (e) first grep -c over every code.py, 10,000 records, store in the page cache, median of $RUNS rounds"
 	echo "| | seconds | vs real files |"
 	echo "|---|---:|---:|"
 	echo "| real files on the same disk, warm | $real | 1.00 |"
@@ -262,25 +281,43 @@ if has grep; then
 fi
 
 if has pass; then
+	# Every variant is mounted at once (idle daemons cost nothing) and
+	# each round times them one after the other, so that the load of a
+	# shared machine hits them alike.
+	variants=("-o ro" "" "-s" "-o max_threads=1" "-o max_threads=2" "-o max_threads=4" "-o clone_fd")
+	dirs=("$real10k")
+	for ((v = 0; v < ${#variants[@]}; v++)); do
+		mkdir -p "$mnt-$v"
+		# shellcheck disable=SC2086
+		"$ITERFS" ${variants[v]} "$h10k" "$mnt-$v"
+		dirs+=("$mnt-$v")
+	done
+	declare -A tg tc
+	for d in "${dirs[@]}"; do
+		grep_all "$d" >/dev/null
+		cat_all "$d" >/dev/null
+		tg[$d]= tc[$d]=
+	done
+	for ((i = 0; i < PASSES; i++)); do
+		for d in "${dirs[@]}"; do
+			tg[$d]+="$(secs grep_all "$d") "
+			tc[$d]+="$(secs cat_all "$d") "
+		done
+	done
+	umount_all
+	med() { printf '%s\n' $1 | median; }
+	rg=$(med "${tg[$real10k]}")
+	rc=$(med "${tc[$real10k]}")
 	echo
-	echo "## (f) warm second pass, 10,000 records, median of $PASSES"
+	echo "## (f) warm second pass, 10,000 records, median of $PASSES rounds"
 	echo "| mount | grep -c code.py | vs real | cat record.json | vs real |"
 	echo "|---|---:|---:|---:|---:|"
-	grep_all "$real10k" >/dev/null
-	cat_all "$real10k" >/dev/null
-	rg=$(medsecs "$PASSES" grep_all "$real10k")
-	rc=$(medsecs "$PASSES" cat_all "$real10k")
 	echo "| real files | $rg | 1.00 | $rc | 1.00 |"
-	for opts in "-o ro" "" "-s" "-o max_threads=1" "-o max_threads=2" "-o max_threads=4" "-o clone_fd"; do
-		# shellcheck disable=SC2086
-		"$ITERFS" $opts "$h10k" "$mnt"
-		grep_all "$mnt" >/dev/null
-		cat_all "$mnt" >/dev/null
-		g=$(medsecs "$PASSES" grep_all "$mnt")
-		c=$(medsecs "$PASSES" cat_all "$mnt")
-		umnt
-		label="iterfs $opts"
-		[ "$opts" = "-o ro" ] || label="iterfs writable $opts"
+	for ((v = 0; v < ${#variants[@]}; v++)); do
+		g=$(med "${tg[$mnt-$v]}")
+		c=$(med "${tc[$mnt-$v]}")
+		label="iterfs ${variants[v]}"
+		[ "${variants[v]}" = "-o ro" ] || label="iterfs writable ${variants[v]}"
 		echo "| $label | $g | $(ratio "$g" "$rg") | $c | $(ratio "$c" "$rc") |"
 	done
 fi

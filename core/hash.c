@@ -1,14 +1,39 @@
 #include "hash.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 #include <openssl/evp.h>
+
+/* OpenSSL 3 looks EVP_sha256() up in its provider table on every digest;
+ * the first by-hash/ look hashes every record's code, so the fetched
+ * implementation is kept for the life of the process.  It is freed by an
+ * atexit handler registered after OpenSSL's own (the fetch initialises the
+ * library), so it runs before OpenSSL's cleanup. */
+static EVP_MD *sha256_md;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void sha256_free(void)
+{
+	EVP_MD_free(sha256_md);
+	sha256_md = NULL;
+}
+
+static void sha256_fetch(void)
+{
+	sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+	if (sha256_md && atexit(sha256_free) != 0)
+		sha256_free();
+}
 
 int hash_sha256(const void *p, size_t n, unsigned char out[HASH_LEN])
 {
 	unsigned int len = 0;
 
-	if (!EVP_Digest(p, n, out, &len, EVP_sha256(), NULL))
+	pthread_once(&sha256_once, sha256_fetch);
+	if (!EVP_Digest(p, n, out, &len,
+			sha256_md ? sha256_md : EVP_sha256(), NULL))
 		return -EIO;
 	return len == HASH_LEN ? 0 : -EIO;
 }

@@ -450,24 +450,26 @@ static int open_existing(struct keepdir *kd)
 	return kd->dfd < 0 ? -errno : 0;
 }
 
-int keepdir_unlink_name(struct keepdir *kd, const char *name)
+/* Remove the reason of kept file `name` and, with `bytes`, the file itself:
+ * the user's rm of either.  -ENOENT when what is named is not there. */
+static int unlink_kept(struct keepdir *kd, const char *name, bool bytes)
 {
 	char rname[NAME_MAX + 1];
 	int r;
 
 	if (!is_kept_name(name))
 		return -EINVAL;
+	reason_name(name, rname);
 	pthread_mutex_lock(&kd->mu);
 	r = open_existing(kd);
 	if (r < 0)
 		goto out_unlock;
-	if (!exists_at(kd->dfd, name)) {
+	if (!exists_at(kd->dfd, bytes ? name : rname)) {
 		r = -ENOENT;
 		goto out_unlock;
 	}
-	reason_name(name, rname);
 	r = unlink_quiet(kd, rname);
-	if (!r && unlinkat(kd->dfd, name, 0) < 0) {
+	if (!r && bytes && unlinkat(kd->dfd, name, 0) < 0) {
 		r = -errno;
 		log_err("keep: unlink %s/%s: %s", kd->dir, name, strerror(-r));
 	}
@@ -478,28 +480,14 @@ out_unlock:
 	return r;
 }
 
+int keepdir_unlink_name(struct keepdir *kd, const char *name)
+{
+	return unlink_kept(kd, name, true);
+}
+
 int keepdir_unlink_reason(struct keepdir *kd, const char *name)
 {
-	char rname[NAME_MAX + 1];
-	int r;
-
-	if (!is_kept_name(name))
-		return -EINVAL;
-	pthread_mutex_lock(&kd->mu);
-	r = open_existing(kd);
-	if (r < 0)
-		goto out_unlock;
-	reason_name(name, rname);
-	if (!exists_at(kd->dfd, rname)) {
-		r = -ENOENT;
-		goto out_unlock;
-	}
-	r = unlink_quiet(kd, rname);
-	if (!r)
-		r = fsync_keepdir(kd);
-out_unlock:
-	pthread_mutex_unlock(&kd->mu);
-	return r;
+	return unlink_kept(kd, name, false);
 }
 
 int keepdir_open_entry(struct keepdir *kd, const char *name, bool reason,

@@ -1006,23 +1006,35 @@ static int drop_name_check(const char *name)
 	return 0;
 }
 
-int incoming_lookup(struct incoming *in, const char *name,
-		    struct incoming_attr *a)
+/* Takes in->lock: the entry `name` resolves to now.  Returns 0 (lock
+ * held), or -ENOENT / -ENAMETOOLONG (lock released). */
+static int resolve_locked(struct incoming *in, const char *name,
+			  struct ent **e)
 {
-	struct ent *e;
 	int r = name_check(name);
 
 	if (r < 0)
 		return r == -ENAMETOOLONG ? r : -ENOENT;
 	pthread_mutex_lock(&in->lock);
 	expire(in);
-	e = find_name(in, name);
-	if (e)
-		ent_attr(e, a);
-	else
-		r = -ENOENT;
+	*e = find_name(in, name);
+	if (*e)
+		return 0;
 	pthread_mutex_unlock(&in->lock);
-	return r;
+	return -ENOENT;
+}
+
+int incoming_lookup(struct incoming *in, const char *name,
+		    struct incoming_attr *a)
+{
+	struct ent *e;
+	int r = resolve_locked(in, name, &e);
+
+	if (r < 0)
+		return r;
+	ent_attr(e, a);
+	pthread_mutex_unlock(&in->lock);
+	return 0;
 }
 
 int incoming_getattr(struct incoming *in, uint64_t ino,
@@ -1436,17 +1448,10 @@ int incoming_unlink(struct incoming *in, const char *name)
 {
 	char k[NAME_MAX + 1];
 	struct ent *e;
-	int r = name_check(name);
+	int r = resolve_locked(in, name, &e);
 
 	if (r < 0)
-		return r == -ENAMETOOLONG ? r : -ENOENT;
-	pthread_mutex_lock(&in->lock);
-	expire(in);
-	e = find_name(in, name);
-	if (!e) {
-		r = -ENOENT;
-		goto out_unlock;
-	}
+		return r;
 	if (e->kind == ENT_DROP) {
 		/* A committed name: its record stays in the store. */
 		if (e->listed)

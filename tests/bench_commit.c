@@ -152,9 +152,13 @@ static void journal_clean(const char *jdir, int count)
 
 	for (i = 0; i < count; i++) {
 		snprintf(path, sizeof(path), "%s/%020u.jsonl", jdir, (unsigned)i);
-		unlink(path);
+		if (unlink(path) < 0 && errno != ENOENT)
+			fprintf(stderr, "bench_commit: unlink %s: %s\n", path,
+				strerror(errno));
 	}
-	rmdir(jdir);
+	if (rmdir(jdir) < 0)
+		fprintf(stderr, "bench_commit: rmdir %s: %s\n", jdir,
+			strerror(errno));
 }
 
 int main(int argc, char **argv)

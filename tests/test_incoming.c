@@ -471,6 +471,35 @@ static void test_a_staging_file_left_at_unmount_is_kept(void)
 	T_CHECK(commits == 0, "committed");
 }
 
+static void test_rm_of_kept_files_in_either_order(void)
+{
+	struct incoming *in = box(1 << 20);
+	uint64_t ino = create(in, "k.json");
+	char *b;
+
+	put(in, ino, "{\"bad\": 1}");
+	T_CHECK(flush(in, ino) == -EINVAL, "accepted");
+	release(in, ino);
+	T_CHECK(incoming_unlink(in, "k.json.reason") == 0, "rm reason");
+	T_CHECK(!listed(in, "k.json.reason") && listed(in, "k.json.rejected"),
+		"rm of the reason took the kept bytes along");
+	b = kept("k.json");
+	T_CHECK(b && kept("k.json.reason") == NULL, "files beside the store");
+	free(b);
+	ino = create(in, "k.json");
+	put(in, ino, "{\"bad\": 2}");
+	T_CHECK(flush(in, ino) == -EINVAL, "accepted");
+	release(in, ino);
+	T_CHECK(incoming_unlink(in, "k.json.1.rejected") == 0, "rm rejected");
+	T_CHECK(incoming_unlink(in, "k.json.1.reason") == 0, "rm of the "
+		"reason after its bytes");
+	T_CHECK(!listed(in, "k.json.1.reason") && !listed(in, "k.json.1.rejected"),
+		"still listed");
+	T_CHECK(kept("k.json.1") == NULL && kept("k.json.1.reason") == NULL,
+		"files left beside the store");
+	unbox(in);
+}
+
 int main(void)
 {
 	T_RUN(test_a_plain_drop_commits_at_close_and_its_name_lingers);
@@ -486,6 +515,7 @@ int main(void)
 	T_RUN(test_a_fix_renamed_onto_the_rejected_file_replaces_it);
 	T_RUN(test_removing_a_staging_file_leaves_nothing);
 	T_RUN(test_a_staging_file_left_at_unmount_is_kept);
+	T_RUN(test_rm_of_kept_files_in_either_order);
 	free(store_file);
 	return t_done();
 }
