@@ -22,6 +22,10 @@
  *                        cached pages of two versions; the same content
  *                        gets the same number again.
  *     IR_LOST            lost+found/<name>: the hash of the name
+ *     IR_METRIC_DIR      by-metric/<metric>/: the hash of the metric's name
+ *     IR_METRIC_LINK     by-metric/<metric>/<rank>: the hash of the name and
+ *                        of the iteration it leads to (a new target is a new
+ *                        inode, as for latest)
  *   Hashed numbers are decoded through tables kept by tree.c (only what was
  *   handed out enters them).
  *
@@ -67,6 +71,8 @@ enum ino_kind {
 enum ino_region {
 	IR_VERSION = 0,
 	IR_LOST = 1,
+	IR_METRIC_DIR = 2,
+	IR_METRIC_LINK = 3,
 };
 
 #define INO_HASH_BITS 55

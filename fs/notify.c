@@ -153,6 +153,8 @@ static void apply(struct notifier *nt, bool reset, const int64_t *iters,
 	inval_inode(nt, INO_ROOT);
 	inval_inode(nt, INO_ITERATIONS);
 	inval_inode(nt, INO_BYHASH);
+	inval_inode(nt, INO_BYMETRIC);
+	inval_inode(nt, INO_FAILED);
 	inval_entry(nt, INO_ROOT, "latest");
 
 	/* Both lists ascend: one merge finds the vanished numbers. */

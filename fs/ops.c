@@ -319,8 +319,8 @@ static bool handle_writes(const struct fuse_file_info *fi)
  * fh instead (incoming_handle). */
 static int do_open(struct ifs *fs, uint64_t ino, struct fuse_file_info *fi)
 {
+	const struct tree_node *nd;
 	struct tree_file *f;
-	struct tree_node nd;
 	int r;
 
 	if (ino_is_incoming(ino)) {
@@ -333,21 +333,15 @@ static int do_open(struct ifs *fs, uint64_t ino, struct fuse_file_info *fi)
 		incoming_handle(fi);
 		return 0;
 	}
-	r = tree_getattr(fs->tree, ino, &nd);
-	if (r < 0)
-		return r;
-	if (S_ISDIR(nd.st.st_mode))
-		return -EISDIR;
 	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC))
 		return -EROFS;
-	if (!S_ISREG(nd.st.st_mode))
-		return -EINVAL;
 	r = tree_open(fs->tree, ino, &f);
 	if (r < 0)
 		return r;
+	nd = tree_file_node(f);
 	fi->fh = (uint64_t)(uintptr_t)f;
-	fi->keep_cache = nd.keep_cache;
-	fi->direct_io = nd.direct_io;
+	fi->keep_cache = nd->keep_cache;
+	fi->direct_io = nd->direct_io;
 	fi->noflush = 1;
 	return 0;
 }

@@ -5,6 +5,7 @@
  *   2. versions of records                    version_note, view_ino_now
  *   3. by-hash helpers                        hash_dir_code, hash_iters
  *   4. lost+found and .iterfs/status          lost_relist, tree_status
+ *      by-metric names and links              metric_dir_ino, metric_link_ino
  *   5. decoding an inode                      struct nid, decode
  *   6. listing helpers                        struct lister, list_add
  *   7. the top level                          top[]
@@ -59,6 +60,11 @@ struct vtab {
 	size_t len;
 };
 
+struct mname {
+	uint64_t key;              /* the name's hash, as in its inode */
+	char *name;
+};
+
 struct lost_ent {
 	struct keep_entry e;
 	uint64_t ino;
@@ -79,6 +85,10 @@ struct tree {
 	struct lost_ent *lost;     /* guarded by lock, sorted by name */
 	size_t nlost;              /* guarded by lock */
 	struct tree_file *open;    /* guarded by lock: open snapshots */
+	struct mname *mnames;      /* guarded by lock: metric names handed out */
+	size_t nmnames;            /* guarded by lock */
+	struct vtab mlinks;        /* guarded by lock: by-metric links handed
+				    * out: n, and the name's hash as tag */
 	uint64_t commits;          /* guarded by lock */
 	struct timespec last_commit; /* guarded by lock */
 };
@@ -569,6 +579,130 @@ out:
 	return r;
 }
 
+/* by-metric: a metric directory's inode holds a hash of its name, and its
+ * links a hash of the name and the target; both are decoded through the
+ * tables of what was handed out. */
+
+static uint64_t hash_key(uint64_t h)
+{
+	return h & ((UINT64_C(1) << INO_HASH_BITS) - 1);
+}
+
+/* A metric name that can be a directory entry. */
+static bool metric_name_ok(const char *name)
+{
+	return *name && strcmp(name, ".") != 0 && strcmp(name, "..") != 0 &&
+	       !strchr(name, '/') && strlen(name) <= NAME_MAX;
+}
+
+static int metric_dir_ino(struct tree *t, const char *name, uint64_t *ino)
+{
+	uint64_t key = hash_key(name_hash(name));
+	struct mname *nm;
+	size_t i;
+	int r = 0;
+
+	pthread_mutex_lock(&t->lock);
+	for (i = 0; i < t->nmnames; i++)
+		if (t->mnames[i].key == key)
+			break;
+	if (i == t->nmnames) {
+		nm = realloc(t->mnames, (i + 1) * sizeof(*nm));
+		if (nm) {
+			t->mnames = nm;
+			nm[i].key = key;
+			nm[i].name = strdup(name);
+		}
+		if (!nm || !nm[i].name)
+			r = -ENOMEM;
+		else
+			t->nmnames++;
+	}
+	pthread_mutex_unlock(&t->lock);
+	*ino = ino_hashed(IR_METRIC_DIR, key, 0);
+	return r;
+}
+
+/* The name behind a metric key, copied into a new string (*name, free()). */
+static int metric_name_of(struct tree *t, uint64_t key, char **name)
+{
+	size_t i;
+	int r = -ENOENT;
+
+	pthread_mutex_lock(&t->lock);
+	for (i = 0; i < t->nmnames; i++) {
+		if (t->mnames[i].key == key) {
+			*name = strdup(t->mnames[i].name);
+			r = *name ? 0 : -ENOMEM;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&t->lock);
+	return r;
+}
+
+static uint64_t metric_link_ino(struct tree *t, uint64_t key, int64_t n)
+{
+	uint64_t ino = ino_hashed(IR_METRIC_LINK,
+				  mix64(key ^ mix64((uint64_t)n)), 0);
+	struct ver *e;
+
+	pthread_mutex_lock(&t->lock);
+	e = vtab_get(&t->mlinks, ino, true);
+	if (e) {
+		e->n = n;
+		e->tag = key;
+	}
+	pthread_mutex_unlock(&t->lock);
+	return ino;
+}
+
+static int metric_link_of(struct tree *t, uint64_t ino, int64_t *n,
+			  uint64_t *key)
+{
+	struct ver *e;
+	int r = -ENOENT;
+
+	pthread_mutex_lock(&t->lock);
+	e = vtab_get(&t->mlinks, ino, false);
+	if (e) {
+		*n = e->n;
+		*key = e->tag;
+		r = 0;
+	}
+	pthread_mutex_unlock(&t->lock);
+	return r;
+}
+
+/* Rank names are 1-based and zero-padded to the width of the largest. */
+static int rank_width(size_t total)
+{
+	int w = 1;
+
+	while (total >= 10) {
+		total /= 10;
+		w++;
+	}
+	return w;
+}
+
+static int parse_rank(const char *name, size_t total, size_t *rank)
+{
+	size_t len = strlen(name), i, v = 0;
+
+	if ((int)len != rank_width(total))
+		return -ENOENT;
+	for (i = 0; i < len; i++) {
+		if (name[i] < '0' || name[i] > '9')
+			return -ENOENT;
+		v = v * 10 + (size_t)(name[i] - '0');
+	}
+	if (v < 1 || v > total)
+		return -ENOENT;
+	*rank = v - 1;
+	return 0;
+}
+
 /* --- 5. decoding an inode ------------------------------------------------- */
 
 enum nk {
@@ -587,6 +721,11 @@ enum nk {
 	NK_LATEST,
 	NK_LOST_FILE,
 	NK_DROP,
+	NK_BYMETRIC,
+	NK_METRIC_DIR,
+	NK_METRIC_LINK,
+	NK_FAILED,
+	NK_FAILED_LINK,
 	NK_COUNT,
 };
 
@@ -595,6 +734,7 @@ struct nid {
 	uint64_t ino;
 	int64_t n;                 /* iteration-tied kinds */
 	enum view_kind view;       /* NK_VIEW */
+	uint64_t key;              /* NK_METRIC_*: the metric name's hash */
 	bool stale_ok;             /* content: a version no longer shown will
 				    * do (reads without an open) */
 };
@@ -609,6 +749,8 @@ static int decode(struct tree *t, uint64_t ino, struct nid *id)
 		[INO_LOSTFOUND] = NK_LOSTFOUND,
 		[INO_DOTITERFS] = NK_DOTITERFS,
 		[INO_STATUS] = NK_STATUS,
+		[INO_BYMETRIC] = NK_BYMETRIC,
+		[INO_FAILED] = NK_FAILED,
 	};
 	enum ino_kind k;
 	int r;
@@ -640,6 +782,13 @@ static int decode(struct tree *t, uint64_t ino, struct nid *id)
 		case IR_LOST:
 			id->kind = NK_LOST_FILE;
 			return 0;
+		case IR_METRIC_DIR:
+			id->kind = NK_METRIC_DIR;
+			id->key = (ino >> 4) & ((UINT64_C(1) << INO_HASH_BITS) - 1);
+			return 0;
+		case IR_METRIC_LINK:
+			id->kind = NK_METRIC_LINK;
+			return metric_link_of(t, ino, &id->n, &id->key);
 		}
 		return -ENOENT;
 	}
@@ -662,7 +811,8 @@ static int decode(struct tree *t, uint64_t ino, struct nid *id)
 		id->kind = NK_LATEST;
 		return 0;
 	case IK_FAILED_LINK:
-		return -ENOENT;
+		id->kind = NK_FAILED_LINK;
+		return 0;
 	default:
 		id->kind = NK_VIEW;
 		id->view = (enum view_kind)(k - IK_VIEW);
@@ -725,14 +875,14 @@ static size_t list_start(const struct lister *l)
 	return l->off > 2 ? (size_t)l->off - 2 : 0;
 }
 
-static int link_text(enum ino_kind k, int64_t n, char *out, size_t len)
+/* The text of a link to iterations/<n> from a directory `depth` levels
+ * below the root. */
+static int link_text(int depth, int64_t n, char *out, size_t len)
 {
+	static const char *const up[] = { "", "../", "../../" };
 	int w;
 
-	if (k == IK_LATEST)
-		w = snprintf(out, len, "iterations/%" PRId64, n);
-	else
-		w = snprintf(out, len, "../../iterations/%" PRId64, n);
+	w = snprintf(out, len, "%siterations/%" PRId64, up[depth], n);
 	return w < 0 || (size_t)w >= len ? -ENAMETOOLONG : w;
 }
 
@@ -803,6 +953,8 @@ static const struct top top[] = {
 	{ "iterations", INO_ITERATIONS, true, true, top_always },
 	{ "latest", 0, true, false, top_latest },
 	{ "by-hash", INO_BYHASH, true, true, top_always },
+	{ "by-metric", INO_BYMETRIC, true, true, top_always },
+	{ "failed", INO_FAILED, true, true, top_always },
 	{ "lost+found", INO_LOSTFOUND, true, true, top_lost },
 	{ "incoming", INO_INCOMING, true, true, top_incoming },
 	{ ".iterfs", INO_DOTITERFS, false, true, top_always },
@@ -1151,7 +1303,7 @@ static int link_attr(struct tree *t, const struct nid *id,
 		if (!has)
 			return -ENOENT;
 	}
-	r = link_text(k, id->n, target, sizeof(target));
+	r = link_text(k == IK_LATEST ? 0 : 2, id->n, target, sizeof(target));
 	if (r < 0)
 		return r;
 	node_fill(t, nd, id->ino, S_IFLNK | 0777, 1, (uint64_t)r,
@@ -1171,8 +1323,7 @@ static int link_link(struct tree *t, const struct nid *id, char *out,
 	r = link_attr(t, id, &nd);
 	if (r < 0)
 		return r;
-	r = link_text(id->kind == NK_LATEST ? IK_LATEST : IK_HASH_LINK, id->n,
-		      out, len);
+	r = link_text(id->kind == NK_LATEST ? 0 : 2, id->n, out, len);
 	return r < 0 ? r : 0;
 }
 
@@ -1324,11 +1475,19 @@ static int view_content(struct tree *t, const struct nid *id, struct buf *out)
 {
 	struct buf line = BUF_INIT;
 	struct store_rec rec;
+	uint64_t tag, size;
 	bool present;
-	uint64_t tag;
 	int r;
 
+	/* Fast path: the tag checked at this generation, the bytes cached. */
 	r = store_lookup(t->store, id->n, &rec);
+	if (r == 0 && vcache_attr(t->vc, t->store, &rec, store_gen(t),
+				  id->view, &present, &size, &tag) == 0 &&
+	    present &&
+	    view_ino_now(t, id->n, id->view, tag, rec.mtime) == id->ino &&
+	    vcache_peek(t->vc, id->n, tag, id->view, &present, out) == 0 &&
+	    present)
+		return 0;
 	if (r == 0)
 		r = store_read(t->store, id->n, &line);
 	if (r < 0)
@@ -1571,6 +1730,237 @@ static int status_attr(struct tree *t, const struct nid *id,
 	return 0;
 }
 
+/* by-metric/ */
+
+/* A directory whose entries change with any commit: by-metric/, its
+ * metric directories, failed/. */
+static void derived_dir(struct tree *t, uint64_t ino, nlink_t nlink,
+			struct tree_node *nd)
+{
+	node_fill(t, nd, ino, S_IFDIR | 0555, nlink, 0, store_mtime(t));
+	nd->attr_timeout = nd->entry_timeout = TREE_TTL_SHORT;
+}
+
+static int bymetric_attr(struct tree *t, const struct nid *id,
+			 struct tree_node *nd)
+{
+	/* Subdirectories not counted, as for by-hash/. */
+	derived_dir(t, id->ino, 1, nd);
+	nd->entry_timeout = TREE_TTL_FOREVER;
+	return 0;
+}
+
+static int bymetric_lookup(struct tree *t, const struct nid *id,
+			   const char *name, struct tree_node *nd)
+{
+	size_t n, total;
+	uint64_t ino;
+	int r;
+
+	(void)id;
+	if (!metric_name_ok(name))
+		return -ENOENT;
+	r = store_metric_rank(t->store, name, 0, NULL, 0, &n, &total);
+	if (r == 0)
+		r = metric_dir_ino(t, name, &ino);
+	return r < 0 ? r : tree_getattr(t, ino, nd);
+}
+
+static int bymetric_list(struct tree *t, const struct nid *id,
+			 struct lister *l)
+{
+	char *names[64];
+	size_t n, i, rank;
+	uint64_t ino;
+	int r;
+
+	r = list_dots(l, id->ino, INO_ROOT);
+	rank = list_start(l);
+	while (r == 0) {
+		r = store_metric_names(t->store, rank, names, 64, &n);
+		if (r < 0 || n == 0)
+			break;
+		for (i = 0; i < n; i++, rank++) {
+			if (r == 0 && metric_name_ok(names[i])) {
+				r = metric_dir_ino(t, names[i], &ino);
+				if (r == 0)
+					r = list_add(l, (off_t)rank + 2,
+						     names[i], ino, S_IFDIR,
+						     NULL);
+			}
+			free(names[i]);
+		}
+	}
+	return r;
+}
+
+/* by-metric/<metric>/ */
+
+static int metricdir_attr(struct tree *t, const struct nid *id,
+			  struct tree_node *nd)
+{
+	size_t n, total;
+	char *name;
+	int r;
+
+	r = metric_name_of(t, id->key, &name);
+	if (r < 0)
+		return r;
+	r = store_metric_rank(t->store, name, 0, NULL, 0, &n, &total);
+	free(name);
+	if (r < 0)
+		return r;
+	derived_dir(t, id->ino, 2, nd);
+	return 0;
+}
+
+static int metricdir_lookup(struct tree *t, const struct nid *id,
+			    const char *rname, struct tree_node *nd)
+{
+	size_t n, total, rank;
+	int64_t iter;
+	char *name;
+	int r;
+
+	r = metric_name_of(t, id->key, &name);
+	if (r < 0)
+		return r;
+	r = store_metric_rank(t->store, name, 0, NULL, 0, &n, &total);
+	if (r == 0)
+		r = parse_rank(rname, total, &rank);
+	if (r == 0)
+		r = store_metric_rank(t->store, name, rank, &iter, 1, &n,
+				      &total);
+	free(name);
+	if (r == 0 && (n == 0 || !ino_iter_ok(iter)))
+		r = -ENOENT;
+	return r < 0 ? r :
+		       tree_getattr(t, metric_link_ino(t, id->key, iter), nd);
+}
+
+static int metricdir_list(struct tree *t, const struct nid *id,
+			  struct lister *l)
+{
+	size_t n, i, rank, total;
+	int64_t iters[256];
+	char *name, rname[32];
+	int r;
+
+	r = metric_name_of(t, id->key, &name);
+	if (r < 0)
+		return r;
+	r = list_dots(l, id->ino, INO_BYMETRIC);
+	rank = list_start(l);
+	while (r == 0) {
+		r = store_metric_rank(t->store, name, rank, iters, 256, &n,
+				      &total);
+		if (r < 0 || n == 0)
+			break;
+		for (i = 0; r == 0 && i < n; i++, rank++) {
+			if (!ino_iter_ok(iters[i]))
+				continue;
+			snprintf(rname, sizeof(rname), "%0*zu",
+				 rank_width(total), rank + 1);
+			r = list_add(l, (off_t)rank + 2, rname,
+				     metric_link_ino(t, id->key, iters[i]),
+				     S_IFLNK, NULL);
+		}
+	}
+	free(name);
+	return r;
+}
+
+/* failed/ */
+
+static int failed_attr(struct tree *t, const struct nid *id,
+		       struct tree_node *nd)
+{
+	derived_dir(t, id->ino, 2, nd);
+	nd->entry_timeout = TREE_TTL_FOREVER;
+	return 0;
+}
+
+static int failed_lookup(struct tree *t, const struct nid *id,
+			 const char *name, struct tree_node *nd)
+{
+	int64_t n;
+	int r;
+
+	(void)id;
+	r = parse_iter(name, &n);
+	return r < 0 ? r : tree_getattr(t, ino_make(n, IK_FAILED_LINK), nd);
+}
+
+static int failed_list(struct tree *t, const struct nid *id, struct lister *l)
+{
+	int64_t iters[256];
+	char name[32];
+	size_t n, i, rank;
+	int r;
+
+	r = list_dots(l, id->ino, INO_ROOT);
+	rank = list_start(l);
+	while (r == 0) {
+		r = store_failed(t->store, rank, iters, 256, &n);
+		if (r < 0 || n == 0)
+			break;
+		for (i = 0; r == 0 && i < n; i++, rank++) {
+			if (!ino_iter_ok(iters[i]))
+				continue;
+			snprintf(name, sizeof(name), "%" PRId64, iters[i]);
+			r = list_add(l, (off_t)rank + 2, name,
+				     ino_make(iters[i], IK_FAILED_LINK),
+				     S_IFLNK, NULL);
+		}
+	}
+	return r;
+}
+
+/* by-metric/<metric>/<rank> and failed/<n>: links whose inode names the
+ * target, so their text never changes under an inode. */
+
+static int ranklink_attr(struct tree *t, const struct nid *id,
+			 struct tree_node *nd)
+{
+	int depth = id->kind == NK_FAILED_LINK ? 1 : 2;
+	struct store_rec rec;
+	char target[64];
+	bool failed;
+	int r;
+
+	r = store_lookup(t->store, id->n, &rec);
+	if (r == 0 && id->kind == NK_FAILED_LINK) {
+		r = store_is_failed(t->store, id->n, &failed);
+		if (r == 0 && !failed)
+			r = -ENOENT;
+	}
+	if (r == 0)
+		r = link_text(depth, id->n, target, sizeof(target));
+	if (r < 0)
+		return r;
+	node_fill(t, nd, id->ino, S_IFLNK | 0777, 1, (uint64_t)r,
+		  ts_of(rec.mtime));
+	nd->attr_timeout = TREE_TTL_FOREVER;
+	/* Which iteration a rank leads to changes with any commit, at once
+	 * as latest does. */
+	nd->entry_timeout = id->kind == NK_METRIC_LINK ? TREE_TTL_NONE :
+							 TREE_TTL_SHORT;
+	return 0;
+}
+
+static int ranklink_link(struct tree *t, const struct nid *id, char *out,
+			 size_t len)
+{
+	struct tree_node nd;
+	int r;
+
+	r = ranklink_attr(t, id, &nd);
+	if (r == 0)
+		r = link_text(id->kind == NK_FAILED_LINK ? 1 : 2, id->n, out,
+			      len);
+	return r < 0 ? r : 0;
+}
+
 static const struct kind_ops kind_ops[NK_COUNT] = {
 	[NK_ROOT] = { S_IFDIR, root_attr, root_lookup, root_list, NULL, NULL },
 	[NK_ITERATIONS] = { S_IFDIR, iterations_attr, iterations_lookup,
@@ -1597,6 +1987,16 @@ static const struct kind_ops kind_ops[NK_COUNT] = {
 	[NK_LOST_FILE] = { S_IFREG, lostfile_attr, NULL, NULL, NULL,
 			   lostfile_content },
 	[NK_DROP] = { S_IFREG, drop_attr, NULL, NULL, NULL, NULL },
+	[NK_BYMETRIC] = { S_IFDIR, bymetric_attr, bymetric_lookup,
+			  bymetric_list, NULL, NULL },
+	[NK_METRIC_DIR] = { S_IFDIR, metricdir_attr, metricdir_lookup,
+			    metricdir_list, NULL, NULL },
+	[NK_METRIC_LINK] = { S_IFLNK, ranklink_attr, NULL, NULL, ranklink_link,
+			     NULL },
+	[NK_FAILED] = { S_IFDIR, failed_attr, failed_lookup, failed_list, NULL,
+			NULL },
+	[NK_FAILED_LINK] = { S_IFLNK, ranklink_attr, NULL, NULL, ranklink_link,
+			     NULL },
 };
 
 /* --- 9. the public functions --------------------------------------------- */
@@ -1658,6 +2058,10 @@ void tree_free(struct tree *t)
 	free(t->lost);
 	free(t->seen.v);
 	free(t->versions.v);
+	free(t->mlinks.v);
+	while (t->nmnames)
+		free(t->mnames[--t->nmnames].name);
+	free(t->mnames);
 	free(t->mount_opts);
 	pthread_mutex_destroy(&t->lock);
 	free(t);
@@ -1783,6 +2187,8 @@ int tree_open(struct tree *t, uint64_t ino, struct tree_file **out)
 		return -ENOMEM;
 	f->t = t;
 	r = tree_getattr(t, ino, &f->nd);
+	if (r == 0 && !S_ISREG(f->nd.st.st_mode))
+		r = S_ISDIR(f->nd.st.st_mode) ? -EISDIR : -EINVAL;
 	if (r == 0)
 		r = content_of(t, ino, false, &f->data);
 	if (r < 0) {
@@ -1803,6 +2209,11 @@ int tree_open(struct tree *t, uint64_t ino, struct tree_file **out)
 	pthread_mutex_unlock(&t->lock);
 	*out = f;
 	return 0;
+}
+
+const struct tree_node *tree_file_node(const struct tree_file *f)
+{
+	return &f->nd;
 }
 
 int tree_file_read(const struct tree_file *f, uint64_t off, size_t max,

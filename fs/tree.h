@@ -126,6 +126,8 @@ int tree_readlink(struct tree *t, uint64_t ino, char *out, size_t len);
  * Returns 0, -ENOENT, -ESTALE, -EISDIR, -EINVAL (not a file), -EIO,
  * -ENOMEM. */
 int tree_open(struct tree *t, uint64_t ino, struct tree_file **out);
+/* Its attributes at open, st_size that of the snapshot (owned by f). */
+const struct tree_node *tree_file_node(const struct tree_file *f);
 /* Append bytes [off, off + max) of the snapshot to `out`.  Returns 0 or
  * -ENOMEM.  Any number of threads may read one file at once. */
 int tree_file_read(const struct tree_file *f, uint64_t off, size_t max,
@@ -133,7 +135,9 @@ int tree_file_read(const struct tree_file *f, uint64_t off, size_t max,
 void tree_file_free(struct tree_file *f);
 
 /* Read without an open (a mount whose opens the kernel does alone): the
- * content of `ino` as shown now.  Returns as tree_open. */
+ * content of the version `ino` names -- the record shown now, or, for a
+ * replaced version, its bytes while the view cache still holds them (then
+ * -ESTALE).  Returns as tree_open. */
 int tree_read(struct tree *t, uint64_t ino, uint64_t off, size_t max,
 	      struct buf *out);
 

@@ -116,6 +116,39 @@ def timestamp(rec):
         return 0
 
 
+def success(rec):
+    """True, False, or None (unknown): success, then execution_result.success."""
+    got = rec.get("success")
+    if got is None:
+        er = rec.get("execution_result")
+        if er is None or not isinstance(er[0], Obj):
+            return None
+        got = er[0].get("success")
+        if got is None:
+            return None
+    return got[0] if isinstance(got[0], bool) else None
+
+
+def failed(rec):
+    return success(rec) is False or error_text(rec) is not None
+
+
+def numeric_metrics(rec):
+    """name -> value of the numeric members of a record's metrics object,
+    the last duplicate winning; NaN is no value."""
+    m = rec.get("metrics")
+    out = {}
+    if m is None or not isinstance(m[0], Obj):
+        return out
+    for k, v in m[0]:
+        out.pop(k, None)
+        if isinstance(v, Raw) and v.text not in ("true", "false", "null"):
+            x = float(v.text)
+            if x == x:
+                out[k] = x
+    return out
+
+
 def views(rec):
     """name -> bytes of the files iterations/<n>/ shows for this record."""
     out = {}
@@ -204,14 +237,58 @@ def tree(store, out, ro):
         os.chmod(d, 0o555)
         newest = max(t for _, t, _ in members)
         os.utime(d, (newest, newest))
+    bm = os.path.join(out, "by-metric")
+    os.mkdir(bm)
+    ranks = {}
+    for n in sorted(recs):
+        if success(recs[n]) is False:
+            continue
+        for k, x in numeric_metrics(recs[n]).items():
+            ranks.setdefault(k, []).append((-x, n))
+    for k, members in ranks.items():
+        if "/" in k or k in (".", "..") or "\0" in k:
+            continue
+        d = os.path.join(bm, k)
+        os.mkdir(d)
+        members.sort()
+        width = len(str(len(members)))
+        for i, (_, n) in enumerate(members):
+            link(os.path.join(d, "%0*d" % (width, i + 1)),
+                 "../../iterations/%d" % n, timestamp(recs[n]))
+    fl = os.path.join(out, "failed")
+    os.mkdir(fl)
+    for n in sorted(recs):
+        if failed(recs[n]):
+            link(os.path.join(fl, str(n)), "../iterations/%d" % n,
+                 timestamp(recs[n]))
     if recs:
         top = max(recs)
         link(os.path.join(out, "latest"), "iterations/%d" % top,
              timestamp(recs[top]))
+    # lost+found/: the files of STORE.lost/ (keep.h's kept names), absent
+    # while there are none.
+    lost = store + ".lost"
+    kept = []
+    if os.path.isdir(lost):
+        kept = sorted(n for n in os.listdir(lost)
+                      if not n.startswith(".") and not n.endswith(".reason")
+                      and os.path.isfile(os.path.join(lost, n)))
+    if kept:
+        lf = os.path.join(out, "lost+found")
+        os.mkdir(lf)
+        for n in kept:
+            src = os.path.join(lost, n)
+            with open(src, "rb") as f:
+                write(os.path.join(lf, n), f.read(), os.stat(src).st_mtime)
+        os.chmod(lf, 0o555)
+        os.utime(lf, (smtime, smtime))
     if not ro:
         os.mkdir(os.path.join(out, "incoming"))
         os.chmod(os.path.join(out, "incoming"), 0o755)
         os.utime(os.path.join(out, "incoming"), (smtime, smtime))
+    for d in [os.path.join(bm, k) for k in os.listdir(bm)] + [bm, fl]:
+        os.chmod(d, 0o555)
+        os.utime(d, (smtime, smtime))
     for d in (its, bh, out):
         os.chmod(d, 0o555)
         os.utime(d, (smtime, smtime))

@@ -98,7 +98,7 @@ in_installed_ns() {
 	command -v unshare >/dev/null || skip "unshare missing"
 	run in_installed_ns "mount -t fuse.iterfs '$STORE' '$MNT' -o ro; ls '$MNT'; fusermount3 -u '$MNT'"
 	[ "$status" -eq 0 ]
-	[ "$output" = "$(printf 'by-hash\niterations\nlatest')" ]
+	[ "$output" = "$(printf 'by-hash\nby-metric\nfailed\niterations\nlatest')" ]
 }
 
 @test "-o log=FILE appends timestamped daemon messages, relative to the start directory" {

@@ -117,14 +117,20 @@ static uint64_t ino_of(struct tree *t, const char *path)
 static char *slurp_file(struct tree_file *f, size_t *len)
 {
 	struct buf b = BUF_INIT;
+	char *s;
 
 	/* Two reads, so that offsets are exercised. */
 	if (tree_file_read(f, 0, 3, &b) < 0 ||
 	    tree_file_read(f, 3, SIZE_MAX, &b) < 0)
 		abort();
 	*len = b.len;
-	/* The caller owns the bytes: hand over the buffer's allocation. */
-	return b.data ? b.data : strdup("");
+	s = malloc(b.len + 1);
+	if (!s)
+		abort();
+	memcpy(s, b.data ? b.data : "", b.len);
+	s[b.len] = '\0';
+	buf_free(&b);
+	return s;
 }
 
 /* The content of `path` (NULL when it cannot be opened). */
@@ -209,10 +215,10 @@ static void test_small_listings(void)
 	char want[512];
 
 	ls(fx.t, "", false, &l);
-	T_CHECK(strcmp(l.text, ".:d ..:d iterations:d latest:l by-hash:d ") == 0,
+	T_CHECK(strcmp(l.text, ".:d ..:d iterations:d latest:l by-hash:d by-metric:d failed:d ") == 0,
 		"root lists '%s'", l.text);
 	ls(fx.t, "", true, &l);
-	T_CHECK(strcmp(l.text, ".:d ..:d iterations:d latest:l by-hash:d ") == 0 &&
+	T_CHECK(strcmp(l.text, ".:d ..:d iterations:d latest:l by-hash:d by-metric:d failed:d ") == 0 &&
 		l.attrs_ok, "readdirplus of the root lists '%s'", l.text);
 	ls(fx.t, "iterations", true, &l);
 	T_CHECK(strcmp(l.names, ". .. 0 2 5 ") == 0, "iterations/ lists '%s'",
@@ -250,7 +256,7 @@ static void test_small_resumes(void)
 	T_CHECK(r == 0 && strcmp(l.names, "2 5 ") == 0, "rest '%s'", l.names);
 	memset(&l, 0, sizeof(l));
 	r = tree_list(fx.t, INO_ROOT, 3, false, collect, &l);
-	T_CHECK(r == 0 && strcmp(l.names, "latest by-hash ") == 0,
+	T_CHECK(r == 0 && strcmp(l.names, "latest by-hash by-metric failed ") == 0,
 		"root from 3: '%s'", l.names);
 	fx_close(&fx);
 }
@@ -263,7 +269,7 @@ static void test_small_attributes(void)
 	size_t len;
 
 	T_CHECK(walk(fx.t, "", &nd) == 0 && nd.st.st_mode == (S_IFDIR | 0555) &&
-		nd.st.st_nlink == 4, "root 0555 with 4 links (%o %ju)",
+		nd.st.st_nlink == 6, "root 0555 with 6 links (%o %ju)",
 		(unsigned)nd.st.st_mode, (uintmax_t)nd.st.st_nlink);
 	T_CHECK(walk(fx.t, "iterations", &nd) == 0 && nd.st.st_nlink == 5,
 		"iterations/ counts its subdirectories");
@@ -335,6 +341,65 @@ static void test_small_links_and_errors(void)
 	snprintf(path, sizeof(path), "by-hash/%s/2", hex_of("x = 0\n"));
 	T_CHECK(walk(fx.t, path, &nd) == -ENOENT,
 		"a link only for iterations with that code");
+	fx_close(&fx);
+}
+
+/* --- by-metric/ and failed/ -------------------------------------------- */
+
+static const char ranked[] =
+	"{\"iteration\": 0, \"metrics\": {\"sharpe\": 1.5, \"dd\": -2}, "
+	"\"success\": true, \"timestamp\": \"2025-01-01T00:00:00Z\"}\n"
+	"{\"iteration\": 1, \"metrics\": {\"sharpe\": 2.5}, \"success\": false}\n"
+	"{\"iteration\": 2, \"metrics\": {\"sharpe\": 1.5, \"x\": NaN}, "
+	"\"error\": \"boom\"}\n"
+	"{\"iteration\": 3, \"metrics\": {\"sharpe\": 0.1, \"x\": \"no\"}}\n"
+	"{\"iteration\": 4, \"metrics\": {\"sharpe\": 1e1}}\n"
+	"{\"iteration\": 5, \"metrics\": {\"sharpe\": 0}}\n"
+	"{\"iteration\": 6, \"metrics\": {\"sharpe\": -1}}\n"
+	"{\"iteration\": 7, \"metrics\": {\"sharpe\": -2}}\n"
+	"{\"iteration\": 8, \"metrics\": {\"sharpe\": -3}}\n"
+	"{\"iteration\": 9, \"metrics\": {\"sharpe\": -4}}\n";
+
+static void test_by_metric_and_failed(void)
+{
+	struct fixture fx = fx_new("ranked", ranked);
+	struct tree_node nd;
+	struct listing l;
+	char target[64];
+	uint64_t a, b;
+
+	ls(fx.t, "by-metric", true, &l);
+	T_CHECK(strcmp(l.text, ".:d ..:d dd:d sharpe:d ") == 0 && l.attrs_ok,
+		"one directory per numeric metric: '%s'", l.text);
+	ls(fx.t, "by-metric/sharpe", true, &l);
+	T_CHECK(strcmp(l.names, ". .. 1 2 3 4 5 6 7 8 9 ") == 0,
+		"ranks of sharpe: '%s'", l.names);
+	T_CHECK(tree_readlink(fx.t, ino_of(fx.t, "by-metric/sharpe/1"), target,
+			      sizeof(target)) == 0 &&
+		strcmp(target, "../../iterations/4") == 0,
+		"the highest first: '%s'", target);
+	T_CHECK(tree_readlink(fx.t, ino_of(fx.t, "by-metric/sharpe/2"), target,
+			      sizeof(target)) == 0 &&
+		strcmp(target, "../../iterations/0") == 0,
+		"a tie: the lower iteration first: '%s'", target);
+	T_CHECK(walk(fx.t, "by-metric/sharpe/01", &nd) == -ENOENT &&
+		walk(fx.t, "by-metric/sharpe/10", &nd) == -ENOENT &&
+		walk(fx.t, "by-metric/x", &nd) == -ENOENT,
+		"no such rank, no such metric");
+	T_CHECK(walk(fx.t, "by-metric/sharpe/3", &nd) == 0 &&
+		S_ISLNK(nd.st.st_mode) && nd.st.st_size == 18,
+		"a rank is a symlink");
+	a = ino_of(fx.t, "by-metric/sharpe/2");
+	b = ino_of(fx.t, "by-metric/dd/1");
+	T_CHECK(a != b, "links of two metrics to one iteration differ");
+	ls(fx.t, "failed", true, &l);
+	T_CHECK(strcmp(l.text, ".:d ..:d 1:l 2:l ") == 0,
+		"failed or with an error: '%s'", l.text);
+	T_CHECK(tree_readlink(fx.t, ino_of(fx.t, "failed/2"), target,
+			      sizeof(target)) == 0 &&
+		strcmp(target, "../iterations/2") == 0, "failed/2 -> '%s'",
+		target);
+	T_CHECK(walk(fx.t, "failed/0", &nd) == -ENOENT, "0 did not fail");
 	fx_close(&fx);
 }
 
@@ -414,9 +479,9 @@ static void test_lost_found(void)
 	tree_changed(fx.t, &changed);
 	T_CHECK(changed, "a new lost file is a change");
 	ls(fx.t, "", false, &l);
-	T_CHECK(strcmp(l.names, ". .. iterations latest by-hash lost+found ") == 0,
+	T_CHECK(strcmp(l.names, ". .. iterations latest by-hash by-metric failed lost+found ") == 0,
 		"root lists '%s'", l.names);
-	T_CHECK(walk(fx.t, "", &nd) == 0 && nd.st.st_nlink == 5,
+	T_CHECK(walk(fx.t, "", &nd) == 0 && nd.st.st_nlink == 7,
 		"lost+found counts in the root's links");
 	ls(fx.t, "lost+found", true, &l);
 	T_CHECK(strcmp(l.text, ".:d ..:d 20250101T000000.jsonl:f ") == 0,
@@ -616,6 +681,7 @@ int main(void)
 	T_RUN(test_small_resumes);
 	T_RUN(test_small_attributes);
 	T_RUN(test_small_links_and_errors);
+	T_RUN(test_by_metric_and_failed);
 	T_RUN(test_status);
 	T_RUN(test_lost_found);
 	T_RUN(test_replaced_records);

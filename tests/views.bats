@@ -25,7 +25,7 @@ touch_store() {
 	STORE=$BATS_TEST_TMPDIR/h.jsonl
 	seed "$STORE"
 	iterfs_mount "$STORE"
-	[ "$(ls -A "$MNT" | tr '\n' ' ')" = "by-hash incoming iterations latest " ]
+	[ "$(ls -A "$MNT" | tr '\n' ' ')" = "by-hash by-metric failed incoming iterations latest " ]
 	run stat "$MNT/lost+found"
 	[ "$status" -ne 0 ]
 	mkdir "$STORE.lost"
@@ -41,12 +41,12 @@ touch_store() {
 	record 7 >"$STORE.lost/20251012T100000.000000.jsonl"
 	{ record 8; record 9; } >"$STORE.lost/20251012T100001.000000.jsonl"
 	touch_store 3
-	[ "$(ls -A "$MNT" | tr '\n' ' ')" = "by-hash incoming iterations latest lost+found " ]
+	[ "$(ls -A "$MNT" | tr '\n' ' ')" = "by-hash by-metric failed incoming iterations latest lost+found " ]
 	[ "$(ls "$MNT/lost+found" | tr '\n' ' ')" = "20251012T100000.000000.jsonl 20251012T100001.000000.jsonl " ]
 	cmp "$STORE.lost/20251012T100001.000000.jsonl" "$MNT/lost+found/20251012T100001.000000.jsonl"
 	[ "$(stat -c '%a %s' "$MNT/lost+found/20251012T100000.000000.jsonl")" = "444 $(stat -c %s "$STORE.lost/20251012T100000.000000.jsonl")" ]
 	[ "$(stat -c %a "$MNT/lost+found")" = 555 ]
-	[ "$(stat -c %h "$MNT")" -eq 6 ]
+	[ "$(stat -c %h "$MNT")" -eq 8 ]
 	run touch "$MNT/lost+found/x"
 	[ "$status" -ne 0 ]
 	[[ "$output" == *"Read-only file system"* ]]
@@ -60,7 +60,7 @@ touch_store() {
 	rm "$STORE.lost/20251012T100001.000000.jsonl"
 	touch_store 5
 	[ ! -e "$MNT/lost+found" ]
-	[ "$(ls -A "$MNT" | tr '\n' ' ')" = "by-hash incoming iterations latest " ]
+	[ "$(ls -A "$MNT" | tr '\n' ' ')" = "by-hash by-metric failed incoming iterations latest " ]
 }
 
 @test "cp of a lost+found file into incoming/ commits its lines again" {
@@ -129,4 +129,26 @@ assert s["records"] == 43, s
 assert s["commits"] >= 1 and s["last_commit"].endswith("Z"), s
 assert s["rejected"] == 1, s
 PY
+}
+
+@test "by-metric ranks each numeric metric and failed lists failed runs, following commits" {
+	STORE=$BATS_TEST_TMPDIR/h.jsonl
+	seed "$STORE"
+	iterfs_mount "$STORE"
+	[ "$(ls "$MNT/by-metric")" = sharpe ]
+	[ "$(ls "$MNT/by-metric/sharpe" | tr '\n' ' ')" = "1 2 3 " ]
+	[ "$(readlink "$MNT/by-metric/sharpe/1")" = ../../iterations/2 ]
+	[ "$(cat "$MNT/by-metric/sharpe/3/code.py")" = "x = 0" ]
+	[ -z "$(ls "$MNT/failed")" ]
+	printf '{"code": "y\\n", "metrics": {"sharpe": 0.95, "calmar": 3}, "success": false}\n' >"$MNT/incoming/f.json"
+	printf '{"code": "z\\n", "metrics": {"sharpe": 0.5}, "error": "boom"}\n' >"$MNT/incoming/e.json"
+	# At once after the commits: a failed run is not ranked, a run with an
+	# error still is.
+	[ "$(ls "$MNT/by-metric/sharpe" | wc -l)" -eq 4 ]
+	[ "$(readlink "$MNT/by-metric/sharpe/1")" = ../../iterations/4 ]
+	[ "$(readlink "$MNT/by-metric/sharpe/4")" = ../../iterations/0 ]
+	[ ! -e "$MNT/by-metric/calmar" ]
+	[ "$(ls "$MNT/failed" | tr '\n' ' ')" = "3 4 " ]
+	[ "$(readlink "$MNT/failed/3")" = ../iterations/3 ]
+	[ "$(cat "$MNT/failed/4/error.txt")" = boom ]
 }
