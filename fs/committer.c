@@ -30,6 +30,8 @@ struct committer {
 	struct committer_job *queue;   /* guarded by c->lock, oldest first */
 	struct committer_job **tail;   /* guarded by c->lock */
 	size_t queued;                 /* guarded by c->lock */
+	uint64_t last_ns;              /* guarded by c->lock: the last batch's
+					* lock-to-answer time */
 	bool stop;                     /* guarded by c->lock */
 	pthread_t thread;
 };
@@ -263,6 +265,9 @@ static void *committer_main(void *arg)
 			t0 = mono_ns();
 			run_batch(c, lk, batch);
 			took = mono_ns() - t0;
+			pthread_mutex_lock(&c->lock);
+			c->last_ns = took;
+			pthread_mutex_unlock(&c->lock);
 		} else {
 			/* Every job was cancelled while we waited. */
 			c->be.unlock(lk);
@@ -343,14 +348,12 @@ bool committer_cancel(struct committer *c, struct committer_job *job)
 	return found;
 }
 
-size_t committer_queued(struct committer *c)
+void committer_stats(struct committer *c, size_t *queued, uint64_t *last_ns)
 {
-	size_t n;
-
 	pthread_mutex_lock(&c->lock);
-	n = c->queued;
+	*queued = c->queued;
+	*last_ns = c->last_ns;
 	pthread_mutex_unlock(&c->lock);
-	return n;
 }
 
 void committer_stop(struct committer *c)

@@ -89,8 +89,9 @@ int committer_start(struct store *s, const struct committer_opts *o,
 		    struct committer **out);
 void committer_submit(struct committer *c, struct committer_job *job);
 bool committer_cancel(struct committer *c, struct committer_job *job);
-/* Jobs waiting now (for the status file). */
-size_t committer_queued(struct committer *c);
+/* For the status file: jobs waiting now, and how long the last batch took
+ * from taking the lock to its answers (0: none yet). */
+void committer_stats(struct committer *c, size_t *queued, uint64_t *last_ns);
 void committer_stop(struct committer *c);
 
 #endif

@@ -166,9 +166,10 @@ static void now(struct timespec *ts)
 	clock_gettime(CLOCK_REALTIME, ts);
 }
 
-bool incoming_owns(uint64_t ino)
+void incoming_stats(struct incoming *in, size_t *waiting,
+		    uint64_t *last_commit_ns)
 {
-	return ino >= INCOMING_INO_BASE;
+	committer_stats(in->c, waiting, last_commit_ns);
 }
 
 /* --- answers ------------------------------------------------------------ */

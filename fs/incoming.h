@@ -108,7 +108,10 @@ int incoming_new(struct store *s, const struct incoming_opts *o,
  * that never committed as rejected ("unmounted before ..."), free. */
 void incoming_free(struct incoming *in);
 
-bool incoming_owns(uint64_t ino);
+/* For .iterfs/status: drops waiting for their commit now, and how long
+ * the last group commit took (ns; 0: none yet). */
+void incoming_stats(struct incoming *in, size_t *waiting,
+		    uint64_t *last_commit_ns);
 
 /* Name -> attributes (listed entries, and committed names in their grace
  * period).  Returns 0, -ENOENT, -ENAMETOOLONG. */

@@ -524,8 +524,8 @@ int tree_status(struct tree *t, struct buf *out)
 	struct store_stats ss;
 	struct timespec last;
 	cJSON *o, *arr;
-	uint64_t commits;
-	size_t total, i;
+	uint64_t commits, last_ns;
+	size_t total, i, waiting;
 	char when[64], *text;
 	int r = -ENOMEM;
 
@@ -562,6 +562,14 @@ int tree_status(struct tree *t, struct buf *out)
 	    !cJSON_AddNumberToObject(o, "lost", (double)lost_count(t)) ||
 	    !cJSON_AddNumberToObject(o, "commits", (double)commits))
 		goto out;
+	if (t->in) {
+		incoming_stats(t->in, &waiting, &last_ns);
+		if (!cJSON_AddNumberToObject(o, "drops_waiting",
+					     (double)waiting) ||
+		    !cJSON_AddNumberToObject(o, "last_commit_ms",
+					     (double)last_ns / 1e6))
+			goto out;
+	}
 	if (commits ? !cJSON_AddStringToObject(o, "last_commit",
 					       iso_time(&last, when,
 							sizeof(when))) :

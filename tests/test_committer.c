@@ -166,6 +166,8 @@ static struct committer *start(int timeout_ms)
 
 static void test_jobs_waiting_for_the_lock_commit_in_one_batch(void)
 {
+	uint64_t last_ns;
+	size_t queued;
 	struct committer *c;
 	struct tjob t[5];
 	char data[5][8];
@@ -179,7 +181,9 @@ static void test_jobs_waiting_for_the_lock_commit_in_one_batch(void)
 		committer_submit(c, &t[i].j);
 	}
 	wait_lock_calls(1);
-	T_CHECK(committer_queued(c) == 5, "queued %zu", committer_queued(c));
+	committer_stats(c, &queued, &last_ns);
+	T_CHECK(queued == 5 && last_ns == 0, "queued %zu, last %llu", queued,
+		(unsigned long long)last_ns);
 	fake_release();
 	for (i = 0; i < 5; i++) {
 		wait_answered(&t[i]);

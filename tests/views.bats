@@ -97,6 +97,7 @@ assert s["rejected"] == 0 and s["lost"] == 0 and s["commits"] == 0, s
 assert s["last_commit"] is None, s
 assert "max_record=1048576" in s["mount_options"] and s["mount_options"].startswith("rw"), s
 assert s["writable"] is True and s["version"], s
+assert s["drops_waiting"] == 0 and s["last_commit_ms"] == 0, s
 PY
 }
 
@@ -128,6 +129,7 @@ s = json.load(open(sys.argv[1]))
 assert s["records"] == 43, s
 assert s["commits"] >= 1 and s["last_commit"].endswith("Z"), s
 assert s["rejected"] == 1, s
+assert s["drops_waiting"] == 0 and s["last_commit_ms"] > 0, s
 PY
 }
 
