@@ -1076,8 +1076,12 @@ static int iterations_lookup(struct tree *t, const struct nid *id,
 	return r < 0 ? r : tree_getattr(t, ino_make(n, IK_ITER_DIR), nd);
 }
 
-static int iterations_list(struct tree *t, const struct nid *id,
-			   struct lister *l)
+/* The entries of a directory named by iteration numbers, from `src`
+ * (store_list, store_failed: ascending, paged), each an inode of kind `k`. */
+static int list_numbers(struct tree *t, const struct nid *id, struct lister *l,
+			int (*src)(struct store *, size_t, int64_t *, size_t,
+				   size_t *),
+			enum ino_kind k, mode_t type)
 {
 	int64_t iters[256];
 	char name[32];
@@ -1087,7 +1091,7 @@ static int iterations_list(struct tree *t, const struct nid *id,
 	r = list_dots(l, id->ino, INO_ROOT);
 	rank = list_start(l);
 	while (r == 0) {
-		r = store_list(t->store, rank, iters, 256, &n);
+		r = src(t->store, rank, iters, 256, &n);
 		if (r < 0 || n == 0)
 			break;
 		for (i = 0; r == 0 && i < n; i++, rank++) {
@@ -1095,11 +1099,16 @@ static int iterations_list(struct tree *t, const struct nid *id,
 				continue;
 			snprintf(name, sizeof(name), "%" PRId64, iters[i]);
 			r = list_add(l, (off_t)rank + 2, name,
-				     ino_make(iters[i], IK_ITER_DIR), S_IFDIR,
-				     NULL);
+				     ino_make(iters[i], k), type, NULL);
 		}
 	}
 	return r;
+}
+
+static int iterations_list(struct tree *t, const struct nid *id,
+			   struct lister *l)
+{
+	return list_numbers(t, id, l, store_list, IK_ITER_DIR, S_IFDIR);
 }
 
 /* by-hash/ */
@@ -1901,27 +1910,7 @@ static int failed_lookup(struct tree *t, const struct nid *id,
 
 static int failed_list(struct tree *t, const struct nid *id, struct lister *l)
 {
-	int64_t iters[256];
-	char name[32];
-	size_t n, i, rank;
-	int r;
-
-	r = list_dots(l, id->ino, INO_ROOT);
-	rank = list_start(l);
-	while (r == 0) {
-		r = store_failed(t->store, rank, iters, 256, &n);
-		if (r < 0 || n == 0)
-			break;
-		for (i = 0; r == 0 && i < n; i++, rank++) {
-			if (!ino_iter_ok(iters[i]))
-				continue;
-			snprintf(name, sizeof(name), "%" PRId64, iters[i]);
-			r = list_add(l, (off_t)rank + 2, name,
-				     ino_make(iters[i], IK_FAILED_LINK),
-				     S_IFLNK, NULL);
-		}
-	}
-	return r;
+	return list_numbers(t, id, l, store_failed, IK_FAILED_LINK, S_IFLNK);
 }
 
 /* by-metric/<metric>/<rank> and failed/<n>: links whose inode names the
