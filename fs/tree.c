@@ -1065,15 +1065,22 @@ static int iterations_attr(struct tree *t, const struct nid *id,
 	return 0;
 }
 
-static int iterations_lookup(struct tree *t, const struct nid *id,
-			     const char *name, struct tree_node *nd)
+/* `name` in a directory named by iteration numbers, an inode of kind k. */
+static int lookup_number(struct tree *t, const char *name, enum ino_kind k,
+			 struct tree_node *nd)
 {
 	int64_t n;
 	int r;
 
-	(void)id;
 	r = parse_iter(name, &n);
-	return r < 0 ? r : tree_getattr(t, ino_make(n, IK_ITER_DIR), nd);
+	return r < 0 ? r : tree_getattr(t, ino_make(n, k), nd);
+}
+
+static int iterations_lookup(struct tree *t, const struct nid *id,
+			     const char *name, struct tree_node *nd)
+{
+	(void)id;
+	return lookup_number(t, name, IK_ITER_DIR, nd);
 }
 
 /* The entries of a directory named by iteration numbers, from `src`
@@ -1900,12 +1907,8 @@ static int failed_attr(struct tree *t, const struct nid *id,
 static int failed_lookup(struct tree *t, const struct nid *id,
 			 const char *name, struct tree_node *nd)
 {
-	int64_t n;
-	int r;
-
 	(void)id;
-	r = parse_iter(name, &n);
-	return r < 0 ? r : tree_getattr(t, ino_make(n, IK_FAILED_LINK), nd);
+	return lookup_number(t, name, IK_FAILED_LINK, nd);
 }
 
 static int failed_list(struct tree *t, const struct nid *id, struct lister *l)
