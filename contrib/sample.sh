@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Write the bundled sample history: 200 records shaped like the real loop's
-# (iteration_num dialect, strategy code with non-ASCII text, metrics with
-# NaN now and then, feedback, errors, repeated code for by-hash), generated
+# Write the bundled sample history: 200 records in the simple dialect
+# (iteration, code, metrics, feedback, timestamp, success, and an error where
+# a run failed; strategy code with non-ASCII text, metrics with NaN now and
+# then, repeated code for by-hash), so that the README's example drops are
+# complete for it; generated
 # by contrib/gen-history.py with a fixed seed, so every run gives the same
 # bytes.  An existing file is kept (it may hold records you committed).
 #
@@ -13,7 +15,7 @@ out=${1:-$here/../build/sample/history.jsonl}
 if [ ! -e "$out" ]; then
 	mkdir -p "$(dirname "$out")"
 	python3 "$here/gen-history.py" "$out.tmp" --records 200 \
-		--dialect iteration_num --seed 42
+		--dialect iteration --seed 42
 	mv "$out.tmp" "$out"
 fi
 realpath "$out"

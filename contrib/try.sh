@@ -50,12 +50,16 @@ Browse it:
   du -sh $MNT; find $MNT -name error.txt | wc -l
 
 Commit a record by writing it into incoming/ (close returns once it is durable):
-  echo '{"code": "print(\"hello\")\\n", "metrics": {"sharpe": 1.5}}' > $MNT/incoming/mine.json
+  echo '{"code": "print(\"hello\")\\n", "metrics": {"sharpe": 1.5}, "feedback": "first try", "success": true}' > $MNT/incoming/mine.json
   readlink $MNT/latest; cat $MNT/latest/code.py
   cp $MNT/latest/record.json /tmp/again.json && cp /tmp/again.json $MNT/incoming/    # an identical re-send adds nothing
   echo 'not json' > /tmp/bad.json; cp /tmp/bad.json $MNT/incoming/    # cp: failed to close: Invalid argument
   cat $MNT/incoming/bad.json.reason; rm $MNT/incoming/bad.json.*
-  python3 -c 'with open("$MNT/incoming/p.json", "w") as f: f.write("{\"iteration\": 0, \"code\": \"x\"}")'    # OSError: [Errno 17] File exists
+  python3 -c 'with open("$MNT/incoming/p.json", "w") as f: f.write("{\"iteration\": 0, \"code\": \"x\", \"metrics\": {}, \"feedback\": \"\", \"success\": true}")'    # OSError: [Errno 17] File exists
+
+A store whose records carry more refuses the same record and says why:
+  python3 $PWD/contrib/gen-history.py /tmp/rich.jsonl --records 20 --dialect iteration_num
+  echo '{"code": "print(1)", "metrics": {"sharpe": 1.2}, "feedback": "first try", "success": true}' | $(realpath "$BUILD")/core/iterfs-commit /tmp/rich.jsonl
 
 Unmount:
   fusermount3 -u $MNT
