@@ -1628,6 +1628,7 @@ static int lostdir_lookup(struct tree *t, const struct nid *id,
 static int lostdir_list(struct tree *t, const struct nid *id, struct lister *l)
 {
 	struct lost_ent le;
+	bool more;
 	size_t i;
 	int r;
 
@@ -1635,11 +1636,14 @@ static int lostdir_list(struct tree *t, const struct nid *id, struct lister *l)
 		return -ENOENT;
 	r = list_dots(l, id->ino, INO_ROOT);
 	for (i = list_start(l); r == 0; i++) {
+		/* One look under the lock decides both: the entry and whether
+		 * there is one (the list may change between two looks). */
 		pthread_mutex_lock(&t->lock);
-		if (i < t->nlost)
+		more = i < t->nlost;
+		if (more)
 			le = t->lost[i];
 		pthread_mutex_unlock(&t->lock);
-		if (i >= lost_count(t))
+		if (!more)
 			break;
 		r = list_add(l, (off_t)i + 2, le.e.name, le.ino, S_IFREG,
 			     NULL);
