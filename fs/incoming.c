@@ -602,36 +602,29 @@ static void drop_rename(struct incoming *in, struct ent *d, const char *to,
 	}
 }
 
-/* Start the commit of d's pending bytes for `rq`.  Returns 0 (the job is
- * queued: the pump stops until job_done) or -errno. */
-static int start_job(struct incoming *in, struct ent *d, struct req *rq)
+/* Start the commit for `rq` of the pending bytes precheck left in
+ * d->view; the pump stops until job_done. */
+static void start_job(struct incoming *in, struct ent *d, struct req *rq)
 {
-	uint64_t len = pending_len(d);
-	int r;
-
-	r = dropbuf_view(d->db, d->committed, (size_t)len, &d->view);
-	if (r < 0)
-		return r;
 	memset(&d->job, 0, sizeof(d->job));
 	d->job.data = d->view.p;
 	d->job.len = d->view.len;
 	d->job.done = job_done;
 	d->job.arg = d;
-	d->job_end = d->committed + len;
+	d->job_end = d->committed + d->view.len;
 	d->cur = rq;
 	set_busy(in, d, true);
 	committer_submit(in->c, &d->job);
-	return 0;
 }
 
 /* What a commit request (flush, fsync, rename to a plain name) finds before
- * any commit: > 0 to go on and commit, else the answer.  On a failure that
- * is final for these bytes the drop is kept under `base`. */
+ * any commit: > 0 to go on and commit (d->view then holds the pending
+ * bytes, for start_job), else the answer.  On a failure that is final for
+ * these bytes the drop is kept under `base`. */
 static int precheck(struct incoming *in, struct ent *d, enum req_kind kind,
 		    const char *base)
 {
-	struct dropbuf_view v;
-	size_t errpos = 0;
+	size_t errpos = 0, bom;
 	int r;
 
 	if (d->discarded)
@@ -646,20 +639,19 @@ static int precheck(struct incoming *in, struct ent *d, enum req_kind kind,
 	}
 	if (pending_len(d) == 0)
 		return 0;
-	r = dropbuf_view(d->db, d->committed, (size_t)pending_len(d), &v);
+	r = dropbuf_view(d->db, d->committed, (size_t)pending_len(d),
+			 &d->view);
 	if (r < 0)
 		return r;
 	/* A UTF-8 BOM is no JSON, but editors write one; commit skips it. */
-	if (v.len >= 3 && memcmp(v.p, "\xef\xbb\xbf", 3) == 0)
-		r = jtext_split_values(v.p + 3, v.len - 3, count_value, NULL,
-				       &errpos);
-	else
-		r = jtext_split_values(v.p, v.len, count_value, NULL, &errpos);
-	if (v.len >= 3 && memcmp(v.p, "\xef\xbb\xbf", 3) == 0)
-		errpos += 3;
-	dropbuf_view_release(&v);
+	bom = d->view.len >= 3 && memcmp(d->view.p, "\xef\xbb\xbf", 3) == 0 ?
+	      3 : 0;
+	r = jtext_split_values(d->view.p + bom, d->view.len - bom, count_value,
+			       NULL, &errpos);
 	if (r == 0)
 		return 1;
+	errpos += bom;
+	dropbuf_view_release(&d->view);
 	if (errpos >= pending_len(d)) {
 		/* More bytes may come through another descriptor: fail this
 		 * close, keep the drop open; the last release keeps it. */
@@ -733,10 +725,10 @@ static void pump(struct incoming *in, struct ent *d, struct answers *as)
 			break;
 		}
 		r = precheck(in, d, rq->kind, base);
-		if (r > 0)
-			r = start_job(in, d, rq);
-		if (r == 0 && d->busy)
+		if (r > 0) {
+			start_job(in, d, rq);
 			return;
+		}
 		answer_req(as, rq, r);
 	}
 }
