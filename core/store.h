@@ -52,11 +52,12 @@
 #include "hash.h"
 #include "record.h"
 
-/* The highest iteration number a store shows.  The tree's inode numbers
- * hold an iteration number in 58 bits (fs/ino.h); a line with a larger
+/* The highest iteration number a store shows, 2^42 - 2: the tree's inode
+ * numbers hold an iteration number in 42 bits, so that a directory mount
+ * can give each history 16 bits of its own (fs/ino.h); a line with a larger
  * number is not a record: it is skipped, counted (store_stats.beyond) and
  * reported with the other skipped lines, and a commit refuses it. */
-#define STORE_ITER_MAX ((INT64_C(1) << 58) - 2)
+#define STORE_ITER_MAX ((INT64_C(1) << 42) - 2)
 
 struct store;
 

@@ -3,8 +3,17 @@
  * Numbers are computed from what they name, so that they are the same on
  * every mount of the same history; forget has nothing to free.
  *
+ * A number is a history's part and the inode within that history:
+ *
+ *   bits 63..48   the history: 0 in a single-file mount, and for the
+ *                 directory mount's own directories (the root and the
+ *                 folders that hold histories); 1..65535 for a history of
+ *                 a directory mount, from a hash of its relative path
+ *                 (forest.h), so that it is the same on every mount
+ *   bits 47..0    the inode within the history ("local"), laid out as
+ *
  *   1..15                fixed entries (INO_ROOT ... INO_STATUS)
- *   ((n + 1) << 4) | k   everything tied to iteration n (below 2^62):
+ *   ((n + 1) << 4) | k   everything tied to iteration n (n <= INO_ITER_MAX):
  *     k = 0              iterations/<n>/
  *     k = 1 + view       iterations/<n>/<view> (code.py ... record.json)
  *     k = 8              by-hash/<h>/ whose lowest iteration is n
@@ -12,9 +21,9 @@
  *     k = 10             by-hash/<h>/<n>, the link to iterations/<n>
  *     k = 11             latest while it points at iterations/<n>
  *     k = 12             failed/<n>
- *   [2^62, 2^63)         incoming/ entries, handed out by incoming.c
+ *   [2^46, 2^47)         incoming/ entries, handed out by incoming.c
  *                        (INCOMING_INO_BASE + a counter; not stable)
- *   [2^63, 2^64)         hashed: bit 63, a 4-bit region, 55 bits of a hash
+ *   [2^47, 2^48)         hashed: bit 47, a 4-bit region, 39 bits of a hash
  *                        of what the inode names, and 4 low bits:
  *     IR_VERSION         the files of a record that was replaced: the hash
  *                        of (n, the line's tag), low bits 1 + view.  A new
@@ -26,12 +35,14 @@
  *     IR_METRIC_LINK     by-metric/<metric>/<rank>: the hash of the name and
  *                        of the iteration it leads to (a new target is a new
  *                        inode, as for latest)
- *   Hashed numbers are decoded through tables kept by tree.c (only what was
- *   handed out enters them).
+ *     IR_FOLDER          a folder of a directory mount (history part 0): the
+ *                        hash of its relative path
+ *   Hashed numbers are decoded through tables kept by tree.c and forest.c
+ *   (only what was handed out enters them).
  *
  * `latest` gets a new inode whenever its target changes, so the kernel may
- * cache every symlink body forever.  Iteration numbers above INO_ITER_MAX
- * do not fit below INCOMING_INO_BASE and are not shown.
+ * cache every symlink body forever.  INO_ITER_MAX is the store's
+ * STORE_ITER_MAX: every record shown fits.
  */
 #ifndef ITERFS_INO_H
 #define ITERFS_INO_H
@@ -65,17 +76,20 @@ enum ino_kind {
 
 #define INO_ITER_MAX STORE_ITER_MAX
 
-#define INCOMING_INO_BASE ((uint64_t)1 << 62)
-#define INO_HASHED_BASE ((uint64_t)1 << 63)
+#define INO_LOCAL_BITS 48
+#define INO_LOCAL_MASK ((UINT64_C(1) << INO_LOCAL_BITS) - 1)
+#define INCOMING_INO_BASE (UINT64_C(1) << 46)
+#define INO_HASHED_BASE (UINT64_C(1) << 47)
 
 enum ino_region {
 	IR_VERSION = 0,
 	IR_LOST = 1,
 	IR_METRIC_DIR = 2,
 	IR_METRIC_LINK = 3,
+	IR_FOLDER = 4,
 };
 
-#define INO_HASH_BITS 55
+#define INO_HASH_BITS 39
 
 static inline bool ino_iter_ok(int64_t n)
 {
@@ -87,6 +101,23 @@ static inline uint64_t ino_make(int64_t n, enum ino_kind k)
 	return ((uint64_t)(n + 1) << 4) | (uint64_t)k;
 }
 
+/* The parts of a mount-wide number, and back. */
+static inline uint16_t ino_hist(uint64_t ino)
+{
+	return (uint16_t)(ino >> INO_LOCAL_BITS);
+}
+
+static inline uint64_t ino_local(uint64_t ino)
+{
+	return ino & INO_LOCAL_MASK;
+}
+
+static inline uint64_t ino_global(uint16_t hist, uint64_t local)
+{
+	return ((uint64_t)hist << INO_LOCAL_BITS) | local;
+}
+
+/* The predicates below take local numbers. */
 static inline bool ino_is_incoming(uint64_t ino)
 {
 	return ino >= INCOMING_INO_BASE && ino < INO_HASHED_BASE;
@@ -94,7 +125,7 @@ static inline bool ino_is_incoming(uint64_t ino)
 
 static inline bool ino_is_hashed(uint64_t ino)
 {
-	return ino >= INO_HASHED_BASE;
+	return ino >= INO_HASHED_BASE && ino <= INO_LOCAL_MASK;
 }
 
 static inline uint64_t ino_hashed(enum ino_region r, uint64_t h, unsigned low)

@@ -797,6 +797,8 @@ static int decode(struct tree *t, uint64_t ino, struct nid *id)
 		case IR_METRIC_LINK:
 			id->kind = NK_METRIC_LINK;
 			return metric_link_of(t, ino, &id->n, &id->key);
+		case IR_FOLDER:
+			return -ENOENT;
 		}
 		return -ENOENT;
 	}

@@ -241,7 +241,7 @@ static void test_accepted_types(void)
 		"\"timestamp\": \"2025-01-01T00:00:00\"}",
 		"{\"iteration\": 7, \"metrics\": [1, {\"a\": null}], "
 		"\"error\": \"e\", \"timestamp\": \"2025-01-01T00:00:00\"}",
-		"{\"iteration\": 288230376151711742, "
+		"{\"iteration\": 4398046511102, "
 		"\"timestamp\": \"2025-01-01T00:00:00\"}",
 		"{\"iteration\": 10, \"success\": null, \"execution_result\": "
 		"{\"success\": false, \"error_message\": null}}",
@@ -421,23 +421,23 @@ static void test_empty_store_takes_the_plans_key(void)
 static void test_numbers_beyond_the_limit(void)
 {
 	struct store *s = open_store("a.jsonl",
-				     "{\"iteration\": 288230376151711742}\n");
+				     "{\"iteration\": 4398046511102}\n");
 	struct store *t = open_store("b.jsonl",
 				     "{\"iteration\": 4}\n"
-				     "{\"iteration\": 288230376151711743}\n"
+				     "{\"iteration\": 4398046511103}\n"
 				     "{\"iteration\": 9223372036854775807}\n");
 	struct store_stats st;
 	struct res x = plan1(s, "{\"a\": 1}");
 
 	T_CHECK(x.r == -EINVAL, "r=%d", x.r);
 	T_CHECK(strstr(x.why, "no iteration number left after "
-			      "288230376151711742 (the limit)") != NULL,
+			      "4398046511102 (the limit)") != NULL,
 		"why: %s", x.why);
 	res_free(&x);
-	x = plan1(t, "{\"iteration\": 288230376151711743}");
+	x = plan1(t, "{\"iteration\": 4398046511103}");
 	T_CHECK(x.r == -EINVAL && strcmp(x.why, "record 1: iteration "
-					 "288230376151711743 is above the "
-					 "limit of 288230376151711742") == 0,
+					 "4398046511103 is above the "
+					 "limit of 4398046511102") == 0,
 		"explicit: r=%d (%s)", x.r, x.why);
 	res_free(&x);
 	x = plan1(t, "{\"a\": 1}");

@@ -410,12 +410,12 @@ timestamps missing: 2" ]
 }
 
 @test "iterfs-check says how many skipped lines carry a number the tree cannot show" {
-	printf '%s\n' '{"iteration": 0}' '{"iteration": 288230376151711742}' \
-		'{"iteration": 288230376151711743}' '{"iteration": 99999999999999999999}' \
+	printf '%s\n' '{"iteration": 0}' '{"iteration": 4398046511102}' \
+		'{"iteration": 4398046511103}' '{"iteration": 99999999999999999999}' \
 		'garbage' >"$STORE"
 	run "$ITERFS_CHECK" "$STORE"
 	[ "$status" -eq 1 ]
 	[ "${lines[3]}" = "skipped lines: 3 (lines 3, 4, 5)" ]
-	[ "${lines[4]}" = "of them numbered above 288230376151711742 (not shown): 2" ]
+	[ "${lines[4]}" = "of them numbered above 4398046511102 (not shown): 2" ]
 	[ "${lines[1]}" = "iterations: 2" ]
 }

@@ -38,7 +38,7 @@ def shown(path):
                 if k in r:
                     v = r[k]
                     if (isinstance(v, int) and not isinstance(v, bool)
-                            and 0 <= v <= (1 << 58) - 2):
+                            and 0 <= v <= (1 << 42) - 2):
                         seen[v] = r
                     break
     return seen
