@@ -1,12 +1,12 @@
 /* iterfs.h - the daemon's private interfaces: the mount context, the
  * invalidation notifier and the operation table.
  *
- * Lifetime (main.c): store_open -> fuse_session_new(&ifs_ops, ifs) ->
- * fuse_session_mount -> fuse_daemonize -> vcache_new, incoming_new,
- * tree_new, notifier_start, watch_start -> session loop -> watch_stop,
- * incoming_free, notifier_stop, tree_free, vcache_free ->
- * fuse_session_unmount/destroy -> store_close.
- * Threads are started only after fuse_daemonize (fork keeps one thread).
+ * Lifetime (main.c): fuse_session_new(&ifs_ops, ifs) -> store_open (a
+ * single file) -> fuse_session_mount -> fuse_daemonize -> hist_start (a
+ * single file) and forest_new -> session loop -> forest_free (stops every
+ * history: hist_stop) -> fuse_session_unmount/destroy.  Threads are started
+ * only after fuse_daemonize (fork keeps one thread); a directory mount
+ * starts each history's when the history is first looked up (hist.h).
  */
 #ifndef ITERFS_FS_H
 #define ITERFS_FS_H
@@ -19,24 +19,20 @@
 #include <fuse_lowlevel.h>
 
 #include "buf.h"
-#include "incoming.h"
-#include "record.h"
+#include "forest.h"
 #include "store.h"
 #include "tree.h"
-#include "vcache.h"
 
 struct notifier;
 
 /* One per mount; the fields are set before the session loop starts and
  * are read-only afterwards, so workers read them without a lock. */
 struct ifs {
-	struct store *store;
-	struct incoming *in;      /* NULL with -o ro: no incoming/ */
-	struct vcache *vc;
-	struct tree *tree;        /* what is where: tree.h */
-	struct notifier *nt;
+	struct forest *forest;    /* which history is where: forest.h */
 	struct fuse_session *se;
-	char *dir;                /* the store's directory, absolute (statfs) */
+	char *dir;                /* the store's directory, or the mounted
+				   * directory, absolute (statfs) */
+	char *mount_opts;         /* as .iterfs/status shows them */
 	uid_t uid;                /* owner of every entry: the mounting user */
 	gid_t gid;
 	bool ro;
@@ -56,7 +52,14 @@ extern const struct fuse_lowlevel_ops ifs_ops;
  * in flight, so they are made from the notifier's own thread, fed by a
  * queue: notifier_push never blocks on the kernel.  Thread-safe. */
 
-int notifier_start(struct ifs *fs, struct notifier **out);
+struct notifier_opts {
+	struct fuse_session *se;
+	struct store *store;      /* borrowed: outlive the notifier */
+	struct tree *tree;
+	uint16_t id;              /* the history's part of inode numbers */
+};
+
+int notifier_start(const struct notifier_opts *o, struct notifier **out);
 /* Report a change.  `chg` (copied) as filled by store_changes_take; NULL when
  * only "something was committed" is known (incoming/'s callback).  */
 void notifier_push(struct notifier *nt, const struct store_change *chg);

@@ -1,6 +1,7 @@
 /* main.c - iterfs [options] STORE MOUNTPOINT: parse the command line, open
  * the store, mount, detach once the mount is ready, serve until unmounted.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
@@ -17,9 +18,9 @@
 #include <openssl/crypto.h>
 
 #include "config.h"
+#include "hist.h"
 #include "iterfs.h"
 #include "log.h"
-#include "watch.h"
 #include "writer.h"
 
 /* Exit codes, documented in --help. */
@@ -28,8 +29,6 @@ enum {
 	EXIT_STORE = 2,
 	EXIT_MOUNT = 3,
 };
-
-#define VCACHE_SLOTS 256
 
 static const char usage_text[] =
 "Usage: iterfs [options] STORE MOUNTPOINT\n"
@@ -431,7 +430,8 @@ static void syslog_sink(enum log_level lvl, const char *line)
 	syslog(prio[lvl], "%s", line);
 }
 
-/* The store as an absolute path (the daemon leaves the working directory)
+/* A directory of histories as an absolute path in *dir (*path NULL), or
+ * the store as an absolute path (the daemon leaves the working directory)
  * and its directory, which must exist.  Prints the error; returns 0 or an
  * exit code. */
 static int resolve_store(const char *arg, char **path, char **dir)
@@ -441,10 +441,24 @@ static int resolve_store(const char *arg, char **path, char **dir)
 	char *d, real[PATH_MAX];
 	struct stat st;
 	size_t len;
+	DIR *dh;
 
-	if (!*base || strcmp(base, ".") == 0 || strcmp(base, "..") == 0) {
-		say("%s: is a directory, not a JSONL file", arg);
-		return EXIT_STORE;
+	*path = NULL;
+	if (stat(arg, &st) == 0 && S_ISDIR(st.st_mode)) {
+		dh = opendir(arg);
+		if (!dh || !realpath(arg, real)) {
+			say("%s: %s", arg, strerror(errno));
+			if (dh)
+				closedir(dh);
+			return EXIT_STORE;
+		}
+		closedir(dh);
+		*dir = strdup(real);
+		if (!*dir) {
+			say("%s: %s", arg, strerror(ENOMEM));
+			return EXIT_STORE;
+		}
+		return 0;
 	}
 	if (!slash)
 		d = strdup(".");
@@ -474,9 +488,7 @@ static int resolve_store(const char *arg, char **path, char **dir)
 	snprintf(*path, len, "%s%s%s", real, strcmp(real, "/") ? "/" : "",
 		 base);
 	if (stat(*path, &st) == 0 && !S_ISREG(st.st_mode)) {
-		say("%s: %s", arg, S_ISDIR(st.st_mode) ?
-			"is a directory, not a JSONL file" :
-			"not a regular file");
+		say("%s: not a regular file or directory", arg);
 		free(*path);
 		free(*dir);
 		return EXIT_STORE;
@@ -525,28 +537,6 @@ static int add_opt(struct fuse_args *args, const char *name, const char *val)
 	return r;
 }
 
-static void on_store_change(const struct store_change *chg, void *arg)
-{
-	struct ifs *fs = arg;
-
-	notifier_push(fs->nt, chg);
-}
-
-static void on_commit(void *arg)
-{
-	struct ifs *fs = arg;
-	struct store_change chg;
-	struct timespec now;
-
-	clock_gettime(CLOCK_REALTIME, &now);
-	tree_note_commit(fs->tree, &now);
-	/* The commit itself, and whatever another process had changed that
-	 * the writer's refresh absorbed before it. */
-	store_changes_take(fs->store, &chg);
-	notifier_push(fs->nt, chg.changed ? &chg : NULL);
-	store_change_free(&chg);
-}
-
 /* The options that shape the mount, as .iterfs/status shows them. */
 static char *mount_opts_text(const struct ifs *fs, bool allow_other)
 {
@@ -560,83 +550,78 @@ static char *mount_opts_text(const struct ifs *fs, bool allow_other)
 	return text;
 }
 
-/* Start the threads behind the session.  They must not take the signals
- * that end the session loop, or the loop would not notice them. */
-static int start_threads(struct ifs *fs, bool allow_other, struct watch **w)
+static void hist_opts_of(const struct ifs *fs, uint16_t id,
+			 struct hist_opts *ho)
 {
-	struct incoming_opts io = {
-		.max_record = fs->max_record,
-		.lock_timeout_ms = fs->lock_timeout_ms,
-		.grace_ms = INCOMING_GRACE_MS_DEFAULT,
-		.uid = fs->uid,
-		.gid = fs->gid,
-		.changed = on_commit,
-		.arg = fs,
-	};
-	struct tree_opts to = {
-		.store = fs->store,
-		.uid = fs->uid,
-		.gid = fs->gid,
-	};
-	sigset_t block, old;
-	char *opts = NULL;
-	int r;
-
-	sigemptyset(&block);
-	sigaddset(&block, SIGTERM);
-	sigaddset(&block, SIGINT);
-	sigaddset(&block, SIGHUP);
-	sigaddset(&block, SIGQUIT);
-	pthread_sigmask(SIG_BLOCK, &block, &old);
-
-	r = vcache_new(VCACHE_SLOTS, &fs->vc);
-	if (r < 0) {
-		log_err("view cache: %s", strerror(-r));
-		goto out;
-	}
-	if (!fs->ro) {
-		r = incoming_new(fs->store, &io, &fs->in);
-		if (r < 0) {
-			log_err("incoming/: %s", strerror(-r));
-			goto out;
-		}
-	}
-	opts = mount_opts_text(fs, allow_other);
-	to.vc = fs->vc;
-	to.in = fs->in;
-	to.mount_opts = opts;
-	r = opts ? tree_new(&to, &fs->tree) : -ENOMEM;
-	if (r < 0) {
-		log_err("the tree: %s", strerror(-r));
-		goto out;
-	}
-	r = notifier_start(fs, &fs->nt);
-	if (r < 0) {
-		log_err("notifier thread: %s", strerror(-r));
-		goto out;
-	}
-	r = watch_start(fs->store, on_store_change, fs, w);
-	if (r < 0)
-		log_err("watching the store: %s", strerror(-r));
-out:
-	free(opts);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	return r;
+	memset(ho, 0, sizeof(*ho));
+	ho->se = fs->se;
+	ho->id = id;
+	ho->ro = fs->ro;
+	ho->max_record = fs->max_record;
+	ho->lock_timeout_ms = fs->lock_timeout_ms;
+	ho->uid = fs->uid;
+	ho->gid = fs->gid;
+	ho->mount_opts = fs->mount_opts;
 }
 
-static void stop_threads(struct ifs *fs, struct watch *w)
+/* forest_opts.open: a history of a directory mount, at its first lookup. */
+static int open_history(void *arg, const char *path, uint16_t id,
+			struct forest_hist *fh)
 {
-	watch_stop(w);
-	/* Drops still queued commit now and feed the notifier. */
-	if (fs->in)
-		incoming_free(fs->in);
-	fs->in = NULL;
-	notifier_stop(fs->nt);
-	fs->nt = NULL;
-	tree_free(fs->tree);
-	fs->tree = NULL;
-	vcache_free(fs->vc);
-	fs->vc = NULL;
+	struct ifs *fs = arg;
+	struct hist_opts ho;
+	struct store *s;
+	struct hist *h;
+	int r;
+
+	r = store_open(path, STORE_TIMES | STORE_VALIDATE, &s);
+	if (r < 0)
+		return r;
+	report_skipped(s, path);
+	hist_opts_of(fs, id, &ho);
+	r = hist_start(s, &ho, &h);
+	if (r < 0)
+		return r;
+	hist_parts(h, fh);
+	log_info("%s: shown", path);
+	return 0;
+}
+
+static void close_history(void *arg, struct forest_hist *fh)
+{
+	(void)arg;
+	hist_stop(fh->owner);
+}
+
+/* What is served: the one store (taken) or the directory's histories. */
+static int start_serving(struct ifs *fs, struct store *single)
+{
+	struct forest_opts fo = {
+		.dir = single ? NULL : fs->dir,
+		.open = open_history,
+		.close = close_history,
+		.arg = fs,
+		.uid = fs->uid,
+		.gid = fs->gid,
+	};
+	struct hist_opts ho;
+	struct hist *h;
+	int r;
+
+	if (single) {
+		hist_opts_of(fs, 0, &ho);
+		r = hist_start(single, &ho, &h);
+		if (r < 0)
+			return r;
+		hist_parts(h, &fo.single);
+	}
+	r = forest_new(&fo, &fs->forest);
+	if (r < 0) {
+		log_err("%s: %s", fs->dir, strerror(-r));
+		if (single)
+			hist_stop(h);
+	}
+	return r;
 }
 
 static int serve(struct fuse_session *se, const struct fuse_cmdline_opts *o)
@@ -714,7 +699,7 @@ int main(int argc, char *argv[])
 	};
 	struct fuse_cmdline_opts fo = { 0 };
 	struct ifs fs = { 0 };
-	struct watch *w = NULL;
+	struct store *store = NULL;
 	char mnt[PATH_MAX], *path = NULL, *fsname;
 	int rc = EXIT_USAGE, r;
 
@@ -775,17 +760,19 @@ int main(int argc, char *argv[])
 	rc = resolve_store(cli.store, &path, &fs.dir);
 	if (rc)
 		goto out_session;
-	log_set_sink(hold_sink);
-	r = store_open(path, STORE_TIMES | STORE_VALIDATE, &fs.store);
-	log_set_sink(NULL);
-	if (r == 0)
-		held_replay();
-	if (r < 0) {
-		say("%s: %s", cli.store, strerror(-r));
-		rc = EXIT_STORE;
-		goto out_paths;
+	if (path) {
+		log_set_sink(hold_sink);
+		r = store_open(path, STORE_TIMES | STORE_VALIDATE, &store);
+		log_set_sink(NULL);
+		if (r == 0)
+			held_replay();
+		if (r < 0) {
+			say("%s: %s", cli.store, strerror(-r));
+			rc = EXIT_STORE;
+			goto out_paths;
+		}
+		report_skipped(store, cli.store);
 	}
-	report_skipped(fs.store, cli.store);
 	if (!cli.ro && access(fs.dir, W_OK) < 0)
 		log_warn("%s: commits will fail: directory %s: %s", cli.store,
 			 fs.dir, strerror(errno));
@@ -794,6 +781,12 @@ int main(int argc, char *argv[])
 	fs.ro = cli.ro;
 	fs.max_record = cli.max_record;
 	fs.lock_timeout_ms = cli.lock_timeout_ms;
+	fs.mount_opts = mount_opts_text(&fs, cli.allow_other);
+	if (!fs.mount_opts) {
+		say("%s", strerror(ENOMEM));
+		rc = EXIT_STORE;
+		goto out_store;
+	}
 
 	rc = EXIT_MOUNT;
 	if (!mountpoint_ok(cli.mountpoint, mnt))
@@ -815,9 +808,11 @@ int main(int argc, char *argv[])
 		openlog("iterfs", LOG_PID, LOG_DAEMON);
 		log_set_sink(syslog_sink);
 	}
-	if (start_threads(&fs, cli.allow_other, &w) < 0)
-		goto out_threads;
-	log_info("%s mounted at %s%s", store_path(fs.store), mnt,
+	r = start_serving(&fs, store);
+	store = NULL;
+	if (r < 0)
+		goto out_unmount;
+	log_info("%s mounted at %s%s", path ? path : fs.dir, mnt,
 		 fs.ro ? " read-only" : "");
 
 	r = serve(fs.se, &fo);
@@ -827,14 +822,14 @@ int main(int argc, char *argv[])
 		rc = 0;
 	log_info("%s unmounted", mnt);
 
-out_threads:
-	stop_threads(&fs, w);
+	forest_free(fs.forest);
 out_unmount:
 	fuse_session_unmount(fs.se);
 out_signals:
 	fuse_remove_signal_handlers(fs.se);
 out_store:
-	store_close(fs.store);
+	store_close(store);
+	free(fs.mount_opts);
 out_paths:
 	free(path);
 	free(fs.dir);

@@ -19,7 +19,7 @@
 #include "log.h"
 
 struct notifier {
-	struct ifs *fs;
+	struct notifier_opts o;
 	pthread_t thread;
 	pthread_mutex_t lock; /* guards the fields up to `iters` */
 	pthread_cond_t cond;  /* signalled on push and stop */
@@ -66,9 +66,11 @@ static int list_all(struct store *s, int64_t **out, size_t *n)
 	return 0;
 }
 
+/* Both take the history's own (local) numbers. */
 static void inval_inode(struct notifier *nt, uint64_t ino)
 {
-	int r = fuse_lowlevel_notify_inval_inode(nt->fs->se, ino, 0, 0);
+	int r = fuse_lowlevel_notify_inval_inode(nt->o.se,
+						 ino_global(nt->o.id, ino), 0, 0);
 
 	/* -ENOENT: the kernel does not hold that inode, nothing to drop. */
 	if (r < 0 && r != -ENOENT)
@@ -78,8 +80,9 @@ static void inval_inode(struct notifier *nt, uint64_t ino)
 
 static void inval_entry(struct notifier *nt, uint64_t parent, const char *name)
 {
-	int r = fuse_lowlevel_notify_inval_entry(nt->fs->se, parent, name,
-						 strlen(name));
+	int r = fuse_lowlevel_notify_inval_entry(nt->o.se,
+						 ino_global(nt->o.id, parent),
+						 name, strlen(name));
 
 	if (r < 0 && r != -ENOENT)
 		log_debug("invalidate entry %s in %" PRIu64 ": %s", name,
@@ -132,7 +135,7 @@ static void apply(struct notifier *nt, bool reset, const int64_t *iters,
 	size_t nnow, i, j;
 	int r;
 
-	r = list_all(nt->fs->store, &now, &nnow);
+	r = list_all(nt->o.store, &now, &nnow);
 	if (r < 0) {
 		log_err("invalidating caches after a store change: %s",
 			strerror(-r));
@@ -143,7 +146,7 @@ static void apply(struct notifier *nt, bool reset, const int64_t *iters,
 	 * (vcache.h); the versions it still holds serve reads without an
 	 * open of a record just replaced (tree.h). */
 	/* Lost lines are written beside the store when it changes. */
-	tree_changed(nt->fs->tree, &lost_changed);
+	tree_changed(nt->o.tree, &lost_changed);
 	if (lost_changed) {
 		inval_inode(nt, INO_LOSTFOUND);
 		inval_entry(nt, INO_ROOT, "lost+found");
@@ -210,15 +213,15 @@ static void *notifier_main(void *arg)
 	return NULL;
 }
 
-int notifier_start(struct ifs *fs, struct notifier **out)
+int notifier_start(const struct notifier_opts *o, struct notifier **out)
 {
 	struct notifier *nt = calloc(1, sizeof(*nt));
 	int r;
 
 	if (!nt)
 		return -ENOMEM;
-	nt->fs = fs;
-	r = list_all(fs->store, &nt->known, &nt->nknown);
+	nt->o = *o;
+	r = list_all(o->store, &nt->known, &nt->nknown);
 	if (r < 0)
 		goto out_free;
 	r = -pthread_mutex_init(&nt->lock, NULL);

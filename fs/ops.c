@@ -47,6 +47,23 @@ static bool err_is_quiet(int e)
 	       e == ESTALE;
 }
 
+/* The drop box of the history `ino` belongs to: true, with *p filled,
+ * when that history has one (not -o ro). */
+static bool drops_at(struct ifs *fs, uint64_t ino, struct forest_place *p)
+{
+	return forest_place(fs->forest, ino, p) == 0 && p->in;
+}
+
+static bool is_drop(struct ifs *fs, uint64_t ino, struct forest_place *p)
+{
+	return drops_at(fs, ino, p) && ino_is_incoming(p->local);
+}
+
+static bool is_dropbox(struct ifs *fs, uint64_t ino, struct forest_place *p)
+{
+	return drops_at(fs, ino, p) && p->local == INO_INCOMING;
+}
+
 static void reply_err(fuse_req_t req, const char *op, uint64_t ino, int r)
 {
 	if (!err_is_quiet(-r))
@@ -69,7 +86,7 @@ static void ifs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct fuse_entry_param e;
 	struct tree_node nd;
-	int r = tree_lookup(fs_of(req)->tree, parent, name, &nd);
+	int r = forest_lookup(fs_of(req)->forest, parent, name, &nd);
 
 	if (r < 0) {
 		reply_err(req, "lookup", parent, r);
@@ -98,7 +115,7 @@ static void ifs_getattr(fuse_req_t req, fuse_ino_t ino,
 			struct fuse_file_info *fi)
 {
 	struct tree_node nd;
-	int r = tree_getattr(fs_of(req)->tree, ino, &nd);
+	int r = forest_getattr(fs_of(req)->forest, ino, &nd);
 
 	(void)fi;
 	if (r < 0)
@@ -122,19 +139,20 @@ static int do_setattr(struct ifs *fs, uint64_t ino, const struct stat *attr,
 		.gid = attr->st_gid,
 		.mtime = attr->st_mtim,
 	};
+	struct forest_place p;
 	int r;
 
-	if (!ino_is_incoming(ino) || !fs->in)
+	if (!is_drop(fs, ino, &p))
 		return -EROFS;
 	if (sa.set_size && attr->st_size < 0)
 		return -EINVAL;
 	sa.size = (uint64_t)attr->st_size;
 	if (to_set & FUSE_SET_ATTR_MTIME_NOW)
 		clock_gettime(CLOCK_REALTIME, &sa.mtime);
-	r = incoming_setattr(fs->in, ino, &sa);
+	r = incoming_setattr(p.in, p.local, &sa);
 	if (r < 0)
 		return r;
-	return tree_getattr(fs->tree, ino, nd);
+	return forest_getattr(fs->forest, ino, nd);
 }
 
 static void ifs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
@@ -153,7 +171,8 @@ static void ifs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 static void ifs_readlink(fuse_req_t req, fuse_ino_t ino)
 {
 	char target[64];
-	int r = tree_readlink(fs_of(req)->tree, ino, target, sizeof(target));
+	int r = forest_readlink(fs_of(req)->forest, ino, target,
+				sizeof(target));
 
 	if (r < 0)
 		reply_err(req, "readlink", ino, r);
@@ -210,7 +229,7 @@ static void readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size,
 		reply_err(req, "readdir", ino, -ENOMEM);
 		return;
 	}
-	r = tree_list(fs_of(req)->tree, ino, off, plus, dfill_add, &f);
+	r = forest_list(fs_of(req)->forest, ino, off, plus, dfill_add, &f);
 	/* Entries already added are sent: the next call resumes after them. */
 	if (r < 0 && f.used == 0)
 		reply_err(req, plus ? "readdirplus" : "readdir", ino, r);
@@ -238,7 +257,7 @@ static int do_opendir(struct ifs *fs, uint64_t ino, struct fuse_file_info *fi)
 	struct tree_node nd;
 	int r;
 
-	r = tree_getattr(fs->tree, ino, &nd);
+	r = forest_getattr(fs->forest, ino, &nd);
 	if (r < 0)
 		return r;
 	if (!S_ISDIR(nd.st.st_mode))
@@ -292,11 +311,10 @@ static void answered_elsewhere(void *arg, int r)
 	(void)r;
 }
 
+/* `data` is the drop box the request went to. */
 static void ifs_interrupt(fuse_req_t req, void *data)
 {
-	struct ifs *fs = data;
-
-	incoming_interrupt(fs->in, req);
+	incoming_interrupt(data, req);
 }
 
 /* A reader's close must not commit a drop that a writer is still
@@ -317,16 +335,20 @@ static bool handle_writes(const struct fuse_file_info *fi)
 /* A tree file's handle owns its snapshot (tree.h): fi->fh points at the
  * tree_file, freed at release.  Opens of drops keep their access mode in
  * fh instead (incoming_handle). */
-static int do_open(struct ifs *fs, uint64_t ino, struct fuse_file_info *fi)
+static int do_open(struct ifs *fs, uint64_t ino, struct fuse_file_info *fi,
+		   struct forest_place *p)
 {
 	const struct tree_node *nd;
 	struct tree_file *f;
 	int r;
 
-	if (ino_is_incoming(ino)) {
-		if (!fs->in)
+	r = forest_place(fs->forest, ino, p);
+	if (r < 0)
+		return r;
+	if (ino_is_incoming(p->local)) {
+		if (!p->in)
 			return -ENOENT;
-		r = incoming_open(fs->in, ino, fi->flags);
+		r = incoming_open(p->in, p->local, fi->flags);
 		if (r < 0)
 			return r;
 		fi->direct_io = 1;
@@ -335,7 +357,7 @@ static int do_open(struct ifs *fs, uint64_t ino, struct fuse_file_info *fi)
 	}
 	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC))
 		return -EROFS;
-	r = tree_open(fs->tree, ino, &f);
+	r = tree_open(p->tree, p->local, &f);
 	if (r < 0)
 		return r;
 	nd = tree_file_node(f);
@@ -349,7 +371,8 @@ static int do_open(struct ifs *fs, uint64_t ino, struct fuse_file_info *fi)
 static void ifs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct ifs *fs = fs_of(req);
-	int r = do_open(fs, ino, fi);
+	struct forest_place p;
+	int r = do_open(fs, ino, fi, &p);
 
 	if (r < 0) {
 		reply_err(req, "open", ino, r);
@@ -360,15 +383,16 @@ static void ifs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	 * cost of reading many small files.  Reads then come without a
 	 * handle and are served from the record as it is at each read
 	 * (tree_read). */
-	if (fs->no_open && !ino_is_incoming(ino)) {
+	if (fs->no_open && !ino_is_incoming(p.local)) {
 		tree_file_free((struct tree_file *)(uintptr_t)fi->fh);
 		fuse_reply_err(req, ENOSYS);
 		return;
 	}
 	/* An interrupted open is never released by the kernel. */
 	if (fuse_reply_open(req, fi) != 0) {
-		if (ino_is_incoming(ino))
-			incoming_release(fs->in, ino, answered_elsewhere, NULL);
+		if (ino_is_incoming(p.local))
+			incoming_release(p.in, p.local, answered_elsewhere,
+					 NULL);
 		else
 			tree_file_free((struct tree_file *)(uintptr_t)fi->fh);
 	}
@@ -378,18 +402,17 @@ static int do_read(struct ifs *fs, uint64_t ino,
 		   const struct fuse_file_info *fi, size_t size, off_t off,
 		   struct buf *out)
 {
+	struct forest_place p;
+
 	if (off < 0)
 		return -EINVAL;
-	if (ino_is_incoming(ino)) {
-		if (!fs->in)
-			return -ENOENT;
-		return incoming_read(fs->in, ino, (uint64_t)off, size, out);
-	}
+	if (is_drop(fs, ino, &p))
+		return incoming_read(p.in, p.local, (uint64_t)off, size, out);
 	if (fi && fi->fh)
 		return tree_file_read((const struct tree_file *)(uintptr_t)
 					      fi->fh,
 				      (uint64_t)off, size, out);
-	return tree_read(fs->tree, ino, (uint64_t)off, size, out);
+	return forest_read(fs->forest, ino, (uint64_t)off, size, out);
 }
 
 static void ifs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -408,11 +431,13 @@ static void ifs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 static int do_write(struct ifs *fs, uint64_t ino, const char *data,
 		    size_t size, off_t off)
 {
-	if (!ino_is_incoming(ino) || !fs->in)
+	struct forest_place p;
+
+	if (!is_drop(fs, ino, &p))
 		return -EROFS;
 	if (off < 0)
 		return -EINVAL;
-	return incoming_write(fs->in, ino, data, size, (uint64_t)off);
+	return incoming_write(p.in, p.local, data, size, (uint64_t)off);
 }
 
 static void ifs_write(fuse_req_t req, fuse_ino_t ino, const char *data,
@@ -431,18 +456,19 @@ static void ifs_flush(fuse_req_t req, fuse_ino_t ino,
 		      struct fuse_file_info *fi)
 {
 	struct ifs *fs = fs_of(req);
+	struct forest_place p;
 
 	/* Without incoming/ nothing needs a flush: tell the kernel once. */
 	if (fs->ro) {
 		fuse_reply_err(req, ENOSYS);
 		return;
 	}
-	if (!ino_is_incoming(ino) || !fs->in || !handle_writes(fi)) {
+	if (!handle_writes(fi) || !is_drop(fs, ino, &p)) {
 		fuse_reply_err(req, 0);
 		return;
 	}
-	fuse_req_interrupt_func(req, ifs_interrupt, fs);
-	incoming_flush(fs->in, ino, reply_drop, req);
+	fuse_req_interrupt_func(req, ifs_interrupt, p.in);
+	incoming_flush(p.in, p.local, reply_drop, req);
 }
 
 /* A read-only descriptor never commits: another process's fsync must not
@@ -451,50 +477,51 @@ static void ifs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 		      struct fuse_file_info *fi)
 {
 	struct ifs *fs = fs_of(req);
+	struct forest_place p;
 
 	(void)datasync;
-	if (!ino_is_incoming(ino) || !fs->in || !handle_writes(fi)) {
+	if (!handle_writes(fi) || !is_drop(fs, ino, &p)) {
 		fuse_reply_err(req, 0);
 		return;
 	}
-	fuse_req_interrupt_func(req, ifs_interrupt, fs);
-	incoming_fsync(fs->in, ino, reply_drop, req);
+	fuse_req_interrupt_func(req, ifs_interrupt, p.in);
+	incoming_fsync(p.in, p.local, reply_drop, req);
 }
 
 static void ifs_release(fuse_req_t req, fuse_ino_t ino,
 			struct fuse_file_info *fi)
 {
 	struct ifs *fs = fs_of(req);
+	struct forest_place p;
 
-	if (ino_is_incoming(ino)) {
-		if (fs->in)
-			incoming_release(fs->in, ino, answered_elsewhere, NULL);
-	} else {
+	if (is_drop(fs, ino, &p))
+		incoming_release(p.in, p.local, answered_elsewhere, NULL);
+	else if (!ino_is_incoming(ino_local(ino)))
 		tree_file_free((struct tree_file *)(uintptr_t)fi->fh);
-	}
 	fuse_reply_err(req, 0);
 }
 
 static int do_create(fuse_req_t req, struct ifs *fs, uint64_t parent,
-		     const char *name, mode_t mode, struct fuse_entry_param *e)
+		     const char *name, mode_t mode, struct fuse_entry_param *e,
+		     struct forest_place *p)
 {
 	struct incoming_attr ia;
 	struct tree_node nd;
 	int r;
 
-	if (parent != INO_INCOMING || !fs->in) {
-		r = tree_getattr(fs->tree, parent, &nd);
+	if (!is_dropbox(fs, parent, p)) {
+		r = forest_getattr(fs->forest, parent, &nd);
 		if (r < 0)
 			return r;
 		return S_ISDIR(nd.st.st_mode) ? -EROFS : -ENOTDIR;
 	}
 	if (!S_ISREG(mode))
 		return -EPERM;
-	r = incoming_create(fs->in, name, mode & ~fuse_req_ctx(req)->umask,
+	r = incoming_create(p->in, name, mode & ~fuse_req_ctx(req)->umask,
 			    &ia);
 	if (r < 0)
 		return r;
-	r = tree_getattr(fs->tree, ia.ino, &nd);
+	r = forest_getattr(fs->forest, forest_ino(p, ia.ino), &nd);
 	if (r < 0)
 		return r;
 	entry_of(&nd, e);
@@ -506,7 +533,8 @@ static void ifs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 {
 	struct ifs *fs = fs_of(req);
 	struct fuse_entry_param e;
-	int r = do_create(req, fs, parent, name, mode, &e);
+	struct forest_place p;
+	int r = do_create(req, fs, parent, name, mode, &e, &p);
 
 	if (r < 0) {
 		reply_err(req, "create", parent, r);
@@ -515,27 +543,30 @@ static void ifs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	fi->direct_io = 1;
 	incoming_handle(fi);
 	if (fuse_reply_create(req, &e, fi) != 0)
-		incoming_release(fs->in, e.ino, answered_elsewhere, NULL);
+		incoming_release(p.in, ino_local(e.ino), answered_elsewhere,
+				 NULL);
 }
 
 /* Drops are made with open(O_CREAT); mknod makes nothing anywhere. */
 static void ifs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 		      mode_t mode, dev_t rdev)
 {
+	struct forest_place p;
+
 	(void)name;
 	(void)mode;
 	(void)rdev;
 	reply_err(req, "mknod", parent,
-		  parent == INO_INCOMING && fs_of(req)->in ? -EPERM : -EROFS);
+		  is_dropbox(fs_of(req), parent, &p) ? -EPERM : -EROFS);
 }
 
 static void ifs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	struct ifs *fs = fs_of(req);
+	struct forest_place p;
 	int r = -EROFS;
 
-	if (parent == INO_INCOMING && fs->in)
-		r = incoming_unlink(fs->in, name);
+	if (is_dropbox(fs_of(req), parent, &p))
+		r = incoming_unlink(p.in, name);
 	if (r < 0)
 		reply_err(req, "unlink", parent, r);
 	else
@@ -564,20 +595,21 @@ static void ifs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
 	reply_err(req, "symlink", parent, -EROFS);
 }
 
-/* Within incoming/ a rename may commit (incoming.h), so it is answered
- * like a flush.  Out of or into incoming/ it is -EXDEV, which makes mv
- * copy (and so commit) instead. */
+/* Within one incoming/ a rename may commit (incoming.h), so it is
+ * answered like a flush.  Out of or into an incoming/ it is -EXDEV, which
+ * makes mv copy (and so commit) instead. */
 static void ifs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		       fuse_ino_t newparent, const char *newname,
 		       unsigned int flags)
 {
 	struct ifs *fs = fs_of(req);
-	bool from = parent == INO_INCOMING && fs->in;
-	bool to = newparent == INO_INCOMING && fs->in;
+	struct forest_place p, np;
+	bool from = is_dropbox(fs, parent, &p);
+	bool to = is_dropbox(fs, newparent, &np);
 
-	if (from && to) {
-		fuse_req_interrupt_func(req, ifs_interrupt, fs);
-		incoming_rename(fs->in, name, newname, flags, reply_drop, req);
+	if (from && to && p.id == np.id) {
+		fuse_req_interrupt_func(req, ifs_interrupt, p.in);
+		incoming_rename(p.in, name, newname, flags, reply_drop, req);
 		return;
 	}
 	reply_err(req, "rename", parent, from || to ? -EXDEV : -EROFS);
@@ -593,15 +625,16 @@ static void ifs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 
 static int do_access(struct ifs *fs, uint64_t ino, int mask)
 {
+	struct forest_place p;
 	struct tree_node nd;
 	int r;
 
-	r = tree_getattr(fs->tree, ino, &nd);
+	r = forest_getattr(fs->forest, ino, &nd);
 	if (r < 0)
 		return r;
 	if (!(mask & W_OK))
 		return 0;
-	if (ino == INO_INCOMING || ino_is_incoming(ino))
+	if (is_dropbox(fs, ino, &p) || is_drop(fs, ino, &p))
 		return (nd.st.st_mode & 0200) ? 0 : -EACCES;
 	return -EROFS;
 }

@@ -517,17 +517,18 @@ PY
 }
 
 @test "a store that cannot be read exits 2 naming the store" {
-	mkdir -p "$BATS_TEST_TMPDIR/m" "$BATS_TEST_TMPDIR/dir.jsonl"
+	mkdir -p "$BATS_TEST_TMPDIR/m"
+	echo '{"iteration": 0}' >"$BATS_TEST_TMPDIR/file"
 	run "$ITERFS" "$BATS_TEST_TMPDIR/nodir/s.jsonl" "$BATS_TEST_TMPDIR/m"
 	[ "$status" -eq 2 ]
 	[ "${#lines[@]}" -eq 1 ]
 	[[ "${lines[0]}" == "iterfs: $BATS_TEST_TMPDIR/nodir/s.jsonl: "*"No such file or directory" ]]
-	run "$ITERFS" "$BATS_TEST_TMPDIR/dir.jsonl" "$BATS_TEST_TMPDIR/m"
+	run "$ITERFS" "$BATS_TEST_TMPDIR/file/s.jsonl" "$BATS_TEST_TMPDIR/m"
 	[ "$status" -eq 2 ]
-	[ "${lines[0]}" = "iterfs: $BATS_TEST_TMPDIR/dir.jsonl: is a directory, not a JSONL file" ]
+	[[ "${lines[0]}" == "iterfs: $BATS_TEST_TMPDIR/file/s.jsonl: "*"Not a directory" ]]
 	run "$ITERFS" /dev/null "$BATS_TEST_TMPDIR/m"
 	[ "$status" -eq 2 ]
-	[ "${lines[0]}" = "iterfs: /dev/null: not a regular file" ]
+	[ "${lines[0]}" = "iterfs: /dev/null: not a regular file or directory" ]
 	! mountpoint -q "$BATS_TEST_TMPDIR/m"
 }
 
