@@ -272,8 +272,7 @@ static bool is_history(struct forest *f, const char *path,
 	} else {
 		if (p->history)
 			log_warn("%s: not shown: no line with an iteration "
-				 "number in its first %u KiB", path,
-				 FOREST_PROBE_BYTES / 1024);
+				 "number in its first MiB", path);
 		p->history = false;
 	}
 	close(fd);

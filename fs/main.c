@@ -32,6 +32,7 @@ enum {
 
 static const char usage_text[] =
 "Usage: iterfs [options] STORE MOUNTPOINT\n"
+"       iterfs [options] DIRECTORY MOUNTPOINT\n"
 "       fusermount3 -u MOUNTPOINT\n";
 
 static const char help_text[] =
@@ -132,6 +133,19 @@ static const char help_text[] =
 "  STORE.lock beside it with flock(2) and keep rejected drops in\n"
 "  STORE.rejected/.\n"
 "\n"
+"DIRECTORY\n"
+"  Given a directory instead of a file, iterfs shows every history under it\n"
+"  (*.jsonl, searched recursively) as its own tree of the shape above, at\n"
+"  its relative path without .jsonl: runs/hybrid_50/innovations.jsonl is\n"
+"  MOUNTPOINT/hybrid_50/innovations/, with its own iterations/, latest,\n"
+"  by-hash/, by-metric/, failed/ and incoming/.  A history is read when its\n"
+"  name is first looked up, not at mount; new files show at the next\n"
+"  listing, removed ones vanish from it.  A .jsonl file with no line that\n"
+"  carries an iteration number in its first MiB is not shown (logged once),\n"
+"  nor are hidden names and iterfs's own STORE.rejected/ and STORE.lost/.\n"
+"  Inode numbers are the same on every mount: a history's part comes from\n"
+"  its relative path.  Renaming between two histories' incoming/ is EXDEV.\n"
+"\n"
 "  Without -f, iterfs returns once the mount is ready and goes on serving it\n"
 "  in the background; its messages then go to syslog (journalctl -t iterfs),\n"
 "  or to the file given with -o log=FILE (containers often have no syslog).\n"
@@ -163,6 +177,7 @@ static const char help_text[] =
 "      > /mnt/h/incoming/new.json\n"
 "  rsync -a /mnt/h/ backup/\n"
 "  iterfs -o ro,allow_other history.jsonl /srv/history\n"
+"  iterfs -o ro runs/ /mnt/runs; diff -r /mnt/runs/a/latest /mnt/runs/b/latest\n"
 "  fusermount3 -u /mnt/h\n"
 "\n"
 "SEE ALSO\n"
