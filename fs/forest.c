@@ -487,8 +487,15 @@ static int hist_open_locked(struct forest *f, struct fnode *n)
 
 static int hist_open(struct forest *f, struct fnode *n)
 {
+	bool open;
 	int r;
 
+	/* Requests to histories already open never wait for another's open. */
+	pthread_mutex_lock(&f->lock);
+	open = n->open;
+	pthread_mutex_unlock(&f->lock);
+	if (open)
+		return 0;
 	pthread_mutex_lock(&f->open_mu);
 	r = hist_open_locked(f, n);
 	pthread_mutex_unlock(&f->open_mu);
@@ -516,14 +523,22 @@ static int place_of(struct forest *f, uint64_t ino, struct forest_place *p)
 		return 0;
 	pthread_mutex_lock(&f->lock);
 	n = f->by_id[id];
+	if (n && n->open) {
+		p->tree = n->h.tree;
+		p->in = n->h.in;
+	}
 	pthread_mutex_unlock(&f->lock);
+	if (p->tree)
+		return 0;
 	if (!n)
 		return -ENOENT;
 	r = hist_open(f, n);
 	if (r < 0)
 		return r;
+	pthread_mutex_lock(&f->lock);
 	p->tree = n->h.tree;
 	p->in = n->h.in;
+	pthread_mutex_unlock(&f->lock);
 	return 0;
 }
 
