@@ -51,7 +51,9 @@ struct fnode {
 	bool present;           /* found by the last walk */
 	bool open;              /* histories: h is filled */
 	int open_err;           /* histories: last open error logged */
-	struct timespec mtime;  /* folders: of the directory on disk */
+	struct timespec mtime;  /* folders: of the newest history below, so
+				 * that our lock and kept files beside a
+				 * history do not change it */
 	struct forest_hist h;
 };
 
@@ -313,19 +315,32 @@ static char *join(const char *a, const char *b, size_t blen)
 	return p;
 }
 
-static int walk_dir(struct forest *f, const char *path, const char *rel,
-		    uint64_t self, int depth, size_t *found);
+struct walked {
+	size_t found;             /* histories at or below */
+	struct timespec newest;   /* their newest mtime */
+};
 
-/* One name of a walked directory.  *found counts the histories at or
- * below it.  Called with f->lock. */
+static void newer(struct timespec *a, const struct timespec *b)
+{
+	if (b->tv_sec > a->tv_sec ||
+	    (b->tv_sec == a->tv_sec && b->tv_nsec > a->tv_nsec))
+		*a = *b;
+}
+
+static int walk_dir(struct forest *f, const char *path, const char *rel,
+		    uint64_t self, int depth, struct walked *w);
+
+/* One name of a walked directory, added to what *w says of it.  Called
+ * with f->lock. */
 static int walk_entry(struct forest *f, const char *dirpath, const char *rel,
 		      uint64_t self, int depth, const char *name,
-		      size_t *found)
+		      struct walked *w)
 {
+	struct walked below = { 0, { 0, 0 } };
 	struct fnode *n;
 	struct stat st;
 	char *path, *crel;
-	size_t len = strlen(name), below = 0;
+	size_t len = strlen(name);
 	bool dir;
 	int r = 0;
 
@@ -352,7 +367,8 @@ static int walk_entry(struct forest *f, const char *dirpath, const char *rel,
 		} else if (depth < MAX_DEPTH) {
 			r = walk_dir(f, path, crel, ino_hashed(IR_FOLDER,
 				     hash_text(crel), 0), depth + 1, &below);
-			*found += below;
+			w->found += below.found;
+			newer(&w->newest, &below.newest);
 		}
 	} else if (is_history(f, path, &st)) {
 		r = node_add(f, FN_HIST, crel, path, self, &n);
@@ -363,7 +379,8 @@ static int walk_entry(struct forest *f, const char *dirpath, const char *rel,
 			n = node_find(f, FN_FOLDER, crel);
 			if (n)
 				n->present = false;
-			(*found)++;
+			w->found++;
+			newer(&w->newest, &st.st_mtim);
 		}
 	}
 	free(crel);
@@ -375,13 +392,12 @@ out_path:
 /* Walk one directory: its histories become present nodes, and the folder
  * itself when it holds any. */
 static int walk_dir(struct forest *f, const char *path, const char *rel,
-		    uint64_t self, int depth, size_t *found)
+		    uint64_t self, int depth, struct walked *w)
 {
 	char **names = NULL, **nv;
 	size_t n = 0, i;
 	struct dirent *de;
 	struct fnode *node;
-	struct stat st;
 	uint64_t parent = INO_ROOT;
 	const char *slash;
 	DIR *d;
@@ -412,8 +428,8 @@ static int walk_dir(struct forest *f, const char *path, const char *rel,
 	}
 	qsort(names, n, sizeof(*names), cmp_names);
 	for (i = 0; i < n && r == 0; i++)
-		r = walk_entry(f, path, rel, self, depth, names[i], found);
-	if (r == 0 && (*found > 0 || depth == 0)) {
+		r = walk_entry(f, path, rel, self, depth, names[i], w);
+	if (r == 0 && (w->found > 0 || depth == 0)) {
 		slash = strrchr(rel, '/');
 		if (slash) {
 			char *prel = strndup(rel, (size_t)(slash - rel));
@@ -428,8 +444,7 @@ static int walk_dir(struct forest *f, const char *path, const char *rel,
 		r = node_add(f, FN_FOLDER, rel, path, parent, &node);
 		if (r == 0) {
 			node->present = true;
-			if (stat(path, &st) == 0)
-				node->mtime = st.st_mtim;
+			node->mtime = w->newest;
 		}
 	}
 out_names:
@@ -444,14 +459,15 @@ out_names:
  * probed before or changed since (is_history).  Called with f->lock. */
 static int rescan(struct forest *f)
 {
-	size_t i, found = 0;
+	struct walked w = { 0, { 0, 0 } };
+	size_t i;
 	int r;
 
 	if (!f->dir)
 		return 0;
 	for (i = 0; i < f->nnodes; i++)
 		f->nodes[i]->present = false;
-	r = walk_dir(f, f->dir, "", INO_ROOT, 0, &found);
+	r = walk_dir(f, f->dir, "", INO_ROOT, 0, &w);
 	if (r < 0)
 		log_err("%s: listing histories: %s", f->dir, strerror(-r));
 	return r;

@@ -155,3 +155,19 @@ PY
 	[[ "$output" == *"Invalid cross-device link"* ]]
 	[ "$(sum "$D/llm_only_50.jsonl")" = "$before" ]
 }
+
+@test "tar of a directory mount twice gives the same bytes, and a rejected drop beside a history changes no folder" {
+	runs
+	touch -d '2020-01-02 03:04:05' "$D"/*.jsonl "$D"/exp/*.jsonl
+	iterfs_mount "$D"
+	tar -C "$MNT" --exclude=incoming -cf - . | sha256sum >"$BATS_TEST_TMPDIR/t1"
+	# Keeping the drop makes exp/fg_only.jsonl.rejected/ and a lock file
+	# beside the history: the folders' times follow the histories only.
+	run cp /dev/stdin "$MNT/exp/fg_only/incoming/bad.json" <<<'{"iteration": 1, "code": 5}'
+	[ "$status" -ne 0 ]
+	[ -d "$D/exp/fg_only.jsonl.rejected" ]
+	tar -C "$MNT" --exclude=incoming -cf - . | sha256sum >"$BATS_TEST_TMPDIR/t2"
+	diff "$BATS_TEST_TMPDIR/t1" "$BATS_TEST_TMPDIR/t2"
+	[ "$(stat -c %Y "$MNT/exp")" -eq "$(date -d '2020-01-02 03:04:05' +%s)" ]
+	[ "$(stat -c %Y "$MNT")" -eq "$(date -d '2020-01-02 03:04:05' +%s)" ]
+}
