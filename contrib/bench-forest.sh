@@ -39,16 +39,7 @@ for i in $(seq -w 1 19); do
 done
 cat "$dir"/*.jsonl >/dev/null
 
-now() { date +%s%N; }
-secs() {
-	local t0 t1
-	t0=$(now)
-	"$@" >/dev/null
-	t1=$(now)
-	awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.4f", (b - a) / 1e9 }'
-}
-median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+. contrib/bench-lib.sh
 rss_mb() { awk '/VmRSS/ { printf "%.1f", $2 / 1024 }' "/proc/$(pgrep -n -f -- "^$ITERFS .*$mnt\$")/status"; }
 ls_all() { for d in "$mnt"/*/; do ls "$d/iterations" >/dev/null; done; }
 

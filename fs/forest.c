@@ -475,47 +475,33 @@ static int rescan(struct forest *f)
 
 /* --- 3. opening histories ----------------------------------------------- */
 
-/* Open history n if it is not (f->open_mu held, f->lock not). */
-static int hist_open_locked(struct forest *f, struct fnode *n)
+/* Open history n if it is not yet.  One open at a time (f->open_mu);
+ * requests to histories already open do not get here (place_of), so they
+ * never wait for another history's open. */
+static int hist_open(struct forest *f, struct fnode *n)
 {
 	struct forest_hist h = { 0 };
 	bool open;
-	int r;
+	int r = 0;
 
+	pthread_mutex_lock(&f->open_mu);
 	pthread_mutex_lock(&f->lock);
 	open = n->open;
 	pthread_mutex_unlock(&f->lock);
-	if (open)
-		return 0;
-	r = f->o.open(f->o.arg, n->path, n->id, &h);
+	if (!open)
+		r = f->o.open(f->o.arg, n->path, n->id, &h);
 	pthread_mutex_lock(&f->lock);
-	if (r == 0) {
+	if (!open && r == 0) {
 		n->h = h;
 		n->open = true;
 		n->open_err = 0;
-	} else if (n->open_err != r) {
+	} else if (r < 0 && n->open_err != r) {
 		n->open_err = r;
 		log_err("%s: cannot show it: %s", n->path, strerror(-r));
 	}
 	pthread_mutex_unlock(&f->lock);
-	return r < 0 ? -EIO : 0;
-}
-
-static int hist_open(struct forest *f, struct fnode *n)
-{
-	bool open;
-	int r;
-
-	/* Requests to histories already open never wait for another's open. */
-	pthread_mutex_lock(&f->lock);
-	open = n->open;
-	pthread_mutex_unlock(&f->lock);
-	if (open)
-		return 0;
-	pthread_mutex_lock(&f->open_mu);
-	r = hist_open_locked(f, n);
 	pthread_mutex_unlock(&f->open_mu);
-	return r;
+	return r < 0 ? -EIO : 0;
 }
 
 /* Where `ino` lives; a history found by a walk is opened. */
