@@ -215,7 +215,8 @@ real_histories() {
 		failed=$((failed + $(grep -c '^failed/' "$BATS_TEST_TMPDIR/want" || true)))
 	done
 	# Not a comparison of empty directories only.
-	[ "$ranked" -gt 0 ] && [ "$failed" -gt 0 ]
+	[ "$ranked" -gt 0 ]
+	[ "$failed" -gt 0 ]
 }
 
 @test "by-metric and failed of a generated 10,000-record history are the model's" {
@@ -261,7 +262,7 @@ real_histories() {
 views_follow() {
 	local root=$1 store=$2 before=$3 i
 	python3 "$MODEL" tree "$store" >"$BATS_TEST_TMPDIR/want"
-	! cmp -s "$before" "$BATS_TEST_TMPDIR/want"
+	! cmp -s "$before" "$BATS_TEST_TMPDIR/want" || return 1
 	for ((i = 0; i < 200; i++)); do
 		mount_views "$root" >"$BATS_TEST_TMPDIR/got"
 		if cmp -s "$BATS_TEST_TMPDIR/want" "$BATS_TEST_TMPDIR/got"; then
@@ -286,7 +287,7 @@ drop_at_once() {
 	mount_views "$MNT" >"$BATS_TEST_TMPDIR/before"
 	printf '%s\n' "$2" >"$MNT/incoming/$1"
 	views_match "$MNT" "$STORE"
-	! cmp -s "$BATS_TEST_TMPDIR/before" "$BATS_TEST_TMPDIR/got"
+	! cmp -s "$BATS_TEST_TMPDIR/before" "$BATS_TEST_TMPDIR/got" || return 1
 }
 
 @test "rankings and failed follow drops into incoming at once" {
@@ -302,7 +303,8 @@ drop_at_once() {
 	[ "$(readlink "$MNT/by-metric/fresh one/2")" = ../../iterations/301 ]
 	# Failed runs, by either success alias: in failed/, not ranked.
 	drop_at_once f1.json '{"code": "f\n", "metrics": {"sharpe": 1e301, "fail only": 1}, "success": false}'
-	[ -L "$MNT/failed/302" ] && [ ! -e "$MNT/by-metric/fail only" ]
+	[ -L "$MNT/failed/302" ]
+	[ ! -e "$MNT/by-metric/fail only" ]
 	drop_at_once f2.json '{"code": "g\n", "metrics": {"trades": 1e302}, "execution_result": {"success": false}}'
 	[ -L "$MNT/failed/303" ]
 	# An error text: in failed/ and still ranked.
@@ -311,7 +313,8 @@ drop_at_once() {
 	# Two records in one drop; NaN and booleans do not rank.
 	drop_at_once two.json '{"code": "n\n", "metrics": {"sharpe": NaN, "only nan": NaN, "flag": true}}
 {"code": "m\n", "metrics": {"return": 1e303}}'
-	[ ! -e "$MNT/by-metric/only nan" ] && [ ! -e "$MNT/by-metric/flag" ]
+	[ ! -e "$MNT/by-metric/only nan" ]
+	[ ! -e "$MNT/by-metric/flag" ]
 	[ "$(iter_count)" -eq 307 ]
 }
 
