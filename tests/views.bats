@@ -159,8 +159,8 @@ PY
 
 MODEL=$BATS_TEST_DIRNAME/views_model.py
 
-# mount_views ROOT: by-metric/ and failed/ under ROOT (a mount, or a history's
-# subtree of a directory mount) in views_model.py tree's format.  Metric
+# mount_views ROOT: by-metric/ and failed/ of the mount at ROOT in
+# views_model.py tree's format.  Metric
 # names come hex-encoded (any byte but NUL and "/" may be in them); rank
 # entries in plain `ls` order, which must be rank order; failed/ by number.
 mount_views() {
@@ -182,11 +182,52 @@ mount_views() {
 		awk -F '\t' '{ print "failed/" $1 " -> " $2 }'
 }
 
-# views_match ROOT STORE: the views under ROOT are the model's of STORE; on a
-# difference, the first lines of the diff go to the test's output.
+# lookup_views ROOT WANT [BEFORE]: each entry named in WANT or BEFORE (files
+# in views_model.py tree's format) looked up by its name alone, no listing
+# first (a listing would refresh the kernel's entries): its target, or
+# "absent".  Prints the mismatches; fails on any.
+lookup_views() {
+	python3 - "$@" <<'PY'
+import os, sys
+root, want = sys.argv[1], sys.argv[2]
+def entries(path):
+    out = {}
+    for line in open(path, encoding="utf-8"):
+        name, _, target = line.rstrip("\n").partition(" -> ")
+        if target:
+            out[name] = target
+    return out
+exp = entries(want)
+names = set(exp)
+for before in sys.argv[3:]:
+    names |= set(entries(before))
+def path(name):
+    parts = name.split("/")
+    if parts[0] == "by-metric":
+        parts[1] = os.fsdecode(bytes.fromhex(parts[1]))
+    return os.path.join(root, *parts)
+bad = 0
+for name in sorted(names):
+    try:
+        got = os.readlink(path(name))
+    except FileNotFoundError:
+        got = "absent"
+    if got != exp.get(name, "absent"):
+        bad += 1
+        if bad <= 20:
+            print("lookup %s: want %s, got %s" % (name, exp.get(name, "absent"), got))
+sys.exit(1 if bad else 0)
+PY
+}
+
+# views_match ROOT STORE [BEFORE]: the views under ROOT are the model's of
+# STORE, looked up by name (lookup_views, also the names of BEFORE) and
+# listed (mount_views); on a difference, the first lines of it go to the
+# test's output.
 views_match() {
 	local root=$1 store=$2
 	python3 "$MODEL" tree "$store" >"$BATS_TEST_TMPDIR/want"
+	lookup_views "$root" "$BATS_TEST_TMPDIR/want" "${@:3}" || return 1
 	mount_views "$root" >"$BATS_TEST_TMPDIR/got"
 	diff "$BATS_TEST_TMPDIR/want" "$BATS_TEST_TMPDIR/got" | head -n 20
 	cmp -s "$BATS_TEST_TMPDIR/want" "$BATS_TEST_TMPDIR/got"
@@ -230,7 +271,7 @@ real_histories() {
 	grep -q NaN "$STORE"
 	grep -q '"success": false' "$STORE"
 	grep -q '"execution_result": {"success": false' "$STORE"
-	grep -q '": true, "' "$STORE"
+	grep -qE '"(sharpe|return|trades)": (true|false)' "$STORE"
 	grep -q '"a/b": ' "$STORE"
 	[ "$(grep -c '^by-metric/[0-9a-f]*/$' "$BATS_TEST_TMPDIR/want")" -ge 6 ]
 	[ "$(grep -c '^failed/' "$BATS_TEST_TMPDIR/want")" -gt 1000 ]
@@ -254,24 +295,23 @@ real_histories() {
 	[ ! -e "$MNT/failed/$(ls "$MNT/iterations" | sort -n | tail -n 1)0" ]
 }
 
-# views_follow ROOT STORE: polls until the views under ROOT are the model's
-# of STORE (an outside writer's change reaches the mount within a second;
-# `timeout`-like bound of 10 s guards a hang), then asserts it.  The model's
-# views must differ from BEFORE (a file of mount_views' output), so that
-# the poll cannot pass on an unchanged mount.
+# views_follow ROOT STORE BEFORE: polls until the views under ROOT are the
+# model's of STORE (views_match; an outside writer's change reaches the mount
+# within a second; the bound of 100 polls guards a hang), then asserts it.  The
+# model's views must differ from BEFORE (a file of mount_views' output), so
+# that the poll cannot pass on an unchanged mount.
 views_follow() {
 	local root=$1 store=$2 before=$3 i
 	python3 "$MODEL" tree "$store" >"$BATS_TEST_TMPDIR/want"
 	! cmp -s "$before" "$BATS_TEST_TMPDIR/want" || return 1
-	for ((i = 0; i < 200; i++)); do
-		mount_views "$root" >"$BATS_TEST_TMPDIR/got"
-		if cmp -s "$BATS_TEST_TMPDIR/want" "$BATS_TEST_TMPDIR/got"; then
+	for ((i = 0; i < 100; i++)); do
+		if views_match "$root" "$store" "$before" >/dev/null; then
 			echo "followed after $i polls"
 			return 0
 		fi
 		sleep 0.05
 	done
-	views_match "$root" "$store"
+	views_match "$root" "$store" "$before"
 }
 
 # A generated store of 300 records; a drop into it needs code and metrics.
@@ -286,7 +326,7 @@ gen_store() {
 drop_at_once() {
 	mount_views "$MNT" >"$BATS_TEST_TMPDIR/before"
 	printf '%s\n' "$2" >"$MNT/incoming/$1"
-	views_match "$MNT" "$STORE"
+	views_match "$MNT" "$STORE" "$BATS_TEST_TMPDIR/before"
 	! cmp -s "$BATS_TEST_TMPDIR/before" "$BATS_TEST_TMPDIR/got" || return 1
 }
 
@@ -295,7 +335,11 @@ drop_at_once() {
 	iterfs_mount "$STORE"
 	views_match "$MNT" "$STORE"
 	# First of sharpe after the Infinity ones, last of return before the
-	# -Infinity ones, a new metric.
+	# -Infinity ones, a new metric.  The names the drops make are looked
+	# up first: the kernel must not remember that they were absent.
+	[ ! -e "$MNT/by-metric/fresh one" ]
+	[ ! -e "$MNT/failed/302" ]
+	[ ! -e "$MNT/failed/304" ]
 	drop_at_once top.json '{"code": "top\n", "metrics": {"sharpe": 1e300, "return": -1e300, "fresh one": 3}}'
 	[ "$(cat "$MNT/by-metric/fresh one/1/code.py")" = top ]
 	# A tie with it: the lower iteration stays first (views_match).
@@ -327,10 +371,12 @@ drop_at_once() {
 	iterfs_mount "$STORE"
 	[ "$(ls "$MNT/by-metric/sharpe" | tr '\n' ' ')" = "1 2 3 4 5 6 7 8 9 " ]
 	[ "$(readlink "$MNT/by-metric/sharpe/1")" = ../../iterations/8 ]
+	[ ! -e "$MNT/by-metric/sharpe/10" ]
 	drop_at_once d.json '{"code": "y\n", "metrics": {"sharpe": 4.5}}'
 	[ "$(ls "$MNT/by-metric/sharpe" | tr '\n' ' ')" = "01 02 03 04 05 06 07 08 09 10 " ]
 	[ ! -L "$MNT/by-metric/sharpe/1" ]
 	[ "$(readlink "$MNT/by-metric/sharpe/05")" = ../../iterations/9 ]
+	[ "$(readlink "$MNT/by-metric/sharpe/10")" = ../../iterations/0 ]
 }
 
 @test "rankings and failed follow iterfs-commit from outside the mount" {
