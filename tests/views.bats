@@ -277,6 +277,29 @@ real_histories() {
 	[ "$(grep -c '^failed/' "$BATS_TEST_TMPDIR/want")" -gt 1000 ]
 }
 
+@test "by-metric and failed read numbers, duplicate keys and the aliases as Python does" {
+	STORE=$BATS_TEST_TMPDIR/h.jsonl
+	# Overflow to +-Infinity, -0 against 0 and 1e-400 (ties), integers
+	# past 2^53, escaped names, a duplicate key whose last value is NaN or
+	# a string, a success alias present but null, an error not a string.
+	cat >"$STORE" <<'EOF'
+{"iteration": 0, "code": "a", "metrics": {"m": 1e400, "n": -0}}
+{"iteration": 1, "code": "b", "metrics": {"m": 12345678901234567890, "n": 0}}
+{"iteration": 2, "code": "c", "metrics": {"m": 1.0e+2, "a": 1, "\u0061": 2}, "success": null, "execution_result": {"success": false}}
+{"iteration": 3, "code": "d", "metrics": {"m": -1E-5, "a": 3, "n": -0.0}, "execution_result": {"success": false, "error_message": null}}
+{"iteration": 4, "code": "e", "metrics": {"m": 12345678901234567891, "\u00fc": 1, "ü": 0.5}, "error": null, "execution_result": {"error_message": "x"}}
+{"iteration": 5, "code": "f", "metrics": {"m": -1e400, "n": 1e-400}, "success": "false"}
+{"iteration": 6, "code": "g", "metrics": {"m": Infinity, "n": -Infinity}, "error": 7, "execution_result": {"error_message": "y"}}
+{"iteration": 7, "code": "h", "metrics": {"m": 5, "m": NaN, "n": 2, "n": "x"}}
+{"iteration": 8, "code": "i", "metrics": {"m": 100}, "success": true, "execution_result": {"success": false}}
+{"iteration": 9, "code": "j", "metrics": {"m": 100.0}, "success": 0}
+EOF
+	iterfs_mount "$STORE" -o ro
+	views_match "$MNT" "$STORE"
+	[ "$(ls "$MNT/by-metric/n" | tr '\n' ' ')" = "1 2 3 4 " ]
+	[ "$(ls "$MNT/failed")" = 3 ]
+}
+
 @test "a rank name that ls does not list does not resolve" {
 	STORE=$BATS_TEST_TMPDIR/g.jsonl
 	python3 "$MODEL" gen "$STORE" 300 3
