@@ -6,7 +6,9 @@
 #       builds every ranking) against Python reading the store with
 #       json.loads of every line and sorting by METRIC (target: iterfs at
 #       least 10x faster);
-#   (b) the second `ls by-metric/METRIC | head` (target: under 50 ms);
+#   (b) the second `ls by-metric/METRIC | head` (target: under 50 ms), and
+#       for scale `ls | head` of a directory on the local disk holding as
+#       many symlinks with the same names;
 #   (c) `readlink by-metric/METRIC/<rank 1>` against readlink of a symlink on
 #       the local disk (what starting the process costs).
 # Also shown: the time until the mount is ready, which (a) does not include.
@@ -36,6 +38,7 @@ mkdir -p "$mnt"
 cleanup() {
 	if mountpoint -q "$mnt"; then fusermount3 -u "$mnt"; fi
 	rm -f "$BENCH_DIR/views-link"
+	rm -rf "$BENCH_DIR/views-local"
 	true
 }
 trap cleanup EXIT
@@ -50,6 +53,8 @@ ms() {
 	awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", (b - a) / 1e6 }'
 }
 median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+# range VALUES...: "lowest-highest", for the spread of the rounds.
+range() { printf '%s\n' "$@" | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { print lo "-" hi }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", a / b }'; }
 secs() { awk -v a="$1" 'BEGIN { printf "%.3f s", a / 1000 }'; }
 
@@ -81,13 +86,13 @@ for v, it in rows[:10]:
     print(it, -v)
 PY
 
-ls_head() { bash -c 'ls "$1" | head' - "$mnt/by-metric/$METRIC"; }
+ls_head() { bash -c 'ls "$1" | head' - "${1:-$mnt/by-metric/$METRIC}"; }
 cat "$hist" >/dev/null
 mb=$(awk -v s="$(stat -c %s "$hist")" 'BEGIN { printf "%.0f", s / 1e6 }')
 echo "# $RECORDS records, $mb MB ($hist), metric $METRIC, median of $ROUNDS rounds"
 
 ln -sfn ../../iterations/0 "$BENCH_DIR/views-link"
-ready=() first=() second=() link=() loop=() local_link=()
+ready=() first=() second=() link=() loop=() local_link=() local_ls=()
 for ((i = 0; i < ROUNDS; i++)); do
 	ready+=("$(ms "$ITERFS" "$hist" "$mnt")")
 	first+=("$(ms ls_head)")
@@ -95,7 +100,17 @@ for ((i = 0; i < ROUNDS; i++)); do
 	top=$(ls "$mnt/by-metric/$METRIC" | sed -n 1p)
 	[ -n "$top" ] || { echo "no by-metric/$METRIC in the mount" >&2; exit 1; }
 	link+=("$(ms readlink "$mnt/by-metric/$METRIC/$top")")
+	if [ ! -d "$BENCH_DIR/views-local" ]; then
+		mkdir "$BENCH_DIR/views-local"
+		(cd "$mnt/by-metric/$METRIC" && ls | python3 -c '
+import os, sys
+for name in sys.stdin.read().split():
+    os.symlink(os.readlink(name), os.path.join(sys.argv[1], name))
+' "$BENCH_DIR/views-local")
+		ls_head "$BENCH_DIR/views-local" >/dev/null
+	fi
 	fusermount3 -u "$mnt"
+	local_ls+=("$(ms ls_head "$BENCH_DIR/views-local")")
 	loop+=("$(ms python3 "$BENCH_DIR/views-loop.py" "$hist" "$METRIC")")
 	local_link+=("$(ms readlink "$BENCH_DIR/views-link")")
 done
@@ -105,11 +120,15 @@ m_second=$(printf '%s\n' "${second[@]}" | median)
 m_link=$(printf '%s\n' "${link[@]}" | median)
 m_loop=$(printf '%s\n' "${loop[@]}" | median)
 m_local=$(printf '%s\n' "${local_link[@]}" | median)
+m_local_ls=$(printf '%s\n' "${local_ls[@]}" | median)
+n=$(find "$BENCH_DIR/views-local" -mindepth 1 -maxdepth 1 | wc -l)
 
 echo
 echo "| $RECORDS records, page cache warm | iterfs | baseline | baseline / iterfs |"
 echo "|---|---:|---:|---:|"
 echo "| (a) first \`ls by-metric/$METRIC \| head\` after mounting vs \`json.loads\` of every line + sort | $(secs "$m_first") | $(secs "$m_loop") | **$(ratio "$m_loop" "$m_first")x** |"
-echo "| (b) second \`ls by-metric/$METRIC \| head\` | **$m_second ms** | | |"
-echo "| (c) \`readlink by-metric/$METRIC/$top\` vs readlink of a local symlink | $m_link ms | $m_local ms | |"
+echo "| (b) second \`ls by-metric/$METRIC \| head\` ($n entries) vs the same symlinks on the local disk | **$m_second ms** | $m_local_ls ms | $(ratio "$m_local_ls" "$m_second")x |"
+echo "| (c) \`readlink by-metric/$METRIC/$top\` vs readlink of a local symlink | $m_link ms | $m_local ms | $(ratio "$m_local" "$m_link")x |"
 echo "| \`iterfs\` (writable) until the mount is ready, not in (a) | $(secs "$m_ready") | | |"
+echo
+echo "Rounds (ms): first ls $(range "${first[@]}"), json.loads + sort $(range "${loop[@]}"), second ls $(range "${second[@]}"), local ls $(range "${local_ls[@]}"), readlink $(range "${link[@]}")."
