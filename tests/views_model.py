@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """The derived views (by-metric, failed) of a store, computed independently
-of the C code with Python's json module, for test_views.
+of the C code with Python's json module, for test_views (the API) and
+views.bats (the mount).
 
     views_model.py show STORE            the views, in test_views' format:
                                          "metric <name hex> <iter>..." per
