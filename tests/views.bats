@@ -154,3 +154,300 @@ PY
 	[ "$(readlink "$MNT/failed/3")" = ../iterations/3 ]
 	[ "$(cat "$MNT/failed/4/error.txt")" = boom ]
 }
+
+# --- by-metric/ and failed/ against views_model.py ---------------------------
+
+MODEL=$BATS_TEST_DIRNAME/views_model.py
+
+# mount_views ROOT: by-metric/ and failed/ of the mount at ROOT in
+# views_model.py tree's format.  Metric
+# names come hex-encoded (any byte but NUL and "/" may be in them); rank
+# entries in plain `ls` order, which must be rank order; failed/ by number.
+mount_views() {
+	local root=$1 name hex d names
+	while IFS= read -r -d '' name; do
+		hex=$(printf '%s' "$name" | od -An -tx1 -v | tr -d ' \n')
+		echo "by-metric/$hex/"
+		d=$root/by-metric/$name
+		names=$(ls -- "$d")
+		[ -n "$names" ] || continue
+		# One readlink for the whole directory: it prints the targets in
+		# the order of its arguments.
+		paste <(printf '%s\n' "$names") <(cd "$d" && readlink -- $names) |
+			awk -F '\t' -v d="by-metric/$hex/" '{ print d $1 " -> " $2 }'
+	done < <(find "$root/by-metric" -mindepth 1 -maxdepth 1 -printf '%f\0' | LC_ALL=C sort -z)
+	names=$(ls -- "$root/failed" | sort -n)
+	[ -n "$names" ] || return 0
+	paste <(printf '%s\n' "$names") <(cd "$root/failed" && readlink -- $names) |
+		awk -F '\t' '{ print "failed/" $1 " -> " $2 }'
+}
+
+# lookup_views ROOT WANT [BEFORE]: each entry named in WANT or BEFORE (files
+# in views_model.py tree's format) looked up by its name alone, no listing
+# first (a listing would refresh the kernel's entries): its target, or
+# "absent".  Prints the mismatches; fails on any.
+lookup_views() {
+	python3 - "$@" <<'PY'
+import os, sys
+root, want = sys.argv[1], sys.argv[2]
+def entries(path):
+    out = {}
+    for line in open(path, encoding="utf-8"):
+        name, _, target = line.rstrip("\n").partition(" -> ")
+        if target:
+            out[name] = target
+    return out
+exp = entries(want)
+names = set(exp)
+for before in sys.argv[3:]:
+    names |= set(entries(before))
+def path(name):
+    parts = name.split("/")
+    if parts[0] == "by-metric":
+        parts[1] = os.fsdecode(bytes.fromhex(parts[1]))
+    return os.path.join(root, *parts)
+bad = 0
+for name in sorted(names):
+    try:
+        got = os.readlink(path(name))
+    except FileNotFoundError:
+        got = "absent"
+    if got != exp.get(name, "absent"):
+        bad += 1
+        if bad <= 20:
+            print("lookup %s: want %s, got %s" % (name, exp.get(name, "absent"), got))
+sys.exit(1 if bad else 0)
+PY
+}
+
+# views_match ROOT STORE [BEFORE]: the views under ROOT are the model's of
+# STORE, looked up by name (lookup_views, also the names of BEFORE) and
+# listed (mount_views); on a difference, the first lines of it go to the
+# test's output.
+views_match() {
+	local root=$1 store=$2
+	python3 "$MODEL" tree "$store" >"$BATS_TEST_TMPDIR/want"
+	lookup_views "$root" "$BATS_TEST_TMPDIR/want" "${@:3}" || return 1
+	mount_views "$root" >"$BATS_TEST_TMPDIR/got"
+	diff "$BATS_TEST_TMPDIR/want" "$BATS_TEST_TMPDIR/got" | head -n 20
+	cmp -s "$BATS_TEST_TMPDIR/want" "$BATS_TEST_TMPDIR/got"
+}
+
+# real_histories: sets HISTS to the real histories, or skips when the shared
+# data is absent (a failure under CI).
+real_histories() {
+	HISTS=()
+	[ -z "$REAL" ] || HISTS=("$REAL"/*.jsonl)
+	if [ ! -r "${HISTS[0]:-}" ]; then
+		[ -z "${CI:-}" ] || { echo "real histories missing in CI" >&2; return 1; }
+		skip "real histories not present"
+	fi
+}
+
+@test "by-metric and failed of every real history are the model's, each mounted read-only" {
+	local h ranked=0 failed=0
+	real_histories
+	for h in "${HISTS[@]}"; do
+		iterfs_mount "$h" -o ro
+		echo "$h"
+		views_match "$MNT" "$h"
+		iterfs_unmount
+		ranked=$((ranked + $(grep -c -- ' -> ../../' "$BATS_TEST_TMPDIR/want" || true)))
+		failed=$((failed + $(grep -c '^failed/' "$BATS_TEST_TMPDIR/want" || true)))
+	done
+	# Not a comparison of empty directories only.
+	[ "$ranked" -gt 0 ]
+	[ "$failed" -gt 0 ]
+}
+
+@test "by-metric and failed of a generated 10,000-record history are the model's" {
+	STORE=$BATS_TEST_TMPDIR/g.jsonl
+	python3 "$MODEL" gen "$STORE" 10000 11 odd
+	iterfs_mount "$STORE"
+	views_match "$MNT" "$STORE"
+	# What the history holds, so that the comparison covers it: ties,
+	# NaN, booleans, failed runs, both success aliases, names a directory
+	# cannot carry.
+	grep -q NaN "$STORE"
+	grep -q '"success": false' "$STORE"
+	grep -q '"execution_result": {"success": false' "$STORE"
+	grep -qE '"(sharpe|return|trades)": (true|false)' "$STORE"
+	grep -q '"a/b": ' "$STORE"
+	[ "$(grep -c '^by-metric/[0-9a-f]*/$' "$BATS_TEST_TMPDIR/want")" -ge 6 ]
+	[ "$(grep -c '^failed/' "$BATS_TEST_TMPDIR/want")" -gt 1000 ]
+}
+
+@test "by-metric and failed read numbers, duplicate keys and the aliases as Python does" {
+	STORE=$BATS_TEST_TMPDIR/h.jsonl
+	# Overflow to +-Infinity, -0 against 0 and 1e-400 (ties), integers
+	# past 2^53, escaped names, a duplicate key whose last value is NaN or
+	# a string, a success alias present but null, an error not a string.
+	cat >"$STORE" <<'EOF'
+{"iteration": 0, "code": "a", "metrics": {"m": 1e400, "n": -0}}
+{"iteration": 1, "code": "b", "metrics": {"m": 12345678901234567890, "n": 0}}
+{"iteration": 2, "code": "c", "metrics": {"m": 1.0e+2, "a": 1, "\u0061": 2}, "success": null, "execution_result": {"success": false}}
+{"iteration": 3, "code": "d", "metrics": {"m": -1E-5, "a": 3, "n": -0.0}, "execution_result": {"success": false, "error_message": null}}
+{"iteration": 4, "code": "e", "metrics": {"m": 12345678901234567891, "\u00fc": 1, "ü": 0.5}, "error": null, "execution_result": {"error_message": "x"}}
+{"iteration": 5, "code": "f", "metrics": {"m": -1e400, "n": 1e-400}, "success": "false"}
+{"iteration": 6, "code": "g", "metrics": {"m": Infinity, "n": -Infinity}, "error": 7, "execution_result": {"error_message": "y"}}
+{"iteration": 7, "code": "h", "metrics": {"m": 5, "m": NaN, "n": 2, "n": "x"}}
+{"iteration": 8, "code": "i", "metrics": {"m": 100}, "success": true, "execution_result": {"success": false}}
+{"iteration": 9, "code": "j", "metrics": {"m": 100.0}, "success": 0}
+EOF
+	iterfs_mount "$STORE" -o ro
+	views_match "$MNT" "$STORE"
+	[ "$(ls "$MNT/by-metric/n" | tr '\n' ' ')" = "1 2 3 4 " ]
+	[ "$(ls "$MNT/failed")" = 3 ]
+}
+
+@test "a rank name that ls does not list does not resolve" {
+	STORE=$BATS_TEST_TMPDIR/g.jsonl
+	python3 "$MODEL" gen "$STORE" 300 3
+	iterfs_mount "$STORE"
+	local d=$MNT/by-metric/sharpe n w
+	n=$(ls "$d" | wc -l)
+	w=${#n}
+	[ "$w" -ge 2 ]
+	[ -L "$d/$(printf '%0*d' "$w" 1)" ]
+	[ -L "$d/$(printf '%0*d' "$w" "$n")" ]
+	[ ! -e "$d/$(printf '%0*d' "$w" $((n + 1)))" ]
+	[ ! -L "$d/$(printf '%0*d' "$w" 0)" ]
+	[ ! -L "$d/1" ]
+	[ ! -L "$d/$(printf '%0*d' $((w + 1)) 1)" ]
+	[ ! -e "$MNT/by-metric/a" ]
+	[ ! -e "$MNT/failed/$(ls "$MNT/iterations" | sort -n | tail -n 1)0" ]
+}
+
+# views_follow ROOT STORE BEFORE: polls until the views under ROOT are the
+# model's of STORE (views_match; an outside writer's change reaches the mount
+# within a second; the bound of 100 polls guards a hang), then asserts it.  The
+# model's views must differ from BEFORE (a file of mount_views' output), so
+# that the poll cannot pass on an unchanged mount.
+views_follow() {
+	local root=$1 store=$2 before=$3 i
+	python3 "$MODEL" tree "$store" >"$BATS_TEST_TMPDIR/want"
+	! cmp -s "$before" "$BATS_TEST_TMPDIR/want" || return 1
+	for ((i = 0; i < 100; i++)); do
+		if views_match "$root" "$store" "$before" >/dev/null; then
+			echo "followed after $i polls"
+			return 0
+		fi
+		sleep 0.05
+	done
+	views_match "$root" "$store" "$before"
+}
+
+# A generated store of 300 records; a drop into it needs code and metrics.
+gen_store() {
+	STORE=$BATS_TEST_TMPDIR/h.jsonl
+	python3 "$MODEL" gen "$STORE" 300 5
+}
+
+# drop_at_once NAME TEXT: drops TEXT into incoming/ and, at once after its
+# close() returned, the views are the model's of the store.  The views are
+# read before the drop, so that the kernel holds the old entries and links.
+drop_at_once() {
+	mount_views "$MNT" >"$BATS_TEST_TMPDIR/before"
+	printf '%s\n' "$2" >"$MNT/incoming/$1"
+	views_match "$MNT" "$STORE" "$BATS_TEST_TMPDIR/before"
+	! cmp -s "$BATS_TEST_TMPDIR/before" "$BATS_TEST_TMPDIR/got" || return 1
+}
+
+@test "rankings and failed follow drops into incoming at once" {
+	gen_store
+	iterfs_mount "$STORE"
+	views_match "$MNT" "$STORE"
+	# First of sharpe after the Infinity ones, last of return before the
+	# -Infinity ones, a new metric.  The names the drops make are looked
+	# up first: the kernel must not remember that they were absent.
+	[ ! -e "$MNT/by-metric/fresh one" ]
+	[ ! -e "$MNT/failed/302" ]
+	[ ! -e "$MNT/failed/304" ]
+	drop_at_once top.json '{"code": "top\n", "metrics": {"sharpe": 1e300, "return": -1e300, "fresh one": 3}}'
+	[ "$(cat "$MNT/by-metric/fresh one/1/code.py")" = top ]
+	# A tie with it: the lower iteration stays first (views_match).
+	drop_at_once tie.json '{"code": "tie\n", "metrics": {"sharpe": 1e300, "fresh one": 3}}'
+	[ "$(readlink "$MNT/by-metric/fresh one/2")" = ../../iterations/301 ]
+	# Failed runs, by either success alias: in failed/, not ranked.
+	drop_at_once f1.json '{"code": "f\n", "metrics": {"sharpe": 1e301, "fail only": 1}, "success": false}'
+	[ -L "$MNT/failed/302" ]
+	[ ! -e "$MNT/by-metric/fail only" ]
+	drop_at_once f2.json '{"code": "g\n", "metrics": {"trades": 1e302}, "execution_result": {"success": false}}'
+	[ -L "$MNT/failed/303" ]
+	# An error text: in failed/ and still ranked.
+	drop_at_once e.json '{"code": "e\n", "metrics": {"sharpe": 1e299}, "error": "boom", "success": true}'
+	[ -L "$MNT/failed/304" ]
+	# Two records in one drop; NaN and booleans do not rank.
+	drop_at_once two.json '{"code": "n\n", "metrics": {"sharpe": NaN, "only nan": NaN, "flag": true}}
+{"code": "m\n", "metrics": {"return": 1e303}}'
+	[ ! -e "$MNT/by-metric/only nan" ]
+	[ ! -e "$MNT/by-metric/flag" ]
+	[ "$(iter_count)" -eq 307 ]
+}
+
+@test "rank names widen at once when a drop ranks the tenth run of a metric" {
+	STORE=$BATS_TEST_TMPDIR/h.jsonl
+	local i
+	for i in $(seq 0 8); do
+		printf '{"iteration": %d, "code": "x = %d\\n", "metrics": {"sharpe": %d}}\n' "$i" "$i" "$i"
+	done >"$STORE"
+	iterfs_mount "$STORE"
+	[ "$(ls "$MNT/by-metric/sharpe" | tr '\n' ' ')" = "1 2 3 4 5 6 7 8 9 " ]
+	[ "$(readlink "$MNT/by-metric/sharpe/1")" = ../../iterations/8 ]
+	[ ! -e "$MNT/by-metric/sharpe/10" ]
+	drop_at_once d.json '{"code": "y\n", "metrics": {"sharpe": 4.5}}'
+	[ "$(ls "$MNT/by-metric/sharpe" | tr '\n' ' ')" = "01 02 03 04 05 06 07 08 09 10 " ]
+	[ ! -L "$MNT/by-metric/sharpe/1" ]
+	[ "$(readlink "$MNT/by-metric/sharpe/05")" = ../../iterations/9 ]
+	[ "$(readlink "$MNT/by-metric/sharpe/10")" = ../../iterations/0 ]
+}
+
+@test "rankings and failed follow iterfs-commit from outside the mount" {
+	gen_store
+	iterfs_mount "$STORE"
+	mount_views "$MNT" >"$BATS_TEST_TMPDIR/before"
+	printf '%s\n' '{"code": "out\n", "metrics": {"sharpe": 1e300, "outside": -2}}' \
+		'{"code": "out2\n", "metrics": {"return": 1e300}, "success": false}' >"$BATS_TEST_TMPDIR/d.json"
+	"$ITERFS_COMMIT" "$STORE" "$BATS_TEST_TMPDIR/d.json"
+	views_follow "$MNT" "$STORE" "$BATS_TEST_TMPDIR/before"
+	[ "$(readlink "$MNT/by-metric/outside/1")" = ../../iterations/300 ]
+	[ -L "$MNT/failed/301" ]
+}
+
+@test "rankings and failed follow a Python temp+os.replace rewrite of the store" {
+	gen_store
+	iterfs_mount "$STORE"
+	mount_views "$MNT" >"$BATS_TEST_TMPDIR/before"
+	# The seeds' own save: read all, change, write all to a temp file,
+	# os.replace.  Rank 1 of sharpe fails, the last becomes first, a failed
+	# run with an error succeeds without it; every number stays.
+	python3 - "$STORE" <<'PY'
+import json, math, os, sys
+path = sys.argv[1]
+recs = [json.loads(l) for l in open(path, encoding="utf-8")]
+def ok(r):
+    s = r.get("success", (r.get("execution_result") or {}).get("success"))
+    return s is not False
+def sharpe(r):
+    m = r.get("metrics")
+    v = m.get("sharpe") if isinstance(m, dict) else None
+    if ok(r) and isinstance(v, (int, float)) and not isinstance(v, bool) and not math.isnan(v):
+        return v
+    return None
+ranked = sorted((r for r in recs if sharpe(r) is not None),
+                key=lambda r: (-sharpe(r), r["iteration"]))
+first, last = ranked[0], ranked[-1]
+first["success"] = False
+first.pop("execution_result", None)
+last["metrics"]["sharpe"] = 1e308
+fixed = next(r for r in recs if isinstance(r.get("error"), str))
+del fixed["error"]
+fixed["success"] = True
+tmp = path + ".tmp"
+with open(tmp, "w", encoding="utf-8") as f:
+    f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in recs)
+os.replace(tmp, path)
+PY
+	views_follow "$MNT" "$STORE" "$BATS_TEST_TMPDIR/before"
+	[ "$(iter_count)" -eq 300 ]
+}

@@ -1,14 +1,21 @@
 #!/usr/bin/env python3
 """The derived views (by-metric, failed) of a store, computed independently
-of the C code with Python's json module, for test_views.
+of the C code with Python's json module, for test_views (the API) and
+views.bats (the mount).
 
     views_model.py show STORE            the views, in test_views' format:
                                          "metric <name hex> <iter>..." per
                                          metric (bytewise by name), then
                                          "failed <iter>..."
-    views_model.py gen OUT N SEED        a history of N records with NaN,
+    views_model.py tree STORE            the views as the mount shows them,
+                                         one line per entry, in views.bats'
+                                         format (see tree())
+    views_model.py gen OUT N SEED [odd]  a history of N records with NaN,
                                          ties, missing keys, negative values,
-                                         failed runs, both success aliases
+                                         failed runs, both success aliases;
+                                         with "odd", also metric names no
+                                         directory can have ("a/b", "..",
+                                         "", 256 bytes) and awkward ones
     views_model.py append STORE N SEED   append N records, about a third of
                                          them replacing existing numbers
 """
@@ -57,7 +64,8 @@ def first(r, key, nested, want):
     return None
 
 
-def show(path):
+def views(path):
+    """{metric: [iteration, ...] in rank order}, [failed iteration, ...]."""
     recs = shown(path)
     ranks = {}
     failed = []
@@ -80,16 +88,53 @@ def show(path):
             if isinstance(v, float) and math.isnan(v):
                 continue
             ranks.setdefault(k, []).append((float(v), it))
+    return ({k: [it for _, it in sorted(v, key=lambda t: (-t[0], t[1]))]
+             for k, v in ranks.items()}, failed)
+
+
+def utf8(k):
+    return k.encode("utf-8", "surrogatepass")
+
+
+def show(path):
+    ranks, failed = views(path)
     out = []
-    for k in sorted(ranks, key=lambda k: k.encode("utf-8", "surrogatepass")):
-        order = sorted(ranks[k], key=lambda t: (-t[0], t[1]))
-        out.append("metric " + k.encode("utf-8", "surrogatepass").hex() +
-                   "".join(" %d" % it for _, it in order))
+    for k in sorted(ranks, key=utf8):
+        out.append("metric " + utf8(k).hex() +
+                   "".join(" %d" % it for it in ranks[k]))
     out.append("failed" + "".join(" %d" % it for it in failed))
     sys.stdout.write("\n".join(out) + "\n")
 
 
+def dir_name_ok(k):
+    """A metric name a directory entry can carry (NAME_MAX is 255 bytes)."""
+    b = utf8(k)
+    return b not in (b"", b".", b"..") and b"/" not in b and len(b) <= 255
+
+
+def tree(path):
+    """The mount's by-metric/ and failed/ as views.bats' mount_views prints
+    them: "by-metric/<name hex>/" for each metric directory (bytewise by
+    name), then "by-metric/<name hex>/<rank> -> ../../iterations/<n>" for
+    each rank from 1, zero-padded to the width of the largest; then
+    "failed/<n> -> ../iterations/<n>" by number."""
+    ranks, failed = views(path)
+    out = []
+    for k in sorted((k for k in ranks if dir_name_ok(k)), key=utf8):
+        d = "by-metric/" + utf8(k).hex() + "/"
+        out.append(d)
+        w = len(str(len(ranks[k])))
+        out.extend("%s%0*d -> ../../iterations/%d" % (d, w, rank, it)
+                   for rank, it in enumerate(ranks[k], 1))
+    out.extend("failed/%d -> ../iterations/%d" % (it, it) for it in failed)
+    sys.stdout.write("".join(line + "\n" for line in out))
+
+
 KEYS = ["sharpe", "return", "max_drawdown", "win rate", "\u00fc", "trades"]
+# Names a directory cannot have, or only just can, and names shells and
+# ls(1) trip on: not for test_views (the API hands out every name).
+ODD_KEYS = ["a/b", ".", "..", "", "y" * 255, "z" * 256, "\u00fc" * 128,
+            "-n", "tab\there", "new\nline", "nul\u0000key", "*", "\\"]
 TIES = [0.5, 1, -1, 2.25, 0]
 
 
@@ -114,9 +159,9 @@ def value(rnd):
     return rnd.uniform(-100, 100)
 
 
-def record(rnd, it):
+def record(rnd, it, keys=KEYS):
     members = []
-    for k in KEYS:
+    for k in keys:
         if rnd.random() < 0.7:
             members.append((k, value(rnd)))
     if rnd.random() < 0.05 and members:
@@ -144,11 +189,12 @@ def record(rnd, it):
     return head + '"metrics": ' + mtext + ", " + tail + "}\n"
 
 
-def gen(out, n, seed):
+def gen(out, n, seed, odd=False):
     rnd = random.Random(seed)
+    keys = KEYS + ODD_KEYS if odd else KEYS
     with open(out, "w", encoding="utf-8") as f:
         for it in range(n):
-            f.write(record(rnd, it))
+            f.write(record(rnd, it, keys))
 
 
 def append(path, n, seed):
@@ -169,8 +215,11 @@ def main():
     cmd = sys.argv[1]
     if cmd == "show":
         show(sys.argv[2])
+    elif cmd == "tree":
+        tree(sys.argv[2])
     elif cmd == "gen":
-        gen(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+        gen(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]),
+            sys.argv[5:] == ["odd"])
     elif cmd == "append":
         append(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
     else:
