@@ -46,6 +46,10 @@ struct derived_batch {
 	size_t ngone;
 	const struct ent *add; /* ascending by iter, unique */
 	size_t nadd;
+	/* Every line of add[] passed the index's full validation (the store
+	 * has STORE_VALIDATE), so a view may walk it with record_members_fast;
+	 * false: a line may be trusted and not JSON after all. */
+	bool valid;
 };
 
 struct derived_ops {
