@@ -30,13 +30,14 @@
 #include "derived.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "buf.h"
+#include "fault.h"
 #include "hash.h"
 #include "jtext.h"
-#include "log.h"
 #include "record.h"
 
 #define PATCH_MAX 64
@@ -126,14 +127,15 @@ static size_t rec_lower(const struct byhash *h, int64_t iter)
 	return lo;
 }
 
-/* (digest, index) order of records a and b. */
-static int cmp_rec(const struct byhash *h, uint32_t a, uint32_t b)
+/* The first 8 bytes of a digest as a number that orders as they do. */
+static uint64_t dig_head(const unsigned char d[HASH_LEN])
 {
-	int c = memcmp(h->dig[a], h->dig[b], HASH_LEN);
+	uint64_t x = 0;
+	unsigned i;
 
-	if (c)
-		return c;
-	return a < b ? -1 : a > b;
+	for (i = 0; i < 8; i++)
+		x = x << 8 | d[i];
+	return x;
 }
 
 /* --- reading codes -------------------------------------------------------- */
@@ -273,7 +275,8 @@ static int hash_line(const char *line, size_t len, const struct ent *e,
 	int r;
 
 	*has = false;
-	if (a->valid) {
+	/* The fast walk knows top-level aliases only. */
+	if (a->valid && !record_field_def(FIELD_CODE)->nested) {
 		if (code_fast(line, len, &v, &present) < 0 || !present)
 			return 0;
 		r = hash_string(v, out);
@@ -330,73 +333,99 @@ out:
 
 /* --- building tables ------------------------------------------------------ */
 
-static int cmp_ord(const void *a, const void *b, void *arg)
+/* A record's place in the digest order: its digest's head, then (rarely
+ * needed) the whole digest, then its index. */
+struct okey {
+	uint64_t head;
+	uint32_t idx;
+};
+
+static int cmp_okey(const struct byhash *h, const struct okey *a,
+		    const struct okey *b)
 {
-	return cmp_rec(arg, *(const uint32_t *)a, *(const uint32_t *)b);
+	int c;
+
+	if (a->head != b->head)
+		return a->head < b->head ? -1 : 1;
+	c = memcmp(h->dig[a->idx], h->dig[b->idx], HASH_LEN);
+	if (c)
+		return c;
+	return a->idx < b->idx ? -1 : a->idx > b->idx;
 }
 
-/* ord[] for h->dig: counting sort on the first two digest bytes, then each
- * bucket by the whole (digest, index); one code's records share a bucket,
- * so a large one is sorted by qsort_r rather than by insertion. */
+static int cmp_okey_r(const void *a, const void *b, void *h)
+{
+	return cmp_okey(h, a, b);
+}
+
+/* ord[] and cstart[] for h->dig.  A counting sort on the digests' first two
+ * bytes (digests are uniform) puts (head, index) keys in buckets of about
+ * 16, each then sorted in place: the keys are contiguous, where sorting
+ * ord[] itself would look up a random digest at every comparison.  One
+ * code's records share a bucket, and anyone can make codes whose digests
+ * share two bytes, so a large bucket is sorted by qsort_r, not by
+ * insertion. */
 static int build_ord(struct byhash *h)
 {
 	size_t *cnt = calloc(65536 + 1, sizeof(*cnt));
-	size_t i, j, b;
-	uint32_t x;
+	struct okey *key = malloc((h->nrec + 1) * sizeof(*key));
+	uint32_t *cs = NULL;
+	size_t i, j, b, k = 0;
+	struct okey x;
+	int r = -ENOMEM;
 
 	h->ord = malloc((h->nrec + 1) * sizeof(*h->ord));
 	h->ocap = h->nrec + 1;
-	if (!cnt || !h->ord) {
-		free(cnt);
-		return -ENOMEM;
-	}
+	cs = malloc((h->nrec + 1) * sizeof(*cs));
+	if (!cnt || !key || !h->ord || !cs)
+		goto out;
 	for (i = 0; i < h->nrec; i++)
-		cnt[(h->dig[i][0] << 8 | h->dig[i][1]) + 1]++;
+		cnt[(dig_head(h->dig[i]) >> 48) + 1]++;
 	for (b = 0; b < 65536; b++)
 		cnt[b + 1] += cnt[b];
-	for (i = 0; i < h->nrec; i++)
-		h->ord[cnt[h->dig[i][0] << 8 | h->dig[i][1]]++] = (uint32_t)i;
+	for (i = 0; i < h->nrec; i++) {
+		x.head = dig_head(h->dig[i]);
+		x.idx = (uint32_t)i;
+		key[cnt[x.head >> 48]++] = x;
+	}
 	/* cnt[b] is now the end of bucket b, the start of bucket b + 1. */
 	for (b = 0; b < 65536; b++) {
 		size_t lo = b ? cnt[b - 1] : 0, hi = cnt[b];
 
-		if (hi - lo > 16) {
-			qsort_r(h->ord + lo, hi - lo, sizeof(*h->ord), cmp_ord,
+		if (hi - lo > 32) {
+			qsort_r(key + lo, hi - lo, sizeof(*key), cmp_okey_r,
 				h);
 			continue;
 		}
 		for (i = lo + 1; i < hi; i++) {
-			x = h->ord[i];
-			for (j = i; j > lo && cmp_rec(h, h->ord[j - 1], x) > 0;
+			x = key[i];
+			for (j = i; j > lo && cmp_okey(h, &key[j - 1], &x) > 0;
 			     j--)
-				h->ord[j] = h->ord[j - 1];
-			h->ord[j] = x;
+				key[j] = key[j - 1];
+			key[j] = x;
 		}
 	}
-	free(cnt);
-	return 0;
-}
-
-/* cstart[] from ord[]. */
-static int group_codes(struct byhash *h)
-{
-	size_t i, k = 0;
-	uint32_t *cs = malloc((h->nrec + 1) * sizeof(*cs));
-
-	if (!cs)
-		return -ENOMEM;
-	for (i = 0; i < h->nrec; i++)
-		if (i == 0 || memcmp(h->dig[h->ord[i - 1]], h->dig[h->ord[i]],
-				     HASH_LEN) != 0)
+	for (i = 0; i < h->nrec; i++) {
+		h->ord[i] = key[i].idx;
+		if (i == 0 || key[i - 1].head != key[i].head ||
+		    memcmp(h->dig[key[i - 1].idx], h->dig[key[i].idx],
+			   HASH_LEN) != 0)
 			cs[k++] = (uint32_t)i;
+	}
 	cs[k] = (uint32_t)h->nrec;
 	/* Shrinking never fails in glibc; keep the larger block if it does. */
 	h->cstart = realloc(cs, (k + 1) * sizeof(*cs));
 	if (!h->cstart)
 		h->cstart = cs;
+	cs = NULL;
 	h->ncode = k;
 	h->ccap = k + 1;
-	return 0;
+	r = 0;
+out:
+	free(cs);
+	free(key);
+	free(cnt);
+	return r;
 }
 
 /* New tables into pl->nt: h's records minus pl->gone plus pl->add_*. */
@@ -404,7 +433,6 @@ static int bh_merge(const struct byhash *h, struct hplan *pl)
 {
 	struct byhash *t = &pl->nt;
 	size_t i = 0, g = 0, j = 0, n = h->nrec + pl->nadd;
-	int r;
 
 	pl->merged = true;
 	if (n >= UINT32_MAX)
@@ -449,10 +477,7 @@ static int bh_merge(const struct byhash *h, struct hplan *pl)
 		}
 	}
 order:
-	r = build_ord(t);
-	if (!r)
-		r = group_codes(t);
-	return r;
+	return build_ord(t);
 }
 
 /* --- patching ------------------------------------------------------------- */
@@ -604,10 +629,17 @@ static int bh_prepare(const void *st, const struct derived_batch *b,
 		      void **plan)
 {
 	const struct byhash *h = st;
+	struct fault f;
 	struct hplan *pl;
 	size_t i, k;
 	int r = -ENOMEM;
 
+	/* Tests look at the store from another thread while a build runs. */
+	fault_read(&f);
+	r = fault_at(&f, "byhash", "prepare");
+	if (r)
+		return r;
+	r = -ENOMEM;
 	pl = calloc(1, sizeof(*pl));
 	if (!pl)
 		return -ENOMEM;
@@ -623,8 +655,13 @@ static int bh_prepare(const void *st, const struct derived_batch *b,
 	if (r < 0)
 		goto out;
 	/* A state never built has no cstart[0] to patch. */
-	if (pl->ngone + pl->nadd > PATCH_MAX || !h->ccap)
+	if (pl->ngone + pl->nadd > PATCH_MAX || !h->ccap) {
 		r = bh_merge(h, pl);
+		/* The build's scratch (the per-record flags, the sort keys,
+		 * the threads' read buffers) would stay in the heap: 4 MB at
+		 * a million records.  Here, before the exclusive lock. */
+		malloc_trim(0);
+	}
 out:
 	if (r < 0) {
 		bh_plan_free(pl);

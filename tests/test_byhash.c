@@ -8,12 +8,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "buf.h"
+#include "fault.h"
 #include "hash.h"
 #include "record.h"
 #include "store.h"
@@ -267,6 +269,9 @@ static void test_fast_walk_reads_every_code_as_view_render(void)
 	struct store *v, *t;
 	int64_t i;
 
+	/* A BOM before the first record. */
+	if (buf_puts(&text, "\xef\xbb\xbf") < 0)
+		abort();
 	for (i = 0; i < 6000; i++) {
 		shape_line(&text, i, (unsigned)i % NSHAPES);
 		if (i % 997 == 0 && buf_puts(&text, "garbage line\n\n") < 0)
@@ -365,7 +370,9 @@ static void test_patched_tables_agree_with_the_lines(void)
 }
 
 /* The view's memory: a digest, a number, an index into the digest order
- * and a code start, 48 bytes for a record with its own code (it was 88). */
+ * and a code start, 48 bytes for a record with its own code (it was 88).
+ * With more distinct codes than the 65536 buckets of the digest sort,
+ * buckets hold several codes each. */
 static void test_by_hash_costs_at_most_48_bytes_a_record(void)
 {
 	char *p = fresh_path("mem");
@@ -376,7 +383,7 @@ static void test_by_hash_costs_at_most_48_bytes_a_record(void)
 	size_t n;
 	int64_t i;
 
-	for (i = 0; i < 20000; i++)
+	for (i = 0; i < 150000; i++)
 		if (buf_printf(&text, "{\"iteration\": %" PRId64 ", \"code\": "
 			       "\"c%" PRId64 "\"}\n", i, i) < 0)
 			abort();
@@ -385,10 +392,75 @@ static void test_by_hash_costs_at_most_48_bytes_a_record(void)
 	T_CHECK(store_stats(s, &before) == 0, "stats");
 	T_CHECK(store_codes(s, 0, &c, 1, &n) == 0 && n == 1, "build");
 	T_CHECK(store_stats(s, &after) == 0, "stats");
-	T_CHECK(after.index_bytes - before.index_bytes <= 48 * 20000 + 1024,
-		"by-hash: %" PRIu64 " bytes for 20000 records",
+	T_CHECK(after.index_bytes - before.index_bytes <= 48 * 150000 + 1024,
+		"by-hash: %" PRIu64 " bytes for 150000 records",
 		after.index_bytes - before.index_bytes);
+	T_CHECK(check_codes(s, "distinct") == 150000, "every record has code");
 	store_close(s);
+	buf_free(&text);
+	free(p);
+}
+
+/* What a reader of iterations/ does while by-hash/ is being built. */
+struct reader {
+	struct store *s;
+	int calls;
+	bool ok;
+};
+
+static void *read_iterations(void *arg)
+{
+	struct reader *rd = arg;
+	struct store_rec rec;
+	struct buf line = BUF_INIT;
+	int64_t list[8], hi;
+	size_t n;
+	bool found;
+
+	rd->ok = store_lookup(rd->s, 2500, &rec) == 0 && rec.iter == 2500 &&
+		 store_list(rd->s, 0, list, 8, &n) == 0 && n == 8 &&
+		 store_read(rd->s, 7, &line) == 0 && line.len > 0 &&
+		 store_highest(rd->s, &hi, &found) == 0 && found && hi == 2999;
+	buf_free(&line);
+	return NULL;
+}
+
+/* Called by the build itself, between its start and its end: a reader in
+ * another thread must get its answers now.  Were it to wait for the build,
+ * this join would never return (and the test would time out). */
+static void during_build(const char *step, void *arg)
+{
+	struct reader *rd = arg;
+	pthread_t th;
+
+	(void)step;
+	rd->calls++;
+	if (pthread_create(&th, NULL, read_iterations, rd) != 0)
+		abort();
+	pthread_join(th, NULL);
+}
+
+static void test_readers_of_iterations_do_not_wait_for_the_build(void)
+{
+	char *p = fresh_path("noblock");
+	struct buf text = BUF_INIT;
+	struct reader rd = { NULL, 0, false };
+	struct store_code c;
+	size_t n;
+	int64_t i;
+
+	for (i = 0; i < 3000; i++)
+		shape_line(&text, i, (unsigned)i % NSHAPES);
+	t_write_file(p, text.data, text.len);
+	rd.s = open_ok(p, STORE_VALIDATE | STORE_TIMES);
+	setenv("ITERFS_FAULT", "byhash.prepare:call", 1);
+	fault_set_call(during_build, &rd);
+	T_CHECK(store_codes(rd.s, 0, &c, 1, &n) == 0 && n == 1, "build");
+	unsetenv("ITERFS_FAULT");
+	fault_set_call(NULL, NULL);
+	T_CHECK(rd.calls == 1 && rd.ok, "a reader during the build: %d calls, "
+		"answers %s", rd.calls, rd.ok ? "right" : "wrong");
+	store_close(rd.s);
 	buf_free(&text);
 	free(p);
 }
@@ -399,5 +471,6 @@ int main(void)
 	T_RUN(test_records_out_of_file_order_are_read_from_their_lines);
 	T_RUN(test_patched_tables_agree_with_the_lines);
 	T_RUN(test_by_hash_costs_at_most_48_bytes_a_record);
+	T_RUN(test_readers_of_iterations_do_not_wait_for_the_build);
 	return t_done();
 }
