@@ -46,6 +46,10 @@ struct derived_batch {
 	size_t ngone;
 	const struct ent *add; /* ascending by iter, unique */
 	size_t nadd;
+	/* Every line of add[] passed the index's full validation (the store
+	 * has STORE_VALIDATE), so a view may walk it with record_members_fast;
+	 * false: a line may be trusted and not JSON after all. */
+	bool valid;
 };
 
 struct derived_ops {
@@ -71,10 +75,13 @@ extern const struct derived_ops derived_failed_ops;
 /* The ops of every kind, indexed by enum derived_kind. */
 extern const struct derived_ops *const derived_views[DERIVED_COUNT];
 
-/* Run fn over the lines of e[0..n) read from fd, split over the online
- * CPUs for large batches (decoding every record of a large history is CPU
- * bound).  fn gets the line (NUL-terminated, without LF), its entry, and
- * `out + i * size` for entry i.  The first error stops and is returned. */
+/* Run fn over the lines of e[0..n) read from fd, on every online CPU (up
+ * to 8) for large batches (decoding every record of a large history is CPU
+ * bound): the threads take chunks of records from a shared counter and read
+ * runs of records that follow one another in the file with one pread of up
+ * to 1 MiB.  fn gets the line (NUL-terminated, without LF), its entry, and
+ * `out + i * size` for entry i; it runs on several threads at once, each
+ * with its own i.  The first error stops the others and is returned. */
 int derived_map(int fd, const struct ent *e, size_t n, void *out,
 		size_t size,
 		int (*fn)(const char *line, size_t len, const struct ent *e,

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <openssl/evp.h>
@@ -10,12 +11,26 @@
  * the first by-hash/ look hashes every record's code, so the fetched
  * implementation is kept for the life of the process.  It is freed by an
  * atexit handler registered after OpenSSL's own (the fetch initialises the
- * library), so it runs before OpenSSL's cleanup. */
+ * library), so it runs before OpenSSL's cleanup.  Each thread also keeps
+ * one digest context: EVP_Digest makes and frees one per call, and takes
+ * and drops a reference to the shared implementation each time (an atomic
+ * that the threads of a by-hash build fought over). */
 static EVP_MD *sha256_md;
+static pthread_key_t ctx_key;
+static bool ctx_key_ok;
 static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void ctx_free(void *ctx)
+{
+	EVP_MD_CTX_free(ctx);
+}
 
 static void sha256_free(void)
 {
+	if (ctx_key_ok) {
+		ctx_free(pthread_getspecific(ctx_key));
+		pthread_setspecific(ctx_key, NULL);
+	}
 	EVP_MD_free(sha256_md);
 	sha256_md = NULL;
 }
@@ -23,18 +38,45 @@ static void sha256_free(void)
 static void sha256_fetch(void)
 {
 	sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+	ctx_key_ok = pthread_key_create(&ctx_key, ctx_free) == 0;
 	if (sha256_md && atexit(sha256_free) != 0)
 		sha256_free();
+}
+
+/* This thread's context, or NULL (then EVP_Digest makes one). */
+static EVP_MD_CTX *thread_ctx(void)
+{
+	EVP_MD_CTX *ctx;
+
+	if (!ctx_key_ok || !sha256_md)
+		return NULL;
+	ctx = pthread_getspecific(ctx_key);
+	if (ctx)
+		return ctx;
+	ctx = EVP_MD_CTX_new();
+	if (ctx && pthread_setspecific(ctx_key, ctx) != 0) {
+		EVP_MD_CTX_free(ctx);
+		ctx = NULL;
+	}
+	return ctx;
 }
 
 int hash_sha256(const void *p, size_t n, unsigned char out[HASH_LEN])
 {
 	unsigned int len = 0;
+	EVP_MD_CTX *ctx;
 
 	pthread_once(&sha256_once, sha256_fetch);
-	if (!EVP_Digest(p, n, out, &len,
-			sha256_md ? sha256_md : EVP_sha256(), NULL))
+	ctx = thread_ctx();
+	if (ctx) {
+		if (!EVP_DigestInit_ex2(ctx, sha256_md, NULL) ||
+		    !EVP_DigestUpdate(ctx, p, n) ||
+		    !EVP_DigestFinal_ex(ctx, out, &len))
+			return -EIO;
+	} else if (!EVP_Digest(p, n, out, &len,
+			       sha256_md ? sha256_md : EVP_sha256(), NULL)) {
 		return -EIO;
+	}
 	return len == HASH_LEN ? 0 : -EIO;
 }
 

@@ -209,7 +209,8 @@ static void views_apply(struct store *s, void *plan[DERIVED_COUNT])
 static int view_build_locked(struct store *s, enum derived_kind k)
 {
 	const struct derived_ops *ops = derived_views[k];
-	struct derived_batch b = { s->fd, NULL, 0, s->ix.e, s->ix.n };
+	struct derived_batch b = { s->fd, NULL, 0, s->ix.e, s->ix.n,
+				   s->flags & STORE_VALIDATE };
 	void *st, *plan = NULL;
 	int r;
 
@@ -628,7 +629,8 @@ static int reindex_locked(struct store *s, int fd, const struct stat *st,
 		views_keep = other && d.ndel + d.nadd <= nix.n / 4 + 64;
 		if (views_keep) {
 			struct derived_batch b = { fd, d.del, d.ndel, d.add,
-						   d.nadd };
+						   d.nadd,
+						   s->flags & STORE_VALIDATE };
 
 			views_prepare(s, &b, plan);
 		}
@@ -855,7 +857,8 @@ static int extend_locked(struct store *s, int fd, const struct stat *st,
 			goto out;
 	}
 	if (sc.n) {
-		b = (struct derived_batch){ fd, m.gone, m.ngone, sc.e, sc.n };
+		b = (struct derived_batch){ fd, m.gone, m.ngone, sc.e, sc.n,
+					    s->flags & STORE_VALIDATE };
 		views_prepare(s, &b, plan);
 	}
 
