@@ -21,9 +21,13 @@
  *   tree_note_commit(t, ...)   after every commit through incoming/
  *   tree_free(t)
  *
- * An open file is a snapshot: tree_open renders the whole content into the
- * handle, and reads are served from it until tree_file_free, whatever
- * happens to the store meanwhile.  A record whose line changed while the
+ * An open file is a snapshot: tree_open fixes the bytes the handle reads
+ * until tree_file_free, whatever happens to the store meanwhile.  It takes
+ * no copy: a view's handle shares the view cache's rendered bytes by
+ * reference, or, when they are not cached, keeps the record's line and
+ * renders it at the first read (an open whose pages the kernel already
+ * holds is never read: it costs one line read, no render); handles of one
+ * version share one rendering.  A record whose line changed while the
  * mount shows it is "replaced": its files get new inode numbers from the
  * IR_VERSION region of ino.h for every new content, so the kernel never
  * takes cached pages of one version for another.  An inode whose version is
