@@ -6,6 +6,7 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -691,6 +692,56 @@ static void test_lazy_snapshots(void)
 	fx_close(&fx);
 }
 
+struct reader {
+	struct tree_file *f;
+	char *text;
+	size_t len;
+};
+
+static void *read_all(void *arg)
+{
+	struct reader *rd = arg;
+
+	rd->text = slurp_file(rd->f, &rd->len);
+	return NULL;
+}
+
+/* Threads that read one handle at once all meet its first read: one
+ * render, every one of them reading its bytes. */
+static void test_lazy_first_read_race(void)
+{
+	char *text = lazy_store(-1, ""), path[64];
+	struct fixture fx = fx_new("lazyrace", text);
+	struct reader rd[4];
+	pthread_t th[4];
+	struct tree_file *f;
+	uint64_t before;
+	int i;
+
+	for (i = 0; i < 10; i++) {
+		snprintf(path, sizeof(path), "iterations/%d/code.py", i);
+		ino_of(fx.t, path);
+	}
+	T_CHECK(tree_open(fx.t, ino_of(fx.t, "iterations/0/code.py"), &f) == 0,
+		"open");
+	before = renders(&fx);
+	for (i = 0; i < 4; i++) {
+		rd[i] = (struct reader){ .f = f };
+		if (pthread_create(&th[i], NULL, read_all, &rd[i]) != 0)
+			abort();
+	}
+	for (i = 0; i < 4; i++) {
+		pthread_join(th[i], NULL);
+		T_CHECK_MEM(rd[i].text, rd[i].len, "c = 0\n", 6, "reader's bytes");
+		free(rd[i].text);
+	}
+	T_CHECK(renders(&fx) == before + 1, "one render for all (%" PRIu64 ")",
+		renders(&fx) - before);
+	tree_file_free(f);
+	free(text);
+	fx_close(&fx);
+}
+
 /* --- the real histories --------------------------------------------------- */
 
 static const char *alias(cJSON *o, const char *a, const char *b)
@@ -796,6 +847,7 @@ int main(void)
 	T_RUN(test_lost_found);
 	T_RUN(test_replaced_records);
 	T_RUN(test_lazy_snapshots);
+	T_RUN(test_lazy_first_read_race);
 	T_RUN(test_real_histories);
 	return t_done();
 }
