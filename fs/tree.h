@@ -132,8 +132,10 @@ int tree_readlink(struct tree *t, uint64_t ino, char *out, size_t len);
 int tree_open(struct tree *t, uint64_t ino, struct tree_file **out);
 /* Its attributes at open, st_size that of the snapshot (owned by f). */
 const struct tree_node *tree_file_node(const struct tree_file *f);
-/* Append bytes [off, off + max) of the snapshot to `out`.  Returns 0 or
- * -ENOMEM.  Any number of threads may read one file at once. */
+/* Append bytes [off, off + max) of the snapshot to `out`.  Returns 0,
+ * -ENOMEM, or -EIO (a view kept as its line, rendered at this first read,
+ * whose line is no record after all: logged; the next read tries again).
+ * Any number of threads may read one file at once. */
 int tree_file_read(const struct tree_file *f, uint64_t off, size_t max,
 		   struct buf *out);
 void tree_file_free(struct tree_file *f);
