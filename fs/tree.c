@@ -1305,6 +1305,47 @@ static int hashcode_content(struct tree *t, const struct nid *id,
 	return r;
 }
 
+/* What an open of by-hash/<h>/code.py keeps, as view_snap: the cached
+ * bytes, or the line of the code's lowest iteration to render at the first
+ * read.  A line that changed since its size was noted still holds this
+ * code (hash_dir_code said so): it is rendered now, and the size is what
+ * it renders to. */
+static int hashcode_snap(struct tree *t, const struct nid *id,
+			 struct vview **view, struct buf *line, uint64_t *tag,
+			 uint64_t *size)
+{
+	unsigned char d[HASH_LEN];
+	struct store_code code;
+	struct store_rec rec;
+	uint64_t now;
+	bool present;
+	int r;
+
+	r = hash_dir_code(t, id->n, d, &code);
+	if (r == 0)
+		r = store_lookup(t->store, id->n, &rec);
+	if (r == 0)
+		r = vcache_attr(t->vc, t->store, &rec, store_gen(t), VIEW_CODE,
+				&present, size, tag);
+	if (r == 0 && !present)
+		r = -ENOENT;
+	if (r < 0 || vcache_find(t->vc, id->n, *tag, VIEW_CODE, view) == 0)
+		return r;
+	r = store_read(t->store, id->n, line);
+	if (r < 0)
+		return r;
+	now = hash_tag(line->data, line->len);
+	if (now == *tag)
+		return 0;
+	*tag = now;
+	r = vcache_get(t->vc, store_path(t->store), id->n, *tag, line->data,
+		       line->len, VIEW_CODE, view);
+	buf_free(line);
+	if (r == 0 && !(*view)->present)
+		r = -ENOENT;
+	return r;
+}
+
 /* Links: by-hash/<h>/<n> and latest. */
 
 static int link_attr(struct tree *t, const struct nid *id,
@@ -2043,10 +2084,11 @@ static const struct kind_ops kind_ops[NK_COUNT] = {
  * holds it open, as for an unlinked file (fstat after open).
  *
  * The bytes are `view`, shared with the view cache and every other handle
- * of the same version.  A view whose bytes were not cached at open holds
- * the record's line instead (`line`, `iter`, `tag`, `kind`) and gets
- * `view` at its first read: what it reads is the same either way, fixed at
- * open, so the handle stays const to its readers.
+ * of the same version.  A view (iterations/<n>/<file>, by-hash/<h>/code.py)
+ * whose bytes were not cached at open holds the record's line instead
+ * (`line`, `iter`, `tag`, `kind`) and gets `view` at its first read: what
+ * it reads is the same either way, fixed at open, so the handle stays
+ * const to its readers.
  *
  *   view    line    state
  *   set     empty   bytes known (any kind of file)
@@ -2254,6 +2296,10 @@ int tree_open(struct tree *t, uint64_t ino, struct tree_file **out)
 		f->iter = id.n;
 		f->kind = id.view;
 		r = view_snap(t, &id, &f->view, &f->line, &f->tag, &size);
+	} else if (r == 0 && id.kind == NK_HASH_CODE) {
+		f->iter = id.n;
+		f->kind = VIEW_CODE;
+		r = hashcode_snap(t, &id, &f->view, &f->line, &f->tag, &size);
 	} else if (r == 0) {
 		r = content_of(t, ino, false, &data);
 		if (r == 0)

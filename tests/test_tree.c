@@ -616,10 +616,10 @@ static uint64_t renders(struct fixture *fx)
 
 static void test_lazy_snapshots(void)
 {
-	char *text = lazy_store(-1, ""), *s, path[64];
+	char *text = lazy_store(-1, ""), *s, path[128];
 	struct fixture fx = fx_new("lazy", text);
 	struct tree_file *f1, *f2, *f3;
-	uint64_t ino0, before;
+	uint64_t ino0, ino1, before;
 	size_t len;
 	int i;
 
@@ -630,6 +630,19 @@ static void test_lazy_snapshots(void)
 		snprintf(path, sizeof(path), "iterations/%d/code.py", i);
 		ino_of(fx.t, path);
 	}
+	/* by-hash/<h>/code.py too: its size known, its bytes evicted. */
+	snprintf(path, sizeof(path), "by-hash/%s/code.py", hex_of("c = 1\n"));
+	ino1 = ino_of(fx.t, path);
+	before = renders(&fx);
+	T_CHECK(tree_open(fx.t, ino1, &f3) == 0, "open %s", path);
+	T_CHECK(renders(&fx) == before && tree_file_node(f3)->st.st_size == 6,
+		"by-hash code.py: no render at open, the exact size");
+	s = slurp_file(f3, &len);
+	T_CHECK_MEM(s, len, "c = 1\n", 6, "its bytes at the first read");
+	free(s);
+	T_CHECK(renders(&fx) == before + 1, "rendered then");
+	tree_file_free(f3);
+
 	ino0 = ino_of(fx.t, "iterations/0/code.py");
 	before = renders(&fx);
 	T_CHECK(tree_open(fx.t, ino0, &f1) == 0 &&
