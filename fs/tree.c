@@ -180,7 +180,7 @@ static int parse_hash(const char *name, unsigned char d[HASH_LEN])
  * then finds another: from then on each of its versions names its files
  * with an IR_VERSION inode derived from (n, tag), and the inode of another
  * version answers -ESTALE.  Records never replaced keep ino_make's numbers.
- * The tags come from the line bytes (vcache_tag); version_note is the one
+ * The tags come from the line bytes (hash_tag); version_note is the one
  * place that would read the store's own notion of a replaced record. */
 
 static uint64_t mix64(uint64_t x)
@@ -1299,11 +1299,52 @@ static int hashcode_content(struct tree *t, const struct nid *id,
 		r = store_read(t->store, id->n, &line);
 	if (r == 0)
 		r = vcache_render(t->vc, store_path(t->store), id->n,
-				  vcache_tag(line.data, line.len), line.data,
+				  hash_tag(line.data, line.len), line.data,
 				  line.len, VIEW_CODE, &present, out);
 	if (r == 0 && !present)
 		r = -ENOENT;
 	buf_free(&line);
+	return r;
+}
+
+/* What an open of by-hash/<h>/code.py keeps, as view_snap: the cached
+ * bytes, or the line of the code's lowest iteration to render at the first
+ * read.  A line that changed since its size was noted still holds this
+ * code (hash_dir_code said so): it is rendered now, and the size is what
+ * it renders to. */
+static int hashcode_snap(struct tree *t, const struct nid *id,
+			 struct vview **view, struct buf *line, uint64_t *tag,
+			 uint64_t *size)
+{
+	unsigned char d[HASH_LEN];
+	struct store_code code;
+	struct store_rec rec;
+	uint64_t now;
+	bool present;
+	int r;
+
+	r = hash_dir_code(t, id->n, d, &code);
+	if (r == 0)
+		r = store_lookup(t->store, id->n, &rec);
+	if (r == 0)
+		r = vcache_attr(t->vc, t->store, &rec, store_gen(t), VIEW_CODE,
+				&present, size, tag);
+	if (r == 0 && !present)
+		r = -ENOENT;
+	if (r < 0 || vcache_find(t->vc, id->n, *tag, VIEW_CODE, view) == 0)
+		return r;
+	r = store_read(t->store, id->n, line);
+	if (r < 0)
+		return r;
+	now = hash_tag(line->data, line->len);
+	if (now == *tag)
+		return 0;
+	*tag = now;
+	r = vcache_get(t->vc, store_path(t->store), id->n, *tag, line->data,
+		       line->len, VIEW_CODE, view);
+	buf_free(line);
+	if (r == 0 && !(*view)->present)
+		r = -ENOENT;
 	return r;
 }
 
@@ -1426,7 +1467,7 @@ static int iterdir_list(struct tree *t, const struct nid *id, struct lister *l)
 	}
 	if (r < 0)
 		goto out;
-	tag = vcache_tag(line.data, line.len);
+	tag = hash_tag(line.data, line.len);
 	r = list_dots(l, id->ino, INO_ITERATIONS);
 	for (k = 0; r == 0 && k < VIEW_COUNT; k++) {
 		if (!(mask & (1u << k)))
@@ -1518,7 +1559,7 @@ static int view_content(struct tree *t, const struct nid *id, struct buf *out)
 		r = store_read(t->store, id->n, &line);
 	if (r < 0)
 		goto out;
-	tag = vcache_tag(line.data, line.len);
+	tag = hash_tag(line.data, line.len);
 	if (view_ino_now(t, id->n, id->view, tag, rec.mtime) != id->ino) {
 		r = -ESTALE;
 		goto out;
@@ -1532,6 +1573,38 @@ out:
 	if ((r == -ESTALE || r == -ENOENT) && id->stale_ok &&
 	    view_stale(t, id, NULL, &rec.mtime, out) == 0)
 		r = 0;
+	return r;
+}
+
+/* What an open of a view keeps (tree_open): a reference to its rendered
+ * bytes while the cache holds them, else the record's line, rendered at
+ * the first read (tree_file_read), so that an open the kernel never reads
+ * through (its pages are cached: keep_cache) renders nothing.  Either way
+ * the version this inode names, checked now: the line's tag must be the
+ * one *size was noted for.  Returns as view_content. */
+static int view_snap(struct tree *t, const struct nid *id,
+		     struct vview **view, struct buf *line, uint64_t *tag,
+		     uint64_t *size)
+{
+	struct store_rec rec;
+	bool present;
+	int r;
+
+	r = store_lookup(t->store, id->n, &rec);
+	if (r == 0)
+		r = vcache_attr(t->vc, t->store, &rec, store_gen(t), id->view,
+				&present, size, tag);
+	if (r == 0 && !present)
+		r = -ENOENT;
+	if (r == 0 &&
+	    view_ino_now(t, id->n, id->view, *tag, rec.mtime) != id->ino)
+		r = -ESTALE;
+	if (r < 0 || vcache_find(t->vc, id->n, *tag, id->view, view) == 0)
+		return r;
+	r = store_read(t->store, id->n, line);
+	/* Another line since the size was noted: not this inode's version. */
+	if (r == 0 && hash_tag(line->data, line->len) != *tag)
+		r = -ESTALE;
 	return r;
 }
 
@@ -2010,11 +2083,29 @@ static const struct kind_ops kind_ops[NK_COUNT] = {
 /* An open file: its bytes and attributes as they were at open.  Linked
  * into t->open while open, so that the attributes of a version that was
  * replaced (or of a record that is gone) are still answered to whoever
- * holds it open, as for an unlinked file (fstat after open). */
+ * holds it open, as for an unlinked file (fstat after open).
+ *
+ * The bytes are `view`, shared with the view cache and every other handle
+ * of the same version.  A view (iterations/<n>/<file>, by-hash/<h>/code.py)
+ * whose bytes were not cached at open holds the record's line instead
+ * (`line`, `iter`, `tag`, `kind`) and gets `view` at its first read: what
+ * it reads is the same either way, fixed at open, so the handle stays
+ * const to its readers.
+ *
+ *   view    line    state
+ *   set     empty   bytes known (any kind of file)
+ *   NULL    held    a view not read yet: rendered from line at first read
+ */
 struct tree_file {
 	struct tree *t;
 	struct tree_node nd;
-	struct buf data;
+	pthread_mutex_t lock;           /* serialises the first render */
+	struct vview *view;             /* set once, under lock; read with
+					 * an atomic load */
+	struct buf line;                /* guarded by lock */
+	int64_t iter;
+	uint64_t tag;
+	enum view_kind kind;
 	struct tree_file *prev, *next;  /* guarded by t->lock */
 };
 
@@ -2186,27 +2277,45 @@ static int content_of(struct tree *t, uint64_t ino, bool stale_ok,
 int tree_open(struct tree *t, uint64_t ino, struct tree_file **out)
 {
 	struct tree_file *f = calloc(1, sizeof(*f));
+	struct buf data = BUF_INIT;
+	uint64_t size = 0;
 	struct stat *st;
+	struct nid id;
 	int r;
 
 	if (!f)
 		return -ENOMEM;
 	f->t = t;
+	r = -pthread_mutex_init(&f->lock, NULL);
+	if (r < 0)
+		goto out_free;
 	r = tree_getattr(t, ino, &f->nd);
 	if (r == 0 && !S_ISREG(f->nd.st.st_mode))
 		r = S_ISDIR(f->nd.st.st_mode) ? -EISDIR : -EINVAL;
 	if (r == 0)
-		r = content_of(t, ino, false, &f->data);
-	if (r < 0) {
-		buf_free(&f->data);
-		free(f);
-		return r;
+		r = decode(t, ino, &id);
+	if (r == 0 && id.kind == NK_VIEW) {
+		f->iter = id.n;
+		f->kind = id.view;
+		r = view_snap(t, &id, &f->view, &f->line, &f->tag, &size);
+	} else if (r == 0 && id.kind == NK_HASH_CODE) {
+		f->iter = id.n;
+		f->kind = VIEW_CODE;
+		r = hashcode_snap(t, &id, &f->view, &f->line, &f->tag, &size);
+	} else if (r == 0) {
+		r = content_of(t, ino, false, &data);
+		if (r == 0)
+			r = vview_new(&data, true, &f->view);
 	}
+	if (r < 0)
+		goto out_snap;
 	/* Generated files may have grown since getattr: the snapshot's size
 	 * is what a reader of this handle gets. */
+	if (f->view)
+		size = f->view->bytes.len;
 	st = &f->nd.st;
-	st->st_size = (off_t)f->data.len;
-	st->st_blocks = (blkcnt_t)((f->data.len + 511) / 512);
+	st->st_size = (off_t)size;
+	st->st_blocks = (blkcnt_t)((size + 511) / 512);
 	pthread_mutex_lock(&t->lock);
 	f->next = t->open;
 	if (t->open)
@@ -2215,6 +2324,15 @@ int tree_open(struct tree *t, uint64_t ino, struct tree_file **out)
 	pthread_mutex_unlock(&t->lock);
 	*out = f;
 	return 0;
+
+out_snap:
+	buf_free(&data);
+	buf_free(&f->line);
+	vview_put(f->view);
+	pthread_mutex_destroy(&f->lock);
+out_free:
+	free(f);
+	return r;
 }
 
 const struct tree_node *tree_file_node(const struct tree_file *f)
@@ -2222,14 +2340,59 @@ const struct tree_node *tree_file_node(const struct tree_file *f)
 	return &f->nd;
 }
 
-int tree_file_read(const struct tree_file *f, uint64_t off, size_t max,
+/* The bytes of a view opened before they were rendered: rendered from the
+ * line kept at open (or found in the cache, rendered by another reader of
+ * the same version), once per handle. */
+static int file_view(struct tree_file *f, struct vview **out)
+{
+	struct tree *t = f->t;
+	struct vview *v;
+	int r = 0;
+
+	pthread_mutex_lock(&f->lock);
+	v = __atomic_load_n(&f->view, __ATOMIC_RELAXED);
+	if (!v) {
+		r = vcache_get(t->vc, store_path(t->store), f->iter, f->tag,
+			       f->line.data, f->line.len, f->kind, &v);
+		/* The line was checked at open to be the one the size was
+		 * noted for: anything else is a tag collision. */
+		if (r == 0 && (!v->present ||
+			       v->bytes.len != (size_t)f->nd.st.st_size)) {
+			log_err("%s: iteration %" PRId64 ": %s rendered to "
+				"another size than noted", store_path(t->store),
+				f->iter, view_name(f->kind));
+			vview_put(v);
+			r = -EIO;
+		}
+		if (r == 0) {
+			__atomic_store_n(&f->view, v, __ATOMIC_RELEASE);
+			buf_free(&f->line);
+		}
+	}
+	pthread_mutex_unlock(&f->lock);
+	*out = v;
+	return r;
+}
+
+int tree_file_read(const struct tree_file *cf, uint64_t off, size_t max,
 		   struct buf *out)
 {
-	if (off >= f->data.len)
+	/* Const to readers: the bytes are those of the open, whether
+	 * rendered yet or not (struct tree_file). */
+	struct tree_file *f = (struct tree_file *)cf;
+	struct vview *v = __atomic_load_n(&f->view, __ATOMIC_ACQUIRE);
+	int r;
+
+	if (!v) {
+		r = file_view(f, &v);
+		if (r < 0)
+			return r;
+	}
+	if (off >= v->bytes.len)
 		return 0;
-	if (max > f->data.len - off)
-		max = (size_t)(f->data.len - off);
-	return buf_append(out, f->data.data + off, max);
+	if (max > v->bytes.len - off)
+		max = (size_t)(v->bytes.len - off);
+	return buf_append(out, v->bytes.data + off, max);
 }
 
 void tree_file_free(struct tree_file *f)
@@ -2244,7 +2407,9 @@ void tree_file_free(struct tree_file *f)
 	if (f->next)
 		f->next->prev = f->prev;
 	pthread_mutex_unlock(&f->t->lock);
-	buf_free(&f->data);
+	vview_put(f->view);
+	buf_free(&f->line);
+	pthread_mutex_destroy(&f->lock);
 	free(f);
 }
 

@@ -21,9 +21,13 @@
  *   tree_note_commit(t, ...)   after every commit through incoming/
  *   tree_free(t)
  *
- * An open file is a snapshot: tree_open renders the whole content into the
- * handle, and reads are served from it until tree_file_free, whatever
- * happens to the store meanwhile.  A record whose line changed while the
+ * An open file is a snapshot: tree_open fixes the bytes the handle reads
+ * until tree_file_free, whatever happens to the store meanwhile.  It takes
+ * no copy: a view's handle shares the view cache's rendered bytes by
+ * reference, or, when they are not cached, keeps the record's line and
+ * renders it at the first read (an open whose pages the kernel already
+ * holds is never read: it costs one line read, no render); handles of one
+ * version share one rendering.  A record whose line changed while the
  * mount shows it is "replaced": its files get new inode numbers from the
  * IR_VERSION region of ino.h for every new content, so the kernel never
  * takes cached pages of one version for another.  An inode whose version is
@@ -128,8 +132,10 @@ int tree_readlink(struct tree *t, uint64_t ino, char *out, size_t len);
 int tree_open(struct tree *t, uint64_t ino, struct tree_file **out);
 /* Its attributes at open, st_size that of the snapshot (owned by f). */
 const struct tree_node *tree_file_node(const struct tree_file *f);
-/* Append bytes [off, off + max) of the snapshot to `out`.  Returns 0 or
- * -ENOMEM.  Any number of threads may read one file at once. */
+/* Append bytes [off, off + max) of the snapshot to `out`.  Returns 0,
+ * -ENOMEM, or -EIO (a view kept as its line, rendered at this first read,
+ * whose line is no record after all: logged; the next read tries again).
+ * Any number of threads may read one file at once. */
 int tree_file_read(const struct tree_file *f, uint64_t off, size_t max,
 		   struct buf *out);
 void tree_file_free(struct tree_file *f);

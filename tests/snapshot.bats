@@ -107,6 +107,32 @@ if whole(text) is None:
 print("held", whole(text), "while the mount showed", other)
 '
 
+# As HOLDER, but nothing is read before the replaces: the first read of
+# the descriptor comes after the mount shows a newer version to new opens.
+# At open the store held version `start` or `start` + 1 (the count file is
+# written just after each replace), so the bytes read must be one of those
+# (or older, if the mount had not seen them yet).
+HOLDER_UNREAD="$CHECK"'
+import os, sys, time
+d, count = sys.argv[1], sys.argv[2]
+def writes():
+    with open(count) as f:
+        return int(f.read() or 0)
+start = writes()
+with open(d + "/code.py", "rb") as f:
+    while True:
+        with open(d + "/code.py") as g:
+            other = whole(g.read())
+        if other is not None and other > start + 1:
+            break
+        time.sleep(0.01)
+    text = f.read().decode()
+k = whole(text)
+if k is None or k > start + 1:
+    sys.exit("a file opened at version <= %d and read after the mount showed %d read %r ... %r" % (start + 1, other, text[:60], text[-60:]))
+print("held", k, "while the mount showed", other)
+'
+
 start_writer() {
 	STOP=$BATS_TEST_TMPDIR/stop
 	python3 -c "$WRITER" "$STORE" "$STOP" 3>&- &
@@ -157,6 +183,17 @@ holder_whole() {
 
 @test "a reader holding code.py open across replaces reads the version it opened" {
 	holder_whole
+}
+
+@test "a reader that opened code.py and read nothing until after replaces reads the version it opened" {
+	STORE=$BATS_TEST_TMPDIR/h.jsonl
+	start_writer
+	iterfs_mount "$STORE"
+	run timeout 120 python3 -c "$HOLDER_UNREAD" "$MNT/iterations/1" "$STOP.count"
+	stop_writer
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" == held* ]]
 }
 
 # With -o ro the kernel opens files alone: no snapshot is taken at open.

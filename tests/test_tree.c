@@ -6,6 +6,7 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -581,6 +582,179 @@ static void test_replaced_records(void)
 	fx_close(&fx);
 }
 
+/* --- lazy, shared snapshots ---------------------------------------------- */
+
+/* Ten records, iteration `changed` carrying `code` instead of "c = <n>\n". */
+static char *lazy_store(int changed, const char *code)
+{
+	struct buf b = BUF_INIT;
+	char *s;
+	int i;
+
+	for (i = 0; i < 10; i++) {
+		if (i == changed)
+			buf_printf(&b, "{\"iteration\": %d, \"code\": \"%s\"}\n",
+				   i, code);
+		else
+			buf_printf(&b, "{\"iteration\": %d, \"code\": "
+				   "\"c = %d\\n\"}\n", i, i);
+	}
+	s = strdup(b.data ? b.data : "");
+	if (!s)
+		abort();
+	buf_free(&b);
+	return s;
+}
+
+static uint64_t renders(struct fixture *fx)
+{
+	struct vcache_stats st;
+
+	vcache_stats(fx->vc, &st);
+	return st.renders;
+}
+
+static void test_lazy_snapshots(void)
+{
+	char *text = lazy_store(-1, ""), *s, path[128];
+	struct fixture fx = fx_new("lazy", text);
+	struct tree_file *f1, *f2, *f3;
+	uint64_t ino0, ino1, before;
+	size_t len;
+	int i;
+
+	/* Every code.py looked up (so its size is known), the view cache
+	 * (8 slots) keeping only the last ones: iteration 0's bytes are
+	 * evicted, as in a pass over more files than the cache holds. */
+	for (i = 0; i < 10; i++) {
+		snprintf(path, sizeof(path), "iterations/%d/code.py", i);
+		ino_of(fx.t, path);
+	}
+	/* by-hash/<h>/code.py too: its size known, its bytes evicted. */
+	snprintf(path, sizeof(path), "by-hash/%s/code.py", hex_of("c = 1\n"));
+	ino1 = ino_of(fx.t, path);
+	before = renders(&fx);
+	T_CHECK(tree_open(fx.t, ino1, &f3) == 0, "open %s", path);
+	T_CHECK(renders(&fx) == before && tree_file_node(f3)->st.st_size == 6,
+		"by-hash code.py: no render at open, the exact size");
+	s = slurp_file(f3, &len);
+	T_CHECK_MEM(s, len, "c = 1\n", 6, "its bytes at the first read");
+	free(s);
+	T_CHECK(renders(&fx) == before + 1, "rendered then");
+	tree_file_free(f3);
+
+	ino0 = ino_of(fx.t, "iterations/0/code.py");
+	before = renders(&fx);
+	T_CHECK(tree_open(fx.t, ino0, &f1) == 0 &&
+		tree_open(fx.t, ino0, &f2) == 0, "two opens of iteration 0");
+	T_CHECK(renders(&fx) == before,
+		"an open renders nothing (%" PRIu64 " renders)",
+		renders(&fx) - before);
+	T_CHECK(tree_file_node(f1)->st.st_size == 6,
+		"the exact size before the first read");
+
+	/* Another writer replaces iteration 0 between open and first read. */
+	free(text);
+	text = lazy_store(0, "c = 100\\n");
+	replace_str(fx.path, text);
+	T_CHECK(store_refresh(fx.s) == 0, "refresh");
+	s = cat(fx.t, "iterations/0/code.py", &len);
+	T_CHECK_MEM(s, len, "c = 100\n", 8, "a new open sees the new record");
+	free(s);
+	before = renders(&fx);
+	s = slurp_file(f1, &len);
+	T_CHECK_MEM(s, len, "c = 0\n", 6,
+		    "the first read after the replace reads the version opened");
+	free(s);
+	T_CHECK(renders(&fx) == before + 1, "rendered at that first read");
+	s = slurp_file(f2, &len);
+	T_CHECK_MEM(s, len, "c = 0\n", 6, "so does the other handle");
+	free(s);
+	T_CHECK(renders(&fx) == before + 1,
+		"sharing the bytes the first one rendered");
+
+	/* The bytes outlive the cache that made them. */
+	vcache_clear(fx.vc);
+	s = slurp_file(f2, &len);
+	T_CHECK_MEM(s, len, "c = 0\n", 6, "read again after the cache let go");
+	free(s);
+	tree_file_free(f1);
+	s = slurp_file(f2, &len);
+	T_CHECK_MEM(s, len, "c = 0\n", 6, "and after the other handle closed");
+	free(s);
+	tree_file_free(f2);
+
+	/* Bytes cached at open are taken by reference: no render later, and
+	 * the same guarantee across a replace. */
+	s = cat(fx.t, "iterations/0/code.py", &len);
+	free(s);
+	before = renders(&fx);
+	T_CHECK(tree_open(fx.t, ino_of(fx.t, "iterations/0/code.py"), &f3) == 0,
+		"open of cached bytes");
+	free(text);
+	text = lazy_store(0, "c = 3000\\n");
+	replace_str(fx.path, text);
+	T_CHECK(store_refresh(fx.s) == 0, "refresh");
+	vcache_clear(fx.vc);
+	s = slurp_file(f3, &len);
+	T_CHECK_MEM(s, len, "c = 100\n", 8, "the version opened");
+	free(s);
+	T_CHECK(renders(&fx) == before, "without a render");
+	tree_file_free(f3);
+	free(text);
+	fx_close(&fx);
+}
+
+struct reader {
+	struct tree_file *f;
+	char *text;
+	size_t len;
+};
+
+static void *read_all(void *arg)
+{
+	struct reader *rd = arg;
+
+	rd->text = slurp_file(rd->f, &rd->len);
+	return NULL;
+}
+
+/* Threads that read one handle at once all meet its first read: one
+ * render, every one of them reading its bytes. */
+static void test_lazy_first_read_race(void)
+{
+	char *text = lazy_store(-1, ""), path[64];
+	struct fixture fx = fx_new("lazyrace", text);
+	struct reader rd[4];
+	pthread_t th[4];
+	struct tree_file *f;
+	uint64_t before;
+	int i;
+
+	for (i = 0; i < 10; i++) {
+		snprintf(path, sizeof(path), "iterations/%d/code.py", i);
+		ino_of(fx.t, path);
+	}
+	T_CHECK(tree_open(fx.t, ino_of(fx.t, "iterations/0/code.py"), &f) == 0,
+		"open");
+	before = renders(&fx);
+	for (i = 0; i < 4; i++) {
+		rd[i] = (struct reader){ .f = f };
+		if (pthread_create(&th[i], NULL, read_all, &rd[i]) != 0)
+			abort();
+	}
+	for (i = 0; i < 4; i++) {
+		pthread_join(th[i], NULL);
+		T_CHECK_MEM(rd[i].text, rd[i].len, "c = 0\n", 6, "reader's bytes");
+		free(rd[i].text);
+	}
+	T_CHECK(renders(&fx) == before + 1, "one render for all (%" PRIu64 ")",
+		renders(&fx) - before);
+	tree_file_free(f);
+	free(text);
+	fx_close(&fx);
+}
+
 /* --- the real histories --------------------------------------------------- */
 
 static const char *alias(cJSON *o, const char *a, const char *b)
@@ -685,6 +859,8 @@ int main(void)
 	T_RUN(test_status);
 	T_RUN(test_lost_found);
 	T_RUN(test_replaced_records);
+	T_RUN(test_lazy_snapshots);
+	T_RUN(test_lazy_first_read_race);
 	T_RUN(test_real_histories);
 	return t_done();
 }
