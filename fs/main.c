@@ -547,6 +547,17 @@ static void on_commit(void *arg)
 	store_change_free(&chg);
 }
 
+/* The full validation behind the quick index found lines that differ. */
+static void on_validated(void *arg)
+{
+	struct ifs *fs = arg;
+	struct store_change chg;
+
+	store_changes_take(fs->store, &chg);
+	notifier_push(fs->nt, chg.changed ? &chg : NULL);
+	store_change_free(&chg);
+}
+
 /* The options that shape the mount, as .iterfs/status shows them. */
 static char *mount_opts_text(const struct ifs *fs, bool allow_other)
 {
@@ -615,6 +626,8 @@ static int start_threads(struct ifs *fs, bool allow_other, struct watch **w)
 		log_err("notifier thread: %s", strerror(-r));
 		goto out;
 	}
+	/* On failure (logged) it runs when first needed. */
+	store_validate_start(fs->store, on_validated, fs);
 	r = watch_start(fs->store, on_store_change, fs, w);
 	if (r < 0)
 		log_err("watching the store: %s", strerror(-r));
@@ -626,6 +639,7 @@ out:
 
 static void stop_threads(struct ifs *fs, struct watch *w)
 {
+	store_validate_stop(fs->store);
 	watch_stop(w);
 	/* Drops still queued commit now and feed the notifier. */
 	if (fs->in)
@@ -776,7 +790,8 @@ int main(int argc, char *argv[])
 	if (rc)
 		goto out_session;
 	log_set_sink(hold_sink);
-	r = store_open(path, STORE_TIMES | STORE_VALIDATE, &fs.store);
+	r = store_open(path, STORE_TIMES | STORE_VALIDATE | STORE_LAZY_LARGE,
+		       &fs.store);
 	log_set_sink(NULL);
 	if (r == 0)
 		held_replay();
