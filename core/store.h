@@ -149,7 +149,9 @@ struct store_change {
 	size_t n;
 };
 
-/* Open and index `path`.  The path is copied.  Returns 0, -ENOMEM, or the
+/* Open and index `path`.  The path is copied.  The first call in a process
+ * fixes glibc's mmap threshold at 1 MiB (mallopt), so that the large
+ * arrays of a whole-store pass go back to the system when freed.  Returns 0, -ENOMEM, or the
  * -errno of open/read (not -ENOENT: a missing file is an empty store). */
 int store_open(const char *path, unsigned flags, struct store **out);
 void store_close(struct store *s);
