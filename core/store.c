@@ -1543,6 +1543,8 @@ again:
 	r = 0;
 	rd_lock(s);
 	i = find_iter(&s->ix, iter, &found);
+	if (!found && s->pending)
+		goto exact;
 	if (!found) {
 		r = -ENOENT;
 		goto out;
@@ -1555,17 +1557,13 @@ again:
 	rec->replaced = e->replaced;
 	rec->tag = 0;
 	if (s->pending) {
-		/* The quick index never misses a record line, but may hold
-		 * a line that is none: the exact index decides then. */
+		/* The quick index may hold a line that is no record, or read
+		 * a line's number wrong (a later duplicate key): the exact
+		 * index decides then, and for a number it lacks. */
 		r = pending_check(s, e, &ok, &rec->mtime,
 				  e->replaced ? &rec->tag : NULL);
-		if (!r && !ok) {
-			un_lock(s);
-			r = store_validate(s, NULL);
-			if (r < 0)
-				return r;
-			goto again;
-		}
+		if (!r && !ok)
+			goto exact;
 		goto out;
 	}
 	/* Read under the same lock as the place: the tag is of the line
@@ -1575,6 +1573,12 @@ again:
 out:
 	un_lock(s);
 	return r;
+exact:
+	un_lock(s);
+	r = store_validate(s, NULL);
+	if (r < 0)
+		return r;
+	goto again;
 }
 
 int store_highest(struct store *s, int64_t *iter, bool *found)
@@ -1607,6 +1611,13 @@ int store_read(struct store *s, int64_t iter, struct buf *line)
 again:
 	rd_lock(s);
 	i = find_iter(&s->ix, iter, &found);
+	if (!found && s->pending) {
+		un_lock(s);
+		r = store_validate(s, NULL);
+		if (r < 0)
+			return r;
+		goto again;
+	}
 	if (!found) {
 		r = -ENOENT;
 		goto out;

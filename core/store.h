@@ -80,9 +80,11 @@ enum store_flags {
 	 *   - store_lookup and store_read check the one line they answer with
 	 *     (a validating walk; store_lookup reads its timestamp from it):
 	 *     a line that is no record, or not the record of that number,
-	 *     runs the full validation there and then, and the answer comes
-	 *     from the exact index.  So no line that is not a record is ever
-	 *     shown or read.
+	 *     and a number the quick index lacks (a later duplicate
+	 *     "iteration" key the fast path did not see may give a line
+	 *     it), run the full validation there and then, and the answer
+	 *     comes from the exact index.  So no line that is not a record is
+	 *     ever shown or read, and no record is missed.
 	 *   - store_list, store_highest and store_stats (`pending` set) answer
 	 *     from the quick index: it may list a number whose only line turns
 	 *     out to be no record, and its skipped counts may still grow.

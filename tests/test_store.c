@@ -1863,6 +1863,40 @@ static void test_lazy_hides_a_fast_line_that_is_no_record(void)
 	free(p);
 }
 
+/* {"iteration": 1, ..., "iteration": 5} is 5's line (the last duplicate
+ * counts); the fast path reads 1. */
+static void test_lazy_finds_a_number_the_fast_path_misread(void)
+{
+	char *p = fresh_path("lazy-dup");
+	struct store_change c = { 0 };
+	struct store_rec r;
+	struct store *s;
+
+	write_str(p, "{\"iteration\": 0}\n"
+		     "{\"iteration\": 1, \"a\": 1, \"iteration\": 5}\n");
+	s = open_ok(p, LAZY);
+	CHECK_LIST(s, "0,1");
+	T_CHECK(store_lookup(s, 5, &r) == 0 && r.lineno == 2,
+		"5 found on line 2");
+	T_CHECK(!stats(s).pending, "validated");
+	CHECK_LIST(s, "0,5");
+	T_CHECK(store_lookup(s, 1, &r) == -ENOENT, "1 is none");
+	store_changes_take(s, &c);
+	CHECK_CHG(&c, false, "1,5");
+	store_change_free(&c);
+	store_close(s);
+	/* The same through a read, and through a lookup of the misread
+	 * number. */
+	s = open_ok(p, LAZY);
+	check_line(s, 5, "{\"iteration\": 1, \"a\": 1, \"iteration\": 5}");
+	store_close(s);
+	s = open_ok(p, LAZY);
+	T_CHECK(store_lookup(s, 1, &r) == -ENOENT, "1 never shows");
+	store_close(s);
+	check_lazy_is_full(p, "lazy-dup");
+	free(p);
+}
+
 struct vwait {
 	pthread_mutex_t mu;
 	pthread_cond_t cond;
@@ -2092,6 +2126,7 @@ int main(void)
 	T_RUN(test_by_hash_of_an_empty_store);
 	T_RUN(test_fast_scan_reads_numbers_like_the_walk);
 	T_RUN(test_lazy_hides_a_fast_line_that_is_no_record);
+	T_RUN(test_lazy_finds_a_number_the_fast_path_misread);
 	T_RUN(test_lazy_validation_thread_reports_the_change);
 	T_RUN(test_lazy_refresh_and_adopt_build_on_the_exact_index);
 	T_RUN(test_lazy_counts_match_the_full_scan);
