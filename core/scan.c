@@ -6,11 +6,15 @@
  *                         folded in line by line as lines are indexed
  *   scanning              lines -> entries; one member walk per record line
  *                         finds its number and its shape
+ *   quick scan            numbers from the first bytes of a line, over
+ *                         every CPU; scan_check for one line later
  *   dedup                 sort by number, the later line wins
  */
 #include "scan.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -295,6 +299,149 @@ static bool digits_only(struct jtext_span v)
 	return v.len > 0;
 }
 
+/* What the validated walk of sl makes of a line's number: LINE_RECORD
+ * with *n, LINE_BEYOND (a number past STORE_ITER_MAX), LINE_SKIP. */
+enum line_kind { LINE_RECORD, LINE_SKIP, LINE_BEYOND };
+
+static enum line_kind line_number(const struct shape_line *sl, int64_t *n)
+{
+	struct jtext_span num;
+
+	if (sl->iter < 0)
+		return LINE_SKIP;
+	num = sl->m[sl->iter].val;
+	if (!record_parse_count(num, n)) {
+		/* Plain digits past int64 are a number to Python too: beyond
+		 * the limit, not garbage. */
+		if (!digits_only(num))
+			return LINE_SKIP;
+		*n = INT64_MAX;
+	}
+	return *n > STORE_ITER_MAX ? LINE_BEYOND : LINE_RECORD;
+}
+
+/* The line read as the validating scan reads it, its shape not folded
+ * in.  Returns a line_kind or -ENOMEM. */
+static int line_classify(struct shape_line *sl, const char *p, size_t len,
+			 int64_t *n, int64_t *usec, bool *has_ts)
+{
+	static const struct shape none;
+	int r = shape_read(&none, sl, p, len, true, usec, has_ts);
+
+	if (r == -ENOMEM)
+		return r;
+	if (r < 0)
+		return LINE_SKIP;
+	return (int)line_number(sl, n);
+}
+
+/* Every line's start: a BOM at the file's start and the CR before LF go,
+ * the unterminated tail's bookkeeping begins, and a line that is not
+ * blank is counted.  Returns its length without trailing whitespace (0:
+ * blank). */
+static size_t line_start(struct scan *sc, const char **p, size_t *len,
+			 uint64_t *off, bool has_lf)
+{
+	size_t end;
+
+	if (*off == 0 && *len >= 3 && memcmp(*p, "\xef\xbb\xbf", 3) == 0) {
+		*p += 3;
+		*len -= 3;
+		*off += 3;
+	}
+	if (*len && (*p)[*len - 1] == '\r')
+		(*len)--;
+	end = *len;
+	while (end && is_ws((*p)[end - 1]))
+		end--;
+	if (!has_lf) {
+		sc->tail_off = *off;
+		sc->tail = TAIL_BLANK;
+		sc->tail_beyond = false;
+	}
+	if (end)
+		sc->lines++;
+	return end;
+}
+
+/* A record line found: its entry, and the tail's bookkeeping. */
+static int scan_add(struct scan *sc, int64_t n, uint64_t off, uint64_t lineno,
+		    size_t len, bool has_lf)
+{
+	int r = store_grow((void **)&sc->e, &sc->cap, sc->n + 1,
+			   sizeof(*sc->e));
+
+	if (r < 0)
+		return r;
+	sc->e[sc->n++] = (struct ent){ n, off, lineno, (uint32_t)len, false };
+	sc->records++;
+	if (!has_lf) {
+		sc->tail = TAIL_RECORD;
+		sc->tail_iter = n;
+		sc->tail_len = (uint32_t)len;
+	}
+	return 0;
+}
+
+/* The number of a line laid out like {"iteration": 12, ... } (or
+ * iteration_num, as json.dumps writes both dialects): a plain decimal
+ * right after the first key, then "," or "}", and "}" as the line's last
+ * byte.  False for any other line, which then takes the walk. */
+static bool quick_number(const char *p, size_t end, int64_t *n)
+{
+	static const char k1[] = "{\"iteration\":", k2[] = "{\"iteration_num\":";
+	size_t i, d;
+	int64_t v = 0;
+
+	if (p[end - 1] != '}')
+		return false;
+	if (end > sizeof(k1) && memcmp(p, k1, sizeof(k1) - 1) == 0)
+		i = sizeof(k1) - 1;
+	else if (end > sizeof(k2) && memcmp(p, k2, sizeof(k2) - 1) == 0)
+		i = sizeof(k2) - 1;
+	else
+		return false;
+	while (i < end && p[i] == ' ')
+		i++;
+	/* 18 digits cannot overflow; STORE_ITER_MAX has fewer. */
+	for (d = i; i < end && i - d < 18 && p[i] >= '0' && p[i] <= '9'; i++)
+		v = v * 10 + (p[i] - '0');
+	if (i == d || (p[d] == '0' && i - d > 1) || v > STORE_ITER_MAX)
+		return false;
+	while (i < end && p[i] == ' ')
+		i++;
+	if (i == end || (p[i] != ',' && p[i] != '}'))
+		return false;
+	*n = v;
+	return true;
+}
+
+/* One line of the quick scan (line_start done). */
+static int quick_line(struct scan *sc, const char *p, size_t len, size_t end,
+		      uint64_t off, uint64_t lineno, bool has_lf)
+{
+	int64_t n;
+	int kind;
+
+	if (len > UINT32_MAX)
+		return scan_skip(sc, lineno);
+	if (has_lf && quick_number(p, end, &n))
+		return scan_add(sc, n, off, lineno, len, true);
+	kind = line_classify(&sc->cur, p, len, &n, NULL, NULL);
+	if (kind < 0)
+		return kind;
+	if (kind == LINE_RECORD)
+		return scan_add(sc, n, off, lineno, len, has_lf);
+	if (kind == LINE_BEYOND) {
+		sc->beyond++;
+		if (!has_lf)
+			sc->tail_beyond = true;
+	}
+	if (!has_lf)
+		sc->tail = TAIL_SKIPPED;
+	return scan_skip(sc, lineno);
+}
+
 /* One line, without its LF.  `has_lf` false: the unterminated last line,
  * which is trusted only after full validation.  Every record line is also
  * read for the shape: on the fast path that member walk is what catches a
@@ -304,29 +451,17 @@ static int scan_line(struct scan *sc, const char *p, size_t len, uint64_t off,
 {
 	uint64_t lineno = ++sc->lineno;
 	struct jtext_span v, num;
+	enum line_kind kind;
 	size_t end;
 	int64_t n, t = 0;
 	bool found = false, trust, times, validated;
 	int r;
 
-	if (off == 0 && len >= 3 && memcmp(p, "\xef\xbb\xbf", 3) == 0) {
-		p += 3;
-		len -= 3;
-		off += 3;
-	}
-	if (len && p[len - 1] == '\r')
-		len--;
-	end = len;
-	while (end && is_ws(p[end - 1]))
-		end--;
-	if (!has_lf) {
-		sc->tail_off = off;
-		sc->tail = TAIL_BLANK;
-		sc->tail_beyond = false;
-	}
+	end = line_start(sc, &p, &len, &off, has_lf);
 	if (end == 0)
 		return 0;
-	sc->lines++;
+	if (sc->quick)
+		return quick_line(sc, p, len, end, off, lineno, has_lf);
 	if (len > UINT32_MAX)
 		goto skip;
 	trust = has_lf && !(sc->flags & STORE_VALIDATE);
@@ -360,19 +495,11 @@ static int scan_line(struct scan *sc, const char *p, size_t len, uint64_t off,
 	    (jtext_parse_value(p, len, &v) < 0 ||
 	     jtext_type(v) != JTEXT_OBJECT))
 		goto skip;
-	if (!record_parse_count(num, &n)) {
-		/* Plain digits past int64 are a number to Python too: beyond
-		 * the limit, not garbage. */
-		if (!digits_only(num))
-			goto skip;
-		n = INT64_MAX;
-	}
-	if (n > STORE_ITER_MAX) {
-		sc->beyond++;
-		if (!has_lf)
-			sc->tail_beyond = true;
+	kind = line_number(&sc->cur, &n);
+	if (kind == LINE_SKIP)
 		goto skip;
-	}
+	if (kind == LINE_BEYOND)
+		goto beyond;
 	r = shape_take(&sc->sh, &sc->cur);
 	if (r < 0)
 		return r;
@@ -382,17 +509,11 @@ static int scan_line(struct scan *sc, const char *p, size_t len, uint64_t off,
 			return r;
 		sc->t[sc->n] = t;
 	}
-	r = store_grow((void **)&sc->e, &sc->cap, sc->n + 1, sizeof(*sc->e));
-	if (r < 0)
-		return r;
-	sc->e[sc->n++] = (struct ent){ n, off, lineno, (uint32_t)len, false };
-	sc->records++;
-	if (!has_lf) {
-		sc->tail = TAIL_RECORD;
-		sc->tail_iter = n;
-		sc->tail_len = (uint32_t)len;
-	}
-	return 0;
+	return scan_add(sc, n, off, lineno, len, has_lf);
+beyond:
+	sc->beyond++;
+	if (!has_lf)
+		sc->tail_beyond = true;
 skip:
 	if (!has_lf)
 		sc->tail = TAIL_SKIPPED;
@@ -457,6 +578,10 @@ int scan_file(struct scan *sc, int fd, uint64_t start, uint64_t end,
 			buf = nb;
 			cap *= 2;
 		}
+		if (sc->cancel && atomic_load(sc->cancel)) {
+			r = -ECANCELED;
+			goto out;
+		}
 		{
 			size_t want = cap - have;
 			ssize_t got;
@@ -480,6 +605,180 @@ int scan_file(struct scan *sc, int fd, uint64_t start, uint64_t end,
 out:
 	free(buf);
 	return r;
+}
+
+#define QUICK_PARTS 4
+#define QUICK_PART_MIN ((uint64_t)8 << 20)
+
+struct quick_part {
+	struct scan sc;
+	int fd;
+	uint64_t start, end;
+	const char *path;
+	int r;
+};
+
+static void *quick_part_run(void *arg)
+{
+	struct quick_part *q = arg;
+
+	q->r = scan_file(&q->sc, q->fd, q->start, q->end, q->path);
+	return NULL;
+}
+
+/* The first line start at or after `off` (just past a LF), or `end`. */
+static int next_line_start(int fd, uint64_t off, uint64_t end, uint64_t *out)
+{
+	char b[4096];
+	ssize_t got;
+	char *lf;
+
+	while (off < end) {
+		size_t want = end - off < sizeof(b) ? (size_t)(end - off)
+						    : sizeof(b);
+
+		got = pread(fd, b, want, (off_t)off);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got <= 0)
+			return got < 0 ? -errno : -EIO;
+		lf = memchr(b, '\n', (size_t)got);
+		if (lf) {
+			*out = off + (uint64_t)(lf - b) + 1;
+			return 0;
+		}
+		off += (uint64_t)got;
+	}
+	*out = end;
+	return 0;
+}
+
+/* Append part q's results to sc, its line numbers moved past sc's. */
+static int quick_join(struct scan *sc, struct scan *q)
+{
+	size_t i;
+	int r;
+
+	r = store_grow((void **)&sc->e, &sc->cap, sc->n + q->n, sizeof(*sc->e));
+	if (!r)
+		r = store_grow((void **)&sc->skip, &sc->skipcap,
+			       sc->nskip + q->nskip, sizeof(*sc->skip));
+	if (r < 0)
+		return r;
+	for (i = 0; i < q->n; i++) {
+		sc->e[sc->n + i] = q->e[i];
+		sc->e[sc->n + i].lineno += sc->lineno;
+	}
+	for (i = 0; i < q->nskip; i++)
+		sc->skip[sc->nskip + i] = q->skip[i] + sc->lineno;
+	sc->n += q->n;
+	sc->nskip += q->nskip;
+	sc->lines += q->lines;
+	sc->records += q->records;
+	sc->beyond += q->beyond;
+	sc->lineno += q->lineno;
+	if (q->any) {
+		sc->any = true;
+		sc->last_off = q->last_off;
+	}
+	sc->end = q->end;
+	sc->tail_off = q->tail_off;
+	sc->tail = q->tail;
+	sc->tail_beyond = q->tail_beyond;
+	sc->tail_iter = q->tail_iter;
+	sc->tail_len = q->tail_len;
+	return 0;
+}
+
+int scan_quick(struct scan *sc, int fd, uint64_t end, const char *path)
+{
+	struct quick_part q[QUICK_PARTS];
+	pthread_t th[QUICK_PARTS];
+	bool started[QUICK_PARTS] = { false };
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	size_t np = 1, i;
+	uint64_t at = 0;
+	int r = 0;
+
+	if (cpus > 1 && end >= 2 * QUICK_PART_MIN)
+		np = (size_t)cpus < QUICK_PARTS ? (size_t)cpus : QUICK_PARTS;
+	if (np > end / QUICK_PART_MIN)
+		np = (size_t)(end / QUICK_PART_MIN);
+	if (np < 1)
+		np = 1;
+	memset(q, 0, sizeof(q));
+	for (i = 0; i < np; i++) {
+		q[i].sc.quick = true;
+		q[i].sc.cancel = sc->cancel;
+		q[i].fd = fd;
+		q[i].path = path;
+		q[i].start = at;
+		q[i].end = end;
+		if (i + 1 < np && !r)
+			r = next_line_start(fd, end / np * (i + 1) > at ?
+						end / np * (i + 1) : at,
+					    end, &q[i].end);
+		at = q[i].end;
+	}
+	if (r < 0) {
+		log_err("store: read %s: %s", path, strerror(-r));
+		return r;
+	}
+	/* Part 0 runs here; a part whose thread cannot be had runs here too. */
+	for (i = 1; i < np; i++)
+		started[i] = pthread_create(&th[i], NULL, quick_part_run,
+					    &q[i]) == 0;
+	quick_part_run(&q[0]);
+	for (i = 1; i < np; i++) {
+		if (started[i])
+			pthread_join(th[i], NULL);
+		else
+			quick_part_run(&q[i]);
+	}
+	sc->lineno = 0;
+	sc->end = end;
+	sc->tail_off = end;
+	sc->tail = TAIL_NONE;
+	for (i = 0; i < np; i++) {
+		if (!r)
+			r = q[i].r;
+		if (!r && i == 0) {
+			/* The first part's arrays become sc's. */
+			struct scan t = *sc;
+
+			*sc = q[0].sc;
+			sc->flags = t.flags;
+			sc->cancel = t.cancel;
+			sc->quick = false;
+			memset(&q[0].sc, 0, sizeof(q[0].sc));
+			scan_free(&t);
+		} else if (!r) {
+			r = quick_join(sc, &q[i].sc);
+		}
+		scan_free(&q[i].sc);
+	}
+	return r;
+}
+
+int scan_check(const char *p, size_t len, int64_t iter, bool times, bool *ok,
+	       int64_t *usec)
+{
+	struct shape_line sl = { 0 };
+	bool has_ts = false;
+	int64_t n;
+	int kind;
+
+	*ok = false;
+	*usec = 0;
+	kind = line_classify(&sl, p, len, &n, times ? usec : NULL, &has_ts);
+	free(sl.m);
+	buf_free(&sl.sig);
+	if (kind < 0)
+		return kind;
+	*ok = kind == LINE_RECORD && n == iter;
+	if (!*ok || !has_ts)
+		*usec = 0;
+	return 0;
 }
 
 static int cmp_u32_by_ent(const void *a, const void *b, void *arg)

@@ -75,6 +75,12 @@ struct shape_line {
  * (after scan_dedup: ascending by number, unique). */
 struct scan {
 	unsigned flags;       /* in: the store's flags */
+	/* in: read only numbers, trusting a line that starts like
+	 * {"iteration": 12, and ends with } (scan_quick sets it) */
+	bool quick;
+	/* in, may be NULL: set from another thread to stop the scan
+	 * (-ECANCELED) */
+	const _Atomic bool *cancel;
 	struct ent *e;
 	size_t n, cap;
 	int64_t *t;           /* STORE_TIMES: parallel to e */
@@ -103,6 +109,23 @@ int store_grow(void **p, size_t *cap, size_t need, size_t size);
  * with `path`; -EIO when the file shrank). */
 int scan_file(struct scan *sc, int fd, uint64_t start, uint64_t end,
 	      const char *path);
+
+/* The quick index of [0, end) of fd (store.h STORE_LAZY): numbers,
+ * offsets and lengths only.  A line with LF that starts like
+ * {"iteration": 12, or {"iteration_num": 12, and ends with } is trusted
+ * with that number (no member walk, no shape, no timestamp); every other
+ * line is checked as the validating scan checks it, so that a line the
+ * quick index skips is skipped by the full scan too.  Over the online CPUs
+ * (up to 4) for large files, each part starting after a LF.  sc->flags
+ * unused; the shape stays empty.  Returns as scan_file. */
+int scan_quick(struct scan *sc, int fd, uint64_t end, const char *path);
+
+/* Check one indexed line (without LF and CR, as an entry spans it) the way
+ * the validating scan reads it: *ok when it is a record numbered `iter`;
+ * then, with `times`, *usec is its timestamp (0 when it has none).
+ * Returns 0 or -ENOMEM. */
+int scan_check(const char *p, size_t len, int64_t iter, bool times, bool *ok,
+	       int64_t *usec);
 
 /* Sort the scanned records by iteration, keeping only the last line of each
  * number (marked `replaced`); *hidden counts the dropped ones.  Returns 0 or

@@ -27,7 +27,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +42,7 @@
 #include "hash.h"
 #include "keep.h"
 #include "log.h"
+#include "pack.h"
 #include "record.h"
 #include "scan.h"
 
@@ -48,9 +51,7 @@
 #define UNREAD_MAX ((size_t)1 << 16)
 
 struct idx {
-	struct ent *e;        /* ascending by iter, unique */
-	size_t n, cap;
-	int64_t *t;           /* STORE_TIMES only: parallel to e, cap long */
+	struct pack p;        /* the shown records (pack.h) */
 	uint64_t *skip;       /* line numbers of skipped lines, ascending */
 	size_t nskip, skipcap;
 	uint64_t lines, records, dups, beyond;
@@ -92,6 +93,16 @@ struct store {
 	struct store_change unread; /* guarded by update_mu */
 	/* "<store>.lost/", opened when lines first vanish. */
 	struct keepdir *lost;       /* guarded by update_mu */
+	/* STORE_LAZY: ix is the quick index until validate_locked swaps in
+	 * the exact one (store.h). */
+	bool pending;               /* guarded by store->lock */
+	/* The validation thread (store_validate_start/stop, called by one
+	 * thread, the store's owner). */
+	pthread_t vthread;
+	bool vthread_on;
+	_Atomic bool vstop;         /* stops the thread's scan */
+	store_validated_fn vfn;
+	void *varg;
 };
 
 /* --- locks, index basics -------------------------------------------------- */
@@ -129,8 +140,7 @@ static void up_unlock(struct store *s)
 
 static void idx_free(struct idx *ix)
 {
-	free(ix->e);
-	free(ix->t);
+	pack_free(&ix->p);
 	free(ix->skip);
 	shape_free(&ix->sh);
 	memset(ix, 0, sizeof(*ix));
@@ -138,18 +148,7 @@ static void idx_free(struct idx *ix)
 
 static size_t find_iter(const struct idx *ix, int64_t iter, bool *found)
 {
-	size_t lo = 0, hi = ix->n;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (ix->e[mid].iter < iter)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	*found = lo < ix->n && ix->e[lo].iter == iter;
-	return lo;
+	return pack_find(&ix->p, iter, found);
 }
 
 /* --- derived views -------------------------------------------------------- */
@@ -206,20 +205,35 @@ static void views_apply(struct store *s, void *plan[DERIVED_COUNT])
 }
 
 /* Build view k from the whole index (update_mu held). */
+static int validate_locked(struct store *s, bool *changed,
+			   const _Atomic bool *cancel);
+
 static int view_build_locked(struct store *s, enum derived_kind k)
 {
 	const struct derived_ops *ops = derived_views[k];
-	struct derived_batch b = { s->fd, NULL, 0, s->ix.e, s->ix.n,
-				   s->flags & STORE_VALIDATE };
+	struct derived_batch b;
+	struct ent *all;
 	void *st, *plan = NULL;
 	int r;
 
 	if (s->views[k].st)
 		return 0;
+	r = validate_locked(s, NULL, NULL);
+	if (r < 0)
+		return r;
 	st = ops->create();
 	if (!st)
 		return -ENOMEM;
+	/* The views take entries whole, for the build only. */
+	r = pack_unpack(&s->ix.p, &all, NULL);
+	if (r < 0) {
+		ops->destroy(st);
+		return r;
+	}
+	b = (struct derived_batch){ s->fd, NULL, 0, all, s->ix.p.n,
+				    s->flags & STORE_VALIDATE };
 	r = ops->prepare(st, &b, &plan);
+	free(all);
 	if (r < 0) {
 		log_err("store: building %s of %s: %s", ops->name, s->path,
 			strerror(-r));
@@ -387,17 +401,25 @@ static int diff_build(struct store *s, int fd, bool other, struct idx *nix,
 	int r = 0;
 
 	memset(d, 0, sizeof(*d));
-	d->gone = malloc((ix->n + 1) * sizeof(*d->gone));
-	d->del = malloc((ix->n + 1) * sizeof(*d->del));
-	d->add = malloc((nix->n + 1) * sizeof(*d->add));
+	d->gone = malloc((ix->p.n + 1) * sizeof(*d->gone));
+	d->del = malloc((ix->p.n + 1) * sizeof(*d->del));
+	d->add = malloc((nix->p.n + 1) * sizeof(*d->add));
 	if (!d->gone || !d->del || !d->add) {
 		r = -ENOMEM;
 		goto out;
 	}
-	while (i < ix->n || j < nix->n) {
-		struct ent *o = i < ix->n ? &ix->e[i] : NULL;
-		struct ent *n = j < nix->n ? &nix->e[j] : NULL;
+	while (i < ix->p.n || j < nix->p.n) {
+		struct ent oe, ne, *o = NULL, *n = NULL;
 		bool changed, lost;
+
+		if (i < ix->p.n) {
+			pack_get(&ix->p, i, &oe, NULL);
+			o = &oe;
+		}
+		if (j < nix->p.n) {
+			pack_get(&nix->p, j, &ne, NULL);
+			n = &ne;
+		}
 
 		if (o && (!n || o->iter < n->iter)) {
 			d->gone[d->ngone++] = *o;
@@ -424,7 +446,10 @@ static int diff_build(struct store *s, int fd, bool other, struct idx *nix,
 		} else {
 			changed = o->off != n->off || o->len != n->len;
 		}
-		n->replaced |= o->replaced || changed;
+		if (o->replaced || changed) {
+			n->replaced = true;
+			pack_set_replaced(&nix->p, j);
+		}
 		if (lost)
 			d->gone[d->ngone++] = *o;
 		if (changed) {
@@ -519,26 +544,9 @@ static int idx_from_scan(struct scan *sc, struct idx *ix)
 	r = scan_dedup(sc, &hidden);
 	if (r < 0)
 		return r;
-	/* Shrink to fit: the index stays this size for a long time. */
-	if (sc->n && sc->cap > sc->n) {
-		void *p = realloc(sc->e, sc->n * sizeof(*sc->e));
-
-		if (p) {
-			sc->e = p;
-			sc->cap = sc->n;
-		}
-		if (sc->t) {
-			p = realloc(sc->t, sc->n * sizeof(*sc->t));
-			if (p) {
-				sc->t = p;
-				sc->tcap = sc->n;
-			}
-		}
-	}
-	ix->e = sc->e;
-	ix->n = sc->n;
-	ix->cap = sc->t && sc->tcap < sc->cap ? sc->tcap : sc->cap;
-	ix->t = sc->t;
+	r = pack_build(sc->e, sc->t, sc->n, sc->flags & STORE_TIMES, &ix->p);
+	if (r < 0)
+		return r;
 	ix->skip = sc->skip;
 	ix->nskip = sc->nskip;
 	ix->skipcap = sc->skipcap;
@@ -556,8 +564,6 @@ static int idx_from_scan(struct scan *sc, struct idx *ix)
 	ix->tail_len = sc->tail_len;
 	ix->plines = sc->tail == TAIL_NONE ? sc->lineno : sc->lineno - 1;
 	ix->last_off = sc->any ? sc->last_off : 0;
-	sc->e = NULL;
-	sc->t = NULL;
 	sc->skip = NULL;
 	return 0;
 }
@@ -626,7 +632,7 @@ static int reindex_locked(struct store *s, int fd, const struct stat *st,
 				 "iterations %s; their lines were overwritten "
 				 "and cannot be kept", s->path, nums);
 		}
-		views_keep = other && d.ndel + d.nadd <= nix.n / 4 + 64;
+		views_keep = other && d.ndel + d.nadd <= nix.p.n / 4 + 64;
 		if (views_keep) {
 			struct derived_batch b = { fd, d.del, d.ndel, d.add,
 						   d.nadd,
@@ -648,6 +654,7 @@ static int reindex_locked(struct store *s, int fd, const struct stat *st,
 	s->ino = st->st_ino;
 	s->mtim = st->st_mtim;
 	s->generation++;
+	s->pending = false;
 	if (views_keep)
 		views_apply(s, plan);
 	else
@@ -683,6 +690,7 @@ static void empty_locked(struct store *s, struct store_change *chg)
 	oldfd = s->fd;
 	s->fd = -1;
 	s->generation++;
+	s->pending = false;
 	views_reset(s);
 	un_lock(s);
 	idx_free(&old);
@@ -694,88 +702,64 @@ static void empty_locked(struct store *s, struct store_change *chg)
  * arrays (scanned lines come later in the file, so they win and are marked
  * replaced); `gone` lists the numbers whose old line was hidden. */
 struct merged {
-	struct ent *e;
-	int64_t *t;
-	size_t n;
+	struct pack p;
 	int64_t *gone;
 	size_t ngone;
 };
 
 static void merged_free(struct merged *m)
 {
-	free(m->e);
-	free(m->t);
+	pack_free(&m->p);
 	free(m->gone);
 }
 
 static int merge_build(const struct idx *ix, struct scan *sc, bool times,
 		       struct merged *m)
 {
-	size_t i = 0, j = 0, k = 0, cap = ix->n + sc->n;
+	size_t i = 0, j = 0, k = 0, cap = ix->p.n + sc->n;
+	struct ent *e, cur;
+	int64_t *t = NULL;
+	int r;
 
 	memset(m, 0, sizeof(*m));
-	m->e = malloc(cap * sizeof(*m->e));
+	e = malloc(cap * sizeof(*e));
 	m->gone = malloc(sc->n * sizeof(*m->gone));
 	if (times)
-		m->t = malloc(cap * sizeof(*m->t));
-	if (!m->e || !m->gone || (times && !m->t)) {
-		merged_free(m);
-		return -ENOMEM;
+		t = malloc(cap * sizeof(*t));
+	if (!e || !m->gone || (times && !t)) {
+		r = -ENOMEM;
+		goto out;
 	}
-	while (i < ix->n || j < sc->n) {
-		bool take_new = j < sc->n &&
-				(i >= ix->n || sc->e[j].iter <= ix->e[i].iter);
+	while (i < ix->p.n || j < sc->n) {
+		bool take_new;
 
+		if (i < ix->p.n)
+			pack_get(&ix->p, i, &cur, times ? &t[k] : NULL);
+		take_new = j < sc->n &&
+			   (i >= ix->p.n || sc->e[j].iter <= cur.iter);
 		if (!take_new) {
-			m->e[k] = ix->e[i];
-			if (times)
-				m->t[k] = ix->t[i];
+			e[k++] = cur;
 			i++;
-			k++;
 			continue;
 		}
-		if (i < ix->n && sc->e[j].iter == ix->e[i].iter) {
-			m->gone[m->ngone++] = ix->e[i].iter;
+		if (i < ix->p.n && sc->e[j].iter == cur.iter) {
+			m->gone[m->ngone++] = cur.iter;
 			sc->e[j].replaced = true;
 			i++;
 		}
-		m->e[k] = sc->e[j];
+		e[k] = sc->e[j];
 		if (times)
-			m->t[k] = sc->t[j];
+			t[k] = sc->t ? sc->t[j] : 0;
 		j++;
 		k++;
 	}
-	m->n = k;
-	return 0;
-}
-
-/* Make every per-entry array hold `need` entries (store->lock held
- * exclusively: realloc may move what readers look at).  On failure the
- * index is unchanged (some arrays may just be larger than ix->cap). */
-static int idx_reserve(struct idx *ix, size_t need, bool times)
-{
-	size_t c = ix->cap ? ix->cap : 64;
-	void *p;
-
-	if (need <= ix->cap)
-		return 0;
-	while (c < need) {
-		if (c > SIZE_MAX / 2 / sizeof(struct ent))
-			return -ENOMEM;
-		c = c < 16 ? 16 : c + c / 2;
-	}
-	p = realloc(ix->e, c * sizeof(*ix->e));
-	if (!p)
-		return -ENOMEM;
-	ix->e = p;
-	if (times) {
-		p = realloc(ix->t, c * sizeof(*ix->t));
-		if (!p)
-			return -ENOMEM;
-		ix->t = p;
-	}
-	ix->cap = c;
-	return 0;
+	r = pack_build(e, t, k, times, &m->p);
+out:
+	free(e);
+	free(t);
+	if (r < 0)
+		merged_free(m);
+	return r;
 }
 
 /* Index [ix.tail_off, end) of fd and add it to the index (update_mu held).
@@ -838,7 +822,8 @@ static int extend_locked(struct store *s, int fd, const struct stat *st,
 	r = scan_dedup(&sc, &hidden);
 	if (r < 0)
 		goto out;
-	append = !ix->n || !sc.n || sc.e[0].iter > ix->e[ix->n - 1].iter;
+	append = !ix->p.n || !sc.n ||
+		 sc.e[0].iter > pack_iter(&ix->p, ix->p.n - 1);
 	if (!append) {
 		r = merge_build(ix, &sc, times, &m);
 		if (r < 0)
@@ -862,9 +847,16 @@ static int extend_locked(struct store *s, int fd, const struct stat *st,
 		views_prepare(s, &b, plan);
 	}
 
+	/* The one way pack_append fails, ruled out before the lock. */
+	if (sc.end > PACK_SIZE_MAX) {
+		r = -EFBIG;
+		log_err("store: %s: over %llu bytes, too large to index",
+			s->path, (unsigned long long)PACK_SIZE_MAX);
+		goto out;
+	}
 	wr_lock(s);
 	if (append)
-		r = idx_reserve(ix, ix->n + sc.n, times);
+		r = pack_reserve(&ix->p, sc.n);
 	if (!r && nskip + sc.nskip > ix->skipcap)
 		r = store_grow((void **)&ix->skip, &ix->skipcap,
 			       nskip + sc.nskip, sizeof(*ix->skip));
@@ -875,21 +867,12 @@ static int extend_locked(struct store *s, int fd, const struct stat *st,
 	/* From here on nothing fails (a view that cannot take the batch is
 	 * dropped and rebuilt on its next use). */
 	if (append) {
-		if (sc.n) {
-			memcpy(ix->e + ix->n, sc.e, sc.n * sizeof(*sc.e));
-			if (times)
-				memcpy(ix->t + ix->n, sc.t,
-				       sc.n * sizeof(*sc.t));
-		}
-		ix->n += sc.n;
+		pack_append(&ix->p, sc.e, sc.t, sc.n);
 	} else {
-		free(ix->e);
-		free(ix->t);
-		ix->e = m.e;
-		ix->t = m.t;
-		ix->n = ix->cap = m.n;
-		m.e = NULL;
-		m.t = NULL;
+		struct pack t = ix->p;
+
+		ix->p = m.p;
+		m.p = t;
 	}
 	if (sc.n) {
 		views_apply(s, plan);
@@ -1039,13 +1022,214 @@ int store_changes_take(struct store *s, struct store_change *chg)
 	return 0;
 }
 
+/* --- the quick index and its validation ----------------------------------- */
+
+/* Index fd quickly (STORE_LAZY) and install it as pending; the store is
+ * new, so nothing is compared, kept or reported.  Takes fd on success. */
+static int quick_locked(struct store *s, int fd, const struct stat *st)
+{
+	struct scan sc = { 0 };
+	struct idx nix;
+	int r;
+
+	r = scan_quick(&sc, fd, (uint64_t)st->st_size, s->path);
+	if (!r)
+		r = idx_from_scan(&sc, &nix);
+	scan_free(&sc);
+	if (r < 0)
+		return r;
+	wr_lock(s);
+	s->ix = nix;
+	s->fd = fd;
+	s->dev = st->st_dev;
+	s->ino = st->st_ino;
+	s->mtim = st->st_mtim;
+	s->pending = true;
+	un_lock(s);
+	return 0;
+}
+
+/* Do entries a and b show the same line the same way? */
+static bool ent_same(const struct ent *a, const struct ent *b)
+{
+	return a->off == b->off && a->len == b->len &&
+	       a->replaced == b->replaced;
+}
+
+/* The numbers whose shown line differs between the quick index q and the
+ * exact one x (gone, new, or another line), ascending, into chg. */
+static int pending_diff(const struct idx *q, const struct idx *x,
+			struct store_change *chg)
+{
+	size_t i, j, n, pass;
+	int64_t *v = NULL;
+
+	memset(chg, 0, sizeof(*chg));
+	/* Pass 0 counts, pass 1 fills: the usual answer is none. */
+	for (pass = 0; pass < 2; pass++) {
+		for (i = j = n = 0; i < q->p.n || j < x->p.n;) {
+			struct ent ae, be, *a = NULL, *b = NULL;
+			int64_t it;
+
+			if (i < q->p.n) {
+				pack_get(&q->p, i, &ae, NULL);
+				a = &ae;
+			}
+			if (j < x->p.n) {
+				pack_get(&x->p, j, &be, NULL);
+				b = &be;
+			}
+
+			if (a && (!b || a->iter < b->iter)) {
+				it = a->iter;
+				i++;
+			} else if (!a || b->iter < a->iter) {
+				it = b->iter;
+				j++;
+			} else {
+				it = a->iter;
+				i++;
+				j++;
+				if (ent_same(a, b))
+					continue;
+			}
+			if (v)
+				v[n] = it;
+			n++;
+		}
+		if (!n || v)
+			break;
+		v = malloc(n * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+	}
+	chg->changed = n > 0;
+	chg->iters = v;
+	chg->n = v ? n : 0;
+	return 0;
+}
+
+/* The full scan of a pending store's indexed bytes by its flags; the exact
+ * index replaces the quick one (update_mu held).  `cancel` (may be NULL):
+ * the validation thread's stop flag, -ECANCELED. */
+static int validate_locked(struct store *s, bool *changed,
+			   const _Atomic bool *cancel)
+{
+	struct scan sc = { .flags = s->flags, .cancel = cancel };
+	struct store_change chg = { 0 };
+	struct idx nix, old;
+	size_t more;
+	int r;
+
+	if (changed)
+		*changed = false;
+	if (!s->pending)
+		return 0;
+	r = scan_file(&sc, s->fd, 0, s->ix.size, s->path);
+	if (r < 0)
+		goto out;
+	r = idx_from_scan(&sc, &nix);
+	if (r < 0)
+		goto out;
+	r = range_tag(s->fd, nix.last_off, nix.size, &nix.last_tag);
+	if (!r)
+		r = pending_diff(&s->ix, &nix, &chg);
+	if (r < 0) {
+		idx_free(&nix);
+		goto out;
+	}
+	wr_lock(s);
+	old = s->ix;
+	s->ix = nix;
+	s->pending = false;
+	if (chg.changed)
+		s->generation++;
+	un_lock(s);
+	more = s->ix.nskip > old.nskip ? s->ix.nskip - old.nskip : 0;
+	idx_free(&old);
+	if (changed)
+		*changed = chg.changed;
+	/* The open reported the quick index's skipped lines. */
+	if (more)
+		log_warn("%s: %zu more line%s not shown, found by the full "
+			 "validation: not a JSON object with an iteration "
+			 "number", s->path, more, more == 1 ? "" : "s");
+	change_note(s, &chg);
+out:
+	scan_free(&sc);
+	if (r < 0 && r != -ECANCELED)
+		log_err("store: validating %s: %s", s->path, strerror(-r));
+	return r;
+}
+
+int store_validate(struct store *s, bool *changed)
+{
+	int r;
+
+	up_lock(s);
+	r = validate_locked(s, changed, NULL);
+	up_unlock(s);
+	return r;
+}
+
+static void *validate_main(void *arg)
+{
+	struct store *s = arg;
+	bool changed = false;
+	int r;
+
+	up_lock(s);
+	r = validate_locked(s, &changed, &s->vstop);
+	up_unlock(s);
+	if (!r && changed && s->vfn)
+		s->vfn(s->varg);
+	return NULL;
+}
+
+int store_validate_start(struct store *s, store_validated_fn fn, void *arg)
+{
+	bool pending;
+	int r;
+
+	if (s->vthread_on)
+		return -EBUSY;
+	rd_lock(s);
+	pending = s->pending;
+	un_lock(s);
+	if (!pending)
+		return 0;
+	s->vfn = fn;
+	s->varg = arg;
+	atomic_store(&s->vstop, false);
+	r = -pthread_create(&s->vthread, NULL, validate_main, s);
+	if (r < 0)
+		log_warn("store: %s: no validation thread (%s); validating "
+			 "when first needed", s->path, strerror(-r));
+	else
+		s->vthread_on = true;
+	return r;
+}
+
+void store_validate_stop(struct store *s)
+{
+	if (!s->vthread_on)
+		return;
+	atomic_store(&s->vstop, true);
+	pthread_join(s->vthread, NULL);
+	s->vthread_on = false;
+	atomic_store(&s->vstop, false);
+}
+
 /* What the file at the path is now, against the index (update_mu held). */
 static int refresh_locked(struct store *s, struct store_change *found)
 {
 	struct stat st;
-	bool same_file, prefix = false, need_full = false;
+	bool same_file, prefix = false, need_full = false, full;
 	int r, fd;
 
+	/* Extensions build on the exact index; one that cannot be had makes
+	 * this a full re-index. */
+	full = validate_locked(s, NULL, NULL) < 0;
 	r = open_path(s->path, &fd, &st);
 	if (r == -ENOENT) {
 		if (s->fd >= 0 || s->ix.size)
@@ -1061,7 +1245,7 @@ static int refresh_locked(struct store *s, struct store_change *found)
 		/* Keep the fd we indexed; it is the same file. */
 		close(fd);
 		fd = s->fd;
-		if ((uint64_t)st.st_size == s->ix.size &&
+		if (!full && (uint64_t)st.st_size == s->ix.size &&
 		    st.st_mtim.tv_sec == s->mtim.tv_sec &&
 		    st.st_mtim.tv_nsec == s->mtim.tv_nsec)
 			return 0;
@@ -1088,7 +1272,7 @@ static int refresh_locked(struct store *s, struct store_change *found)
 			return r;
 		}
 	}
-	if (prefix) {
+	if (prefix && !full) {
 		r = extend_locked(s, fd, &st, found, &need_full);
 		if (!need_full) {
 			if (r < 0 && fd != s->fd)
@@ -1126,10 +1310,11 @@ int store_adopt(struct store *s, int newfd)
 {
 	struct store_change found = { 0 };
 	struct stat st;
-	bool ok = false, need_full = false;
+	bool ok = false, need_full = false, full;
 	int r, fd;
 
 	up_lock(s);
+	full = validate_locked(s, NULL, NULL) < 0;
 	fd = fcntl(newfd, F_DUPFD_CLOEXEC, 0);
 	if (fd < 0 || fstat(fd, &st) < 0) {
 		r = -errno;
@@ -1146,18 +1331,18 @@ int store_adopt(struct store *s, int newfd)
 		close(fd);
 		goto out;
 	}
-	if (ok) {
+	if (ok && !full) {
 		r = extend_locked(s, fd, &st, &found, &need_full);
 		if (r < 0 && !need_full) {
 			if (fd != s->fd)
 				close(fd);
 			goto out;
 		}
-	} else {
+	} else if (!ok) {
 		log_warn("store: the file renamed over %s does not start with "
 			 "the indexed content; indexing it whole", s->path);
 	}
-	if (!ok || need_full) {
+	if (!ok || full || need_full) {
 		r = reindex_locked(s, fd, &st, &found);
 		if (r < 0) {
 			if (fd != s->fd)
@@ -1177,6 +1362,20 @@ out:
 
 /* --- public --------------------------------------------------------------- */
 
+/* A whole-store pass allocates arrays of tens of MB and frees them (scan
+ * entries, the views' input).  glibc raises its mmap threshold as such
+ * chunks are freed, so the next ones come from an arena, and a thread's
+ * arena never gives its top back (malloc_trim leaves it too): at 1,000,000
+ * records the validation thread alone left 26 MB resident.  A fixed
+ * threshold keeps every chunk of 1 MiB or more in its own mapping, given
+ * back at free. */
+static void heap_policy(void)
+{
+	mallopt(M_MMAP_THRESHOLD, 1 << 20);
+}
+
+static pthread_once_t heap_once = PTHREAD_ONCE_INIT;
+
 int store_open(const char *path, unsigned flags, struct store **out)
 {
 	struct store_change found;
@@ -1185,6 +1384,7 @@ int store_open(const char *path, unsigned flags, struct store **out)
 	struct stat st;
 	int r, fd;
 
+	pthread_once(&heap_once, heap_policy);
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
@@ -1222,8 +1422,14 @@ int store_open(const char *path, unsigned flags, struct store **out)
 		log_err("store: open %s: %s", path, strerror(-r));
 		goto out_rwlock;
 	}
-	r = reindex_locked(s, fd, &st, &found);
-	store_change_free(&found);
+	if ((flags & STORE_LAZY) ||
+	    ((flags & STORE_LAZY_LARGE) &&
+	     (uint64_t)st.st_size >= STORE_LAZY_MIN)) {
+		r = quick_locked(s, fd, &st);
+	} else {
+		r = reindex_locked(s, fd, &st, &found);
+		store_change_free(&found);
+	}
 	if (r < 0) {
 		close(fd);
 		goto out_rwlock;
@@ -1246,6 +1452,7 @@ void store_close(struct store *s)
 {
 	if (!s)
 		return;
+	store_validate_stop(s);
 	views_reset(s);
 	idx_free(&s->ix);
 	keepdir_close(s->lost);
@@ -1269,9 +1476,7 @@ static uint64_t index_bytes(const struct store *s)
 	uint64_t b = sizeof(*s);
 	unsigned k;
 
-	b += ix->cap * sizeof(*ix->e);
-	if (ix->t)
-		b += ix->cap * sizeof(*ix->t);
+	b += pack_bytes(&ix->p);
 	b += ix->skipcap * sizeof(*ix->skip);
 	for (k = 0; k < DERIVED_COUNT; k++)
 		if (s->views[k].st)
@@ -1284,13 +1489,14 @@ int store_stats(struct store *s, struct store_stats *st)
 	rd_lock(s);
 	st->lines = s->ix.lines;
 	st->records = s->ix.records;
-	st->iterations = s->ix.n;
+	st->iterations = s->ix.p.n;
 	st->skipped = s->ix.nskip;
 	st->beyond = s->ix.beyond;
 	st->duplicates = s->ix.dups;
 	st->file_size = s->ix.size;
 	st->index_bytes = index_bytes(s);
 	st->generation = s->generation;
+	st->pending = s->pending;
 	un_lock(s);
 	return 0;
 }
@@ -1308,27 +1514,61 @@ int store_skipped(struct store *s, uint64_t *linenos, size_t max,
 	return 0;
 }
 
+/* A pending store's line of e, read and checked as the full scan would
+ * (store->lock held shared): *ok when it is the record of e->iter; then
+ * *usec is its timestamp (STORE_TIMES) and *tag its hash_tag. */
+static int pending_check(struct store *s, const struct ent *e, bool *ok,
+			 int64_t *usec, uint64_t *tag)
+{
+	char *p = malloc(e->len ? e->len : 1);
+	int r;
+
+	if (!p)
+		return -ENOMEM;
+	r = fileio_pread_full(s->fd, p, e->len, e->off);
+	if (!r)
+		r = scan_check(p, e->len, e->iter, s->flags & STORE_TIMES, ok,
+			       usec);
+	if (!r && tag)
+		*tag = hash_tag(p, e->len);
+	free(p);
+	return r;
+}
+
 int store_lookup(struct store *s, int64_t iter, struct store_rec *rec)
 {
-	const struct ent *e;
-	bool found;
+	struct ent ent, *e = &ent;
+	bool found, ok;
 	size_t i;
-	int r = 0;
+	int r;
 
+again:
+	r = 0;
 	rd_lock(s);
 	i = find_iter(&s->ix, iter, &found);
+	if (!found && s->pending)
+		goto exact;
 	if (!found) {
 		r = -ENOENT;
 		goto out;
 	}
-	e = &s->ix.e[i];
+	pack_get(&s->ix.p, i, e, &rec->mtime);
 	rec->iter = iter;
-	rec->mtime = s->ix.t ? s->ix.t[i] : 0;
 	rec->lineno = e->lineno;
 	rec->offset = e->off;
 	rec->len = e->len;
 	rec->replaced = e->replaced;
 	rec->tag = 0;
+	if (s->pending) {
+		/* The quick index may hold a line that is no record, or read
+		 * a line's number wrong (a later duplicate key): the exact
+		 * index decides then, and for a number it lacks. */
+		r = pending_check(s, e, &ok, &rec->mtime,
+				  e->replaced ? &rec->tag : NULL);
+		if (!r && !ok)
+			goto exact;
+		goto out;
+	}
 	/* Read under the same lock as the place: the tag is of the line
 	 * this lookup found. */
 	if (e->replaced)
@@ -1336,14 +1576,20 @@ int store_lookup(struct store *s, int64_t iter, struct store_rec *rec)
 out:
 	un_lock(s);
 	return r;
+exact:
+	un_lock(s);
+	r = store_validate(s, NULL);
+	if (r < 0)
+		return r;
+	goto again;
 }
 
 int store_highest(struct store *s, int64_t *iter, bool *found)
 {
 	rd_lock(s);
-	*found = s->ix.n > 0;
+	*found = s->ix.p.n > 0;
 	if (*found)
-		*iter = s->ix.e[s->ix.n - 1].iter;
+		*iter = pack_iter(&s->ix.p, s->ix.p.n - 1);
 	un_lock(s);
 	return 0;
 }
@@ -1351,12 +1597,8 @@ int store_highest(struct store *s, int64_t *iter, bool *found)
 int store_list(struct store *s, size_t start, int64_t *out, size_t max,
 	       size_t *n)
 {
-	size_t i;
-
 	rd_lock(s);
-	for (i = 0; i < max && start + i < s->ix.n; i++)
-		out[i] = s->ix.e[start + i].iter;
-	*n = i;
+	*n = start < s->ix.p.n ? pack_iters(&s->ix.p, start, out, max) : 0;
 	un_lock(s);
 	return 0;
 }
@@ -1364,23 +1606,45 @@ int store_list(struct store *s, size_t start, int64_t *out, size_t max,
 int store_read(struct store *s, int64_t iter, struct buf *line)
 {
 	struct ent e;
-	bool found;
+	bool found, ok;
+	int64_t usec;
 	size_t i;
 	int r;
 
+again:
 	rd_lock(s);
 	i = find_iter(&s->ix, iter, &found);
+	if (!found && s->pending) {
+		un_lock(s);
+		r = store_validate(s, NULL);
+		if (r < 0)
+			return r;
+		goto again;
+	}
 	if (!found) {
 		r = -ENOENT;
 		goto out;
 	}
-	e = s->ix.e[i];
+	pack_get(&s->ix.p, i, &e, NULL);
 	r = buf_reserve(line, e.len);
 	if (r < 0)
 		goto out;
 	r = fileio_pread_full(s->fd, line->data + line->len, e.len, e.off);
 	if (r < 0)
 		goto out;
+	if (s->pending) {
+		r = scan_check(line->data + line->len, e.len, iter, false, &ok,
+			       &usec);
+		if (!r && !ok) {
+			un_lock(s);
+			r = store_validate(s, NULL);
+			if (r < 0)
+				return r;
+			goto again;
+		}
+		if (r < 0)
+			goto out;
+	}
 	line->len += e.len;
 	line->data[line->len] = '\0';
 out:
@@ -1398,9 +1662,13 @@ int store_shape(struct store *s, struct store_shape *out)
 	const struct record_field_def *d;
 	size_t i;
 	unsigned f;
-	int r = 0;
+	int r;
 
 	memset(out, 0, sizeof(*out));
+	/* Commits check drops against it: only the exact index will do. */
+	r = store_validate(s, NULL);
+	if (r < 0)
+		return r;
 	rd_lock(s);
 	sh = &s->ix.sh;
 	out->records = sh->records;

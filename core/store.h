@@ -2,6 +2,8 @@
  *
  * Calling sequence:
  *   store_open(path, flags, &s)        scan once, build the index
+ *   store_validate_start(s, fn, arg)   STORE_LAZY: the full scan, behind
+ *                                      the mount (store_validate_stop)
  *   store_lookup / store_read / store_list / store_by_hash ...   any thread
  *   store_refresh(s)                   after the file changed on disk
  *   store_changes_take(s, &chg)        what changed, for cache invalidation
@@ -9,7 +11,8 @@
  *
  * Per record the index keeps only what finds it again: offset, length and
  * iteration number (plus the timestamp with STORE_TIMES, and the code digest
- * once by-hash is first asked for).  Over all records it keeps their shape
+ * once by-hash is first asked for), packed (pack.h: about 8 bytes a record,
+ * 14 with timestamps, where numbers follow each other).  Over all records it keeps their shape
  * (store_shape), read from every record line as it is indexed.  Record
  * bytes are read back from the file with pread.  Lines that are not a JSON
  * object, or carry no iteration number, are skipped and counted; their
@@ -35,9 +38,11 @@
  * store_refresh and the writer's adoption of a new file take it exclusively.
  * No callback is ever called with it held.  store->update_mu (a mutex)
  * serialises the functions that change the index (store_refresh,
- * store_adopt, and the build of a derived view -- by-hash -- that its
- * first use runs); they do their file I/O holding only it, so readers are
- * blocked only while results are installed.  Lock order:
+ * store_adopt, store_validate, and the build of a derived view -- by-hash
+ * -- that its first use runs); they do their file I/O holding only it, so
+ * readers are blocked only while results are installed.  While a
+ * STORE_LAZY store is pending, store_lookup and store_read may take it
+ * too (a line that is no record waits for the validation).  Lock order:
  * writer's flock file first, then store->update_mu, then store->lock.
  */
 #ifndef ITERFS_STORE_H
@@ -68,7 +73,37 @@ enum store_flags {
 	/* Validate every line fully; without it a newline-terminated line that
 	 * starts like {"iteration": 12, and ends with } is trusted. */
 	STORE_VALIDATE = 1u << 1,
+	/* Open fast: store_open builds only the quick index (scan_quick in
+	 * scan.h: numbers, offsets, lengths; a line that starts like
+	 * {"iteration": 12, and ends with } is taken at its word) and the
+	 * store is *pending* until the full scan by the other flags has run
+	 * (store_validate, store_validate_start).  While pending:
+	 *   - store_lookup and store_read check the one line they answer with
+	 *     (a validating walk; store_lookup reads its timestamp from it):
+	 *     a line that is no record, or not the record of that number,
+	 *     and a number the quick index lacks (a later duplicate
+	 *     "iteration" key the fast path did not see may give a line
+	 *     it), run the full validation there and then, and the answer
+	 *     comes from the exact index.  So no line that is not a record is
+	 *     ever shown or read, and no record is missed.
+	 *   - store_list, store_highest and store_stats (`pending` set) answer
+	 *     from the quick index: it may list a number whose only line turns
+	 *     out to be no record, and its skipped counts may still grow.
+	 *   - store_shape, the derived views, store_refresh and store_adopt
+	 *     run the full validation first (they need the exact index).
+	 * The validation swaps in the exact index and puts what differs (the
+	 * numbers that vanished, appeared, or now show another line, such as
+	 * the earlier line of a number whose later line was no record) in the
+	 * change log, as a refresh does. */
+	STORE_LAZY = 1u << 2,
+	/* STORE_LAZY for a file of STORE_LAZY_MIN bytes or more; a smaller
+	 * one is validated whole at open, where that costs little, so that
+	 * what the caller reports right after the open (skipped lines) is
+	 * already exact. */
+	STORE_LAZY_LARGE = 1u << 3,
 };
+
+#define STORE_LAZY_MIN ((uint64_t)8 << 20)
 
 struct store_rec {
 	int64_t iter;
@@ -97,6 +132,9 @@ struct store_stats {
 	uint64_t file_size;   /* bytes indexed */
 	uint64_t index_bytes; /* memory the index holds */
 	uint64_t generation;  /* bumps on every change of the index */
+	/* STORE_LAZY: the full validation has not run yet; the counts are
+	 * the quick index's (skipped and beyond may still grow). */
+	bool pending;
 };
 
 /* What store_refresh and store_adopt changed, for cache invalidation
@@ -114,10 +152,44 @@ struct store_change {
 	size_t n;
 };
 
-/* Open and index `path`.  The path is copied.  Returns 0, -ENOMEM, or the
+/* Open and index `path`.  The path is copied.  The first call in a process
+ * fixes glibc's mmap threshold at 1 MiB (mallopt), so that the large
+ * arrays of a whole-store pass go back to the system when freed.  Returns 0, -ENOMEM, or the
  * -errno of open/read (not -ENOENT: a missing file is an empty store). */
 int store_open(const char *path, unsigned flags, struct store **out);
 void store_close(struct store *s);
+
+/* --- the full validation of a STORE_LAZY store -----------------------------
+ * Calling sequence (the daemon): store_open(STORE_LAZY | ...), mount,
+ * then, in the daemon's own process (after any fork), store_validate_start
+ * with a callback that hands the change log to the cache invalidation;
+ * before that machinery stops, store_validate_stop.  Without a thread the
+ * validation still runs when first needed (see STORE_LAZY). */
+
+/* Called once the validation swapped in an index that differs from the
+ * quick one (the change is in the change log: store_changes_take).  Runs in
+ * the validation thread, with no store lock held. */
+typedef void (*store_validated_fn)(void *arg);
+
+/* Run the full validation now, in this thread, unless it ran already
+ * (then, and on a store opened without STORE_LAZY, it returns 0 at once).
+ * *changed (may be NULL): the exact index differs from the quick one.
+ * Holds update_mu throughout: refreshes and commits wait for it.  Returns
+ * 0, -ENOMEM, or the -errno of a read (logged; the store stays pending and
+ * the next call tries again). */
+int store_validate(struct store *s, bool *changed);
+
+/* Start a thread that runs store_validate and then, if the index changed,
+ * fn(arg).  Nothing to do (0, no thread) when the store is not pending.
+ * At most one such thread per store.  Returns 0, -EBUSY (one was started
+ * already), or pthread_create's -errno (the validation then runs when
+ * first needed). */
+int store_validate_start(struct store *s, store_validated_fn fn, void *arg);
+
+/* Stop that thread (a validation under way is abandoned and runs again
+ * when first needed) and wait for it: fn is not called after this returns.
+ * No-op when none runs.  store_close calls it. */
+void store_validate_stop(struct store *s);
 
 /* The path given to store_open (owned by the store). */
 const char *store_path(const struct store *s);

@@ -28,19 +28,32 @@ static void on_store_change(const struct store_change *chg, void *arg)
 	notifier_push(h->nt, chg);
 }
 
+/* The full validation behind the quick index (store.h) found lines that
+ * differ; also the drop box's callback after a commit. */
+static void push_changes(struct hist *h)
+{
+	struct store_change chg;
+
+	store_changes_take(h->store, &chg);
+	notifier_push(h->nt, chg.changed ? &chg : NULL);
+	store_change_free(&chg);
+}
+
+static void on_validated(void *arg)
+{
+	push_changes(arg);
+}
+
 static void on_commit(void *arg)
 {
 	struct hist *h = arg;
-	struct store_change chg;
 	struct timespec now;
 
 	clock_gettime(CLOCK_REALTIME, &now);
 	tree_note_commit(h->tree, &now);
 	/* The commit itself, and whatever another process had changed that
 	 * the writer's refresh absorbed before it. */
-	store_changes_take(h->store, &chg);
-	notifier_push(h->nt, chg.changed ? &chg : NULL);
-	store_change_free(&chg);
+	push_changes(h);
 }
 
 int hist_start(struct store *s, const struct hist_opts *o, struct hist **out)
@@ -104,6 +117,8 @@ int hist_start(struct store *s, const struct hist_opts *o, struct hist **out)
 			strerror(-r));
 		goto out_stop;
 	}
+	/* On failure (logged) it runs when first needed. */
+	store_validate_start(s, on_validated, h);
 	r = watch_start(s, on_store_change, h, &h->w);
 	if (r < 0) {
 		log_err("%s: watching the store: %s", store_path(s),
@@ -124,6 +139,7 @@ void hist_stop(struct hist *h)
 {
 	if (!h)
 		return;
+	store_validate_stop(h->store);
 	watch_stop(h->w);
 	/* Drops still queued commit now and feed the notifier. */
 	if (h->in)

@@ -589,7 +589,8 @@ static int open_history(void *arg, const char *path, uint16_t id,
 	struct hist *h;
 	int r;
 
-	r = store_open(path, STORE_TIMES | STORE_VALIDATE, &s);
+	r = store_open(path, STORE_TIMES | STORE_VALIDATE | STORE_LAZY_LARGE,
+		       &s);
 	if (r < 0)
 		return r;
 	report_skipped(s, path);
@@ -777,7 +778,9 @@ int main(int argc, char *argv[])
 		goto out_session;
 	if (path) {
 		log_set_sink(hold_sink);
-		r = store_open(path, STORE_TIMES | STORE_VALIDATE, &store);
+		r = store_open(path,
+			       STORE_TIMES | STORE_VALIDATE | STORE_LAZY_LARGE,
+			       &store);
 		log_set_sink(NULL);
 		if (r == 0)
 			held_replay();

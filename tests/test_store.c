@@ -1140,10 +1140,101 @@ static void test_index_memory_per_record(void)
 	store_close(s);
 	s = open_ok(p, STORE_TIMES);
 	st = stats(s);
-	T_CHECK(st.index_bytes / st.records < 64,
+	/* Packed (pack.h): 8 bytes of offset and length, 6 of timestamp, a
+	 * bit, and no number where numbers follow each other. */
+	T_CHECK(st.index_bytes / st.records < 16,
 		"with times: %" PRIu64 " a record", st.index_bytes / st.records);
 	store_close(s);
 	buf_free(&t);
+	free(p);
+}
+
+/* Every shown record of s against the file's bytes `f`: its line is at
+ * its offset, its line number counts the LFs before it, its timestamp is
+ * the line's. */
+static void check_against_bytes(struct store *s, const struct buf *f,
+				const char *what)
+{
+	int64_t it[64];
+	size_t n, i, k;
+	struct buf b = BUF_INIT;
+
+	T_CHECK(store_list(s, 0, it, 64, &n) == 0, "list");
+	for (i = 0; i < n; i++) {
+		struct store_rec r;
+		uint64_t lines = 1;
+		int64_t want = 0;
+		bool found;
+
+		buf_reset(&b);
+		T_CHECK(store_lookup(s, it[i], &r) == 0 &&
+			store_read(s, it[i], &b) == 0, "%s: %" PRId64, what,
+			it[i]);
+		T_CHECK(r.len == b.len && r.offset + r.len <= f->len &&
+			memcmp(f->data + r.offset, b.data, b.len) == 0,
+			"%s: %" PRId64 " at %" PRIu64 ", %u bytes", what, it[i],
+			r.offset, r.len);
+		for (k = 0; k < r.offset && k < f->len; k++)
+			lines += f->data[k] == '\n';
+		T_CHECK(r.lineno == lines, "%s: %" PRId64 " on line %" PRIu64
+			", want %" PRIu64, what, it[i], r.lineno, lines);
+		T_CHECK(record_timestamp(b.data, b.len, &want, &found) == 0,
+			"timestamp");
+		T_CHECK(r.mtime == (found ? want : 0), "%s: %" PRId64
+			" mtime %" PRId64 ", want %" PRId64, what, it[i],
+			r.mtime, want);
+	}
+	buf_free(&b);
+}
+
+/* What the packed index keeps aside: a line of 16 MiB or more, timestamps
+ * more than 4 years from the first, records without one, gaps in the
+ * numbers and the line numbers; built whole, appended to, and merged. */
+static void test_packed_index_side_tables(void)
+{
+	char *p = fresh_path("pack");
+	struct buf t = BUF_INIT, big = BUF_INIT;
+	struct store *s;
+	size_t i;
+
+	for (i = 0; i < ((size_t)16 << 20) + 5; i++)
+		buf_putc(&big, (char)('a' + i % 26));
+	buf_printf(&t, "{\"iteration\": 0}\n"
+		   "{\"iteration\": 1, \"timestamp\": \"1990-01-01T00:00:00Z\"}\n"
+		   "{\"iteration\": 2, \"timestamp\": \"2025-06-01T12:00:00.123456Z\"}\n"
+		   "{\"iteration\": 5, \"timestamp\": \"1990-01-01T00:00:01Z\"}\n"
+		   "\n"
+		   "{\"iteration\": 6, \"code\": \"%s\", "
+		   "\"timestamp\": \"1800-01-01T00:00:00Z\"}\n"
+		   "{\"iteration\": 7, \"timestamp\": \"1990-02-01T00:00:00\"}\n",
+		   big.data);
+	t_write_file(p, t.data, t.len);
+	s = open_ok(p, STORE_TIMES | STORE_VALIDATE);
+	CHECK_LIST(s, "0,1,2,5,6,7");
+	check_against_bytes(s, &t, "built");
+	/* Appended: another long line, a far timestamp, the next number. */
+	buf_printf(&t, "{\"iteration\": 8, \"code\": \"%s\"}\n"
+		   "{\"iteration\": 9, \"timestamp\": \"2100-01-01T00:00:00Z\"}\n"
+		   "{\"iteration\": 10, \"timestamp\": \"1990-01-01T00:00:02Z\"}\n",
+		   big.data);
+	t_write_file(p, t.data, t.len);
+	T_CHECK(store_refresh(s) == 0, "refresh");
+	CHECK_LIST(s, "0,1,2,5,6,7,8,9,10");
+	check_against_bytes(s, &t, "appended");
+	/* Merged: numbers below the highest. */
+	buf_puts(&t, "{\"iteration\": 3, \"timestamp\": \"2200-01-01T00:00:00Z\"}\n"
+		 "{\"iteration\": 6}\n");
+	t_write_file(p, t.data, t.len);
+	T_CHECK(store_refresh(s) == 0, "refresh");
+	CHECK_LIST(s, "0,1,2,3,5,6,7,8,9,10");
+	check_against_bytes(s, &t, "merged");
+	store_close(s);
+	/* And the same file indexed whole. */
+	s = open_ok(p, STORE_TIMES | STORE_VALIDATE);
+	check_against_bytes(s, &t, "whole");
+	store_close(s);
+	buf_free(&t);
+	buf_free(&big);
 	free(p);
 }
 
@@ -1607,6 +1698,397 @@ static void test_by_hash_of_an_empty_store(void)
 	free(p);
 }
 
+/* --- STORE_LAZY: the quick index, then the full validation ---------------- */
+
+#define LAZY (STORE_TIMES | STORE_VALIDATE | STORE_LAZY)
+
+/* Every shown iteration of `full` (opened with the full scan) looks up and
+ * reads the same in `lazy`, pending or not. */
+static void check_lookups_match(struct store *full, struct store *lazy,
+				const char *what)
+{
+	int64_t it[512];
+	size_t start = 0, n, i;
+	struct buf a = BUF_INIT, b = BUF_INIT;
+
+	do {
+		T_CHECK(store_list(full, start, it, 512, &n) == 0, "list");
+		for (i = 0; i < n; i++) {
+			struct store_rec x, y;
+			int r;
+
+			T_CHECK(store_lookup(full, it[i], &x) == 0, "lookup");
+			r = store_lookup(lazy, it[i], &y);
+			T_CHECK(r == 0 && x.offset == y.offset &&
+				x.len == y.len && x.lineno == y.lineno &&
+				x.mtime == y.mtime && x.replaced == y.replaced &&
+				x.tag == y.tag,
+				"%s: iteration %" PRId64 ": %d, offset %" PRIu64
+				" / %" PRIu64 ", mtime %" PRId64 " / %" PRId64,
+				what, it[i], r, x.offset, y.offset, x.mtime,
+				y.mtime);
+			buf_reset(&a);
+			buf_reset(&b);
+			T_CHECK(store_read(full, it[i], &a) == 0 &&
+				store_read(lazy, it[i], &b) == 0 &&
+				a.len == b.len &&
+				memcmp(a.data, b.data, a.len) == 0,
+				"%s: line of %" PRId64, what, it[i]);
+		}
+		start += n;
+	} while (n);
+	buf_free(&a);
+	buf_free(&b);
+}
+
+/* After its validation `lazy` is `full`: counts, skipped lines, numbers,
+ * shape. */
+static void check_validated_match(struct store *full, struct store *lazy,
+				  const char *what)
+{
+	struct store_stats x = stats(full), y;
+	struct store_shape sx, sy;
+	uint64_t *lx, *ly;
+	int64_t a[512], b[512];
+	size_t tx, ty, start = 0, na, nb, i;
+
+	T_CHECK(store_validate(lazy, NULL) == 0, "%s: validate", what);
+	y = stats(lazy);
+	T_CHECK(!y.pending && !x.pending, "%s: pending", what);
+	T_CHECK(x.lines == y.lines && x.records == y.records &&
+		x.iterations == y.iterations && x.skipped == y.skipped &&
+		x.beyond == y.beyond && x.duplicates == y.duplicates &&
+		x.file_size == y.file_size,
+		"%s: lines %" PRIu64 "/%" PRIu64 " records %" PRIu64 "/%" PRIu64
+		" iterations %" PRIu64 "/%" PRIu64 " skipped %" PRIu64 "/%"
+		PRIu64 " beyond %" PRIu64 "/%" PRIu64 " dups %" PRIu64 "/%"
+		PRIu64, what, x.lines, y.lines, x.records, y.records,
+		x.iterations, y.iterations, x.skipped, y.skipped, x.beyond,
+		y.beyond, x.duplicates, y.duplicates);
+	lx = calloc(x.skipped + 1, sizeof(*lx));
+	ly = calloc(x.skipped + 1, sizeof(*ly));
+	if (!lx || !ly)
+		abort();
+	store_skipped(full, lx, x.skipped, &tx);
+	store_skipped(lazy, ly, x.skipped, &ty);
+	T_CHECK(tx == ty && memcmp(lx, ly, tx * sizeof(*lx)) == 0,
+		"%s: skipped line numbers", what);
+	free(lx);
+	free(ly);
+	do {
+		store_list(full, start, a, 512, &na);
+		store_list(lazy, start, b, 512, &nb);
+		T_CHECK(na == nb && memcmp(a, b, na * sizeof(*a)) == 0,
+			"%s: listed from %zu", what, start);
+		start += na;
+	} while (na && na == nb);
+	T_CHECK(store_shape(full, &sx) == 0 && store_shape(lazy, &sy) == 0,
+		"%s: shape", what);
+	T_CHECK(sx.records == sy.records && sx.n == sy.n, "%s: shape size",
+		what);
+	for (i = 0; i < sx.n && i < sy.n; i++)
+		T_CHECK(strcmp(sx.f[i].key, sy.f[i].key) == 0 &&
+			sx.f[i].types == sy.f[i].types, "%s: shape field %zu",
+			what, i);
+	for (i = 0; i < FIELD_COUNT; i++)
+		T_CHECK(sx.dialect[i] == sy.dialect[i], "%s: dialect %zu",
+			what, i);
+	store_shape_free(&sx);
+	store_shape_free(&sy);
+	check_lookups_match(full, lazy, what);
+}
+
+static void check_lazy_is_full(const char *path, const char *what)
+{
+	struct store *full = open_ok(path, STORE_TIMES | STORE_VALIDATE);
+	struct store *lazy = open_ok(path, LAZY);
+
+	/* Pending, every answer about one iteration is already exact. */
+	check_lookups_match(full, lazy, what);
+	check_validated_match(full, lazy, what);
+	store_close(lazy);
+	/* And the validation alone, without lookups first. */
+	lazy = open_ok(path, LAZY);
+	check_validated_match(full, lazy, what);
+	store_close(lazy);
+	store_close(full);
+}
+
+static const char lazy_bad[] =
+	"{\"iteration\": 0, \"code\": \"a\"}\n"
+	"{\"iteration\": 1, \"code\": \"old\"}\n"
+	"{\"iteration\": 1, \"code\": \"new\" \"oops\"}\n"
+	"{\"iteration\": 2, \"code\": \"b\"}\n"
+	"{\"iteration\": 3, \"x\": tru}\n";
+
+static void test_lazy_hides_a_fast_line_that_is_no_record(void)
+{
+	char *p = fresh_path("lazy-bad");
+	struct store_change c = { 0 };
+	struct store_rec r;
+	struct store *s;
+
+	write_str(p, lazy_bad);
+	s = open_ok(p, LAZY);
+	/* The quick index takes lines 3 and 5 at their word. */
+	T_CHECK(stats(s).pending && stats(s).skipped == 0, "quick counts");
+	CHECK_LIST(s, "0,1,2,3");
+	store_changes_take(s, &c);
+	T_CHECK(!c.changed, "nothing changed yet");
+	store_change_free(&c);
+	/* Looking up 1 finds line 3 is no record: the earlier line shows. */
+	T_CHECK(store_lookup(s, 1, &r) == 0 && r.lineno == 2 && !r.replaced,
+		"iteration 1 shows line %" PRIu64, r.lineno);
+	check_line(s, 1, "{\"iteration\": 1, \"code\": \"old\"}");
+	T_CHECK(!stats(s).pending && stats(s).skipped == 2, "exact counts");
+	CHECK_SKIPPED(s, "3,5");
+	CHECK_LIST(s, "0,1,2");
+	T_CHECK(store_lookup(s, 3, &r) == -ENOENT, "3 is gone");
+	store_changes_take(s, &c);
+	CHECK_CHG(&c, false, "1,3");
+	store_change_free(&c);
+	store_close(s);
+
+	/* A lookup of the number whose only line is no record. */
+	s = open_ok(p, LAZY);
+	T_CHECK(store_lookup(s, 3, &r) == -ENOENT, "3 never shows");
+	CHECK_LIST(s, "0,1,2");
+	store_close(s);
+	/* A read, and the shape, wait for the validation too. */
+	s = open_ok(p, LAZY);
+	check_line(s, 1, "{\"iteration\": 1, \"code\": \"old\"}");
+	T_CHECK(!stats(s).pending, "read validated");
+	store_close(s);
+	check_lazy_is_full(p, "lazy-bad");
+	free(p);
+}
+
+/* {"iteration": 1, ..., "iteration": 5} is 5's line (the last duplicate
+ * counts); the fast path reads 1. */
+static void test_lazy_finds_a_number_the_fast_path_misread(void)
+{
+	char *p = fresh_path("lazy-dup");
+	struct store_change c = { 0 };
+	struct store_rec r;
+	struct store *s;
+
+	write_str(p, "{\"iteration\": 0}\n"
+		     "{\"iteration\": 1, \"a\": 1, \"iteration\": 5}\n");
+	s = open_ok(p, LAZY);
+	CHECK_LIST(s, "0,1");
+	T_CHECK(store_lookup(s, 5, &r) == 0 && r.lineno == 2,
+		"5 found on line 2");
+	T_CHECK(!stats(s).pending, "validated");
+	CHECK_LIST(s, "0,5");
+	T_CHECK(store_lookup(s, 1, &r) == -ENOENT, "1 is none");
+	store_changes_take(s, &c);
+	CHECK_CHG(&c, false, "1,5");
+	store_change_free(&c);
+	store_close(s);
+	/* The same through a read, and through a lookup of the misread
+	 * number. */
+	s = open_ok(p, LAZY);
+	check_line(s, 5, "{\"iteration\": 1, \"a\": 1, \"iteration\": 5}");
+	store_close(s);
+	s = open_ok(p, LAZY);
+	T_CHECK(store_lookup(s, 1, &r) == -ENOENT, "1 never shows");
+	store_close(s);
+	check_lazy_is_full(p, "lazy-dup");
+	free(p);
+}
+
+struct vwait {
+	pthread_mutex_t mu;
+	pthread_cond_t cond;
+	int calls;
+};
+
+static void on_validated(void *arg)
+{
+	struct vwait *w = arg;
+
+	pthread_mutex_lock(&w->mu);
+	w->calls++;
+	pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->mu);
+}
+
+static void test_lazy_validation_thread_reports_the_change(void)
+{
+	char *p = fresh_path("lazy-thread");
+	struct vwait w = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
+			   0 };
+	struct store_change c = { 0 };
+	struct store *s;
+
+	write_str(p, lazy_bad);
+	s = open_ok(p, LAZY);
+	T_CHECK(store_validate_start(s, on_validated, &w) == 0, "start");
+	T_CHECK(store_validate_start(s, on_validated, &w) == -EBUSY,
+		"one thread");
+	pthread_mutex_lock(&w.mu);
+	while (!w.calls)
+		pthread_cond_wait(&w.cond, &w.mu);
+	pthread_mutex_unlock(&w.mu);
+	store_validate_stop(s);
+	T_CHECK(w.calls == 1, "called %d times", w.calls);
+	T_CHECK(!stats(s).pending, "validated");
+	store_changes_take(s, &c);
+	CHECK_CHG(&c, false, "1,3");
+	store_change_free(&c);
+	CHECK_LIST(s, "0,1,2");
+	store_close(s);
+
+	/* Nothing differs: no call, no change. */
+	write_str(p, "{\"iteration\": 0}\n{\"iteration\": 1}\n");
+	s = open_ok(p, LAZY);
+	T_CHECK(store_validate_start(s, on_validated, &w) == 0, "start");
+	store_validate_stop(s);
+	T_CHECK(store_validate(s, NULL) == 0 && !stats(s).pending, "valid");
+	store_changes_take(s, &c);
+	T_CHECK(!c.changed, "no change");
+	store_change_free(&c);
+	T_CHECK(w.calls == 1, "not called");
+	store_close(s);
+	/* A store opened whole has nothing to validate. */
+	s = open_ok(p, STORE_TIMES | STORE_VALIDATE);
+	T_CHECK(store_validate_start(s, on_validated, &w) == 0 &&
+		!stats(s).pending, "not pending");
+	store_close(s);
+	free(p);
+}
+
+static void test_lazy_refresh_and_adopt_build_on_the_exact_index(void)
+{
+	char *p = fresh_path("lazy-refresh");
+	struct store_change c = { 0 };
+	struct store *s;
+
+	write_str(p, lazy_bad);
+	s = open_ok(p, LAZY);
+	append_str(p, "{\"iteration\": 4}\n");
+	T_CHECK(refresh_take(s, &c) == 0, "refresh");
+	T_CHECK(!stats(s).pending && stats(s).skipped == 2, "validated");
+	CHECK_LIST(s, "0,1,2,4");
+	store_change_free(&c);
+	store_changes_take(s, &c);
+	store_change_free(&c);
+	/* The writer's adopt of a file that extends this one. */
+	store_close(s);
+	s = open_ok(p, LAZY);
+	append_str(p, "{\"iteration\": 5}\n");
+	T_CHECK(adopt_take(s, p, &c) == 0, "adopt");
+	CHECK_LIST(s, "0,1,2,4,5");
+	T_CHECK(stats(s).skipped == 2, "skipped");
+	store_change_free(&c);
+	store_close(s);
+	free(p);
+}
+
+/* A generated history with every kind of line the quick scan must get
+ * right: both dialects, the number first or late, CRLF, a BOM, blank
+ * lines, garbage, torn lines, lines that look fast but are no record or
+ * carry another number, numbers past the limit, duplicates. */
+static void gen_mixed(struct gen *g, size_t records, bool bom)
+{
+	static const char *odd[] = {
+		"{\"iteration\": 7, \"code\": \"x\" \"y\"}",
+		"{\"iteration\": 8, \"a\": 1, \"iteration\": 9}",
+		"{\"iteration_num\": 10, \"iteration\": 11}",
+		"{\"iteration_num\": 12, \"iteration\": \"x\"}",
+		"{\"iteration\": 999999999999999999999, \"a\": 1}",
+		"{\"iteration\": 288230376151711743}",
+		"{\"iteration\": 288230376151711742}",
+		"{\"iteration\": 05, \"a\": 1}",
+		"{\"iteration\": -0, \"a\": 1}",
+		"{\"iteration\": 13.0, \"a\": 1}",
+		"{\"iteration\":14,\"a\":[1,{\"b\":\"}\"}]}",
+		"{\"iteration\": 15, \"a\": {\"b\": 1}",
+		"{\"iteration\": 16, \"a\": \"\\u12\"}",
+		"{\"iteration\": 17, \"a\": NaN, \"b\": -Infinity}",
+		"{\"iteration\": 18 , \"a\": 1}  ",
+		"{\"iteration\": 19}",
+		"{\"iteration\": 20, \"timestamp\": \"2025-01-02T03:04:05Z\"}",
+		"{\"iteration\": 21, \"timestamp\": \"bad\"}",
+		"[1, 2]",
+		"garbage",
+		"{\"iteration\": 22, \"a\": 1} x}",
+		"{\"iteration\": 23, \"a\": \"unterminated}",
+		"   ",
+	};
+	size_t i;
+
+	if (bom && buf_puts(&g->text, "\xef\xbb\xbf") < 0)
+		abort();
+	for (i = 0; i < records; i++) {
+		unsigned k = gen_rand(g);
+
+		gen_record(g, (int64_t)(k % 5 == 0 ? i / 2 : i), k & 1,
+			   (k & 6) != 0, (k & 8) && (k & 16));
+		if (gen_rand(g) % 4 == 0) {
+			const char *o = odd[gen_rand(g) % (sizeof(odd) /
+							     sizeof(odd[0]))];
+
+			if (buf_puts(&g->text, o) < 0 ||
+			    buf_putc(&g->text, '\n') < 0)
+				abort();
+			g->lineno++;
+		}
+	}
+}
+
+static void test_lazy_counts_match_the_full_scan(void)
+{
+	static const char *real[] = { "llm_only_50.jsonl",
+				      "unified_factor_graph.jsonl",
+				      "json_mode_test.jsonl",
+				      "migrated_no_code.jsonl" };
+	static const char *tails[] = { "", "{\"iteration\": 90, \"a\": 1",
+				       "{\"iteration\": 91}", "{\"iteration\": 92} ",
+				       "garbage" };
+	size_t i;
+
+	for (i = 0; i < sizeof(real) / sizeof(real[0]); i++) {
+		char *p = t_real_data(real[i]);
+
+		if (!p) {
+			printf("# skip %s: ITERFS_REAL_DATA not present\n",
+			       real[i]);
+			continue;
+		}
+		check_lazy_is_full(p, real[i]);
+		free(p);
+	}
+	for (i = 0; i < sizeof(tails) / sizeof(tails[0]); i++) {
+		struct gen g = { BUF_INIT, NULL, 0, 0, (unsigned)i + 7 };
+		char *p = fresh_path("lazy-gen"), what[64];
+
+		gen_mixed(&g, 300, i % 2);
+		if (buf_puts(&g.text, tails[i]) < 0)
+			abort();
+		t_write_file(p, g.text.data, g.text.len);
+		snprintf(what, sizeof(what), "generated %zu", i);
+		check_lazy_is_full(p, what);
+		gen_free(&g);
+		free(p);
+	}
+}
+
+/* Large enough to be split over the CPUs (scan_quick's parts start at a
+ * LF somewhere in the middle). */
+static void test_lazy_large_history_split_in_parts(void)
+{
+	struct gen g = { BUF_INIT, NULL, 0, 0, 99 };
+	char *p = fresh_path("lazy-large");
+
+	gen_mixed(&g, 7000, false);
+	T_CHECK(g.text.len > ((size_t)32 << 20), "%zu bytes", g.text.len);
+	t_write_file(p, g.text.data, g.text.len);
+	check_lazy_is_full(p, "large");
+	gen_free(&g);
+	free(p);
+}
+
 int main(void)
 {
 	T_RUN(test_both_dialects_key_first_and_late);
@@ -1632,6 +2114,7 @@ int main(void)
 	T_RUN(test_by_hash_updates_match_a_rebuild);
 	T_RUN(test_long_lines_cross_read_chunks);
 	T_RUN(test_index_memory_per_record);
+	T_RUN(test_packed_index_side_tables);
 	T_RUN(test_real_histories);
 	T_RUN(test_readers_race_refresh);
 	T_RUN(test_shape);
@@ -1642,5 +2125,11 @@ int main(void)
 	T_RUN(test_deep_nesting_is_a_record);
 	T_RUN(test_by_hash_of_an_empty_store);
 	T_RUN(test_fast_scan_reads_numbers_like_the_walk);
+	T_RUN(test_lazy_hides_a_fast_line_that_is_no_record);
+	T_RUN(test_lazy_finds_a_number_the_fast_path_misread);
+	T_RUN(test_lazy_validation_thread_reports_the_change);
+	T_RUN(test_lazy_refresh_and_adopt_build_on_the_exact_index);
+	T_RUN(test_lazy_counts_match_the_full_scan);
+	T_RUN(test_lazy_large_history_split_in_parts);
 	return t_done();
 }
