@@ -617,6 +617,23 @@ PY
 	[ "$(cat "$MNT/iterations/3/code.py")" = torn ]
 }
 
+@test "a large store mounts on a quick index, and lines that only look like records vanish once validated" {
+	local big=$BATS_TEST_TMPDIR/big.jsonl
+	# Over 8 MiB: the mount answers before validating every line.
+	gen "$big" --records 3000 --seed 5 --code-bytes 3000 --dialect iteration
+	[ "$(stat -c %s "$big")" -gt $((8 << 20)) ]
+	# Iteration 3 again, broken after its number; 7000 only broken.
+	printf '%s\n' '{"iteration": 3, "code": "x" oops}' '{"iteration": 7000, "code": "y" oops}' >>"$big"
+	iterfs_mount "$big" -o log="$BATS_TEST_TMPDIR/log"
+	# A lookup checks its own line: never the broken ones.
+	[ ! -e "$MNT/iterations/7000" ]
+	assert_tree "$big"
+	[ "$(readlink "$MNT/latest")" = iterations/2999 ]
+	# The listing may name 7000 until the validation behind the mount ends.
+	timeout 10 bash -c "until [ \$(ls '$MNT/iterations' | wc -l) -eq 3000 ]; do :; done"
+	grep -q '2 more lines not shown, found by the full validation' "$BATS_TEST_TMPDIR/log"
+}
+
 @test "with -o ro files are opened and closed without a request to the daemon" {
 	gen "$BATS_TEST_TMPDIR/g.jsonl" --records 50 --seed 14 --code-bytes 300
 	python3 "$EXPECT" tree "$BATS_TEST_TMPDIR/g.jsonl" "$BATS_TEST_TMPDIR/exp" --ro
