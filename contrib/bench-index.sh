@@ -43,25 +43,25 @@ fi
 # Warm the page cache so both commands read from memory.
 cat "$hist" >/dev/null
 
-now() { date +%s%N; }
-secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.4f", (b - a) / 1e9 }'; }
-median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+. "$root/contrib/bench-lib.sh"
+# span T0 T1: seconds between two `now` readings.
+span() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.4f", (b - a) / 1e9 }'; }
 
 wc_t=() idx_t=() times_t=() val_t=() quick_t=() lazy_t=() hash_t=() views_t=()
 out=
 for ((i = 0; i < runs; i++)); do
 	t0=$(now); wc -l "$hist" >/dev/null; t1=$(now)
-	wc_t+=("$(secs "$t0" "$t1")")
+	wc_t+=("$(span "$t0" "$t1")")
 	t0=$(now); out=$("$bench" "$hist"); t1=$(now)
-	idx_t+=("$(secs "$t0" "$t1")")
+	idx_t+=("$(span "$t0" "$t1")")
 	t0=$(now); "$bench" "$hist" mount >/dev/null; t1=$(now)
-	times_t+=("$(secs "$t0" "$t1")")
+	times_t+=("$(span "$t0" "$t1")")
 	t0=$(now); "$bench" "$hist" validate >/dev/null; t1=$(now)
-	val_t+=("$(secs "$t0" "$t1")")
+	val_t+=("$(span "$t0" "$t1")")
 	t0=$(now); qout=$("$bench" "$hist" quick); t1=$(now)
-	quick_t+=("$(secs "$t0" "$t1")")
+	quick_t+=("$(span "$t0" "$t1")")
 	t0=$(now); lout=$("$bench" "$hist" lazy); t1=$(now)
-	lazy_t+=("$(secs "$t0" "$t1")")
+	lazy_t+=("$(span "$t0" "$t1")")
 	hout=$("$bench" "$hist" hash)
 	hash_t+=("$(awk -v t="${hout%% *}" 'BEGIN { printf "%.4f", t }')")
 	vout=$("$bench" "$hist" views)
@@ -85,7 +85,6 @@ read -r _ _ _ _ hbytes <<<"$hout"
 read -r _ _ _ _ qbytes <<<"$qout"
 read -r _ _ _ _ lbytes <<<"$lout"
 read -r _ _ _ _ vbytes <<<"$vout"
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 size_mb=$(awk -v s="$(stat -c %s "$hist")" 'BEGIN { printf "%.0f", s / 1e6 }')
 
 echo "Index of $recs records ($iters iterations, $size_mb MB), median of $runs runs, page cache warm:"

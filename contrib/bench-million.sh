@@ -66,23 +66,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-now() { date +%s%N; }
-# secs CMD...: wall seconds of one run of CMD, output discarded.
-secs() {
-	local t0 t1
-	t0=$(now)
-	"$@" >/dev/null
-	t1=$(now)
-	awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", (b - a) / 1e9 }'
-}
-median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
-# medsecs N CMD...: median of N runs.
-medsecs() {
-	local n=$1 i
-	shift
-	for ((i = 0; i < n; i++)); do secs "$@"; echo; done | median
-}
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+. contrib/bench-lib.sh
 dropcache() { sync; echo 3 >/proc/sys/vm/drop_caches; }
 umnt() { fusermount3 -u "$mnt"; }
 has() { [[ " $SECTIONS " == *" $1 "* ]]; }

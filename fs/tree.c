@@ -1256,26 +1256,37 @@ static int hashdir_list(struct tree *t, const struct nid *id, struct lister *l)
 	return r;
 }
 
-static int hashcode_attr(struct tree *t, const struct nid *id,
-			 struct tree_node *nd)
+/* by-hash/<h>/code.py: the record of the code's lowest iteration, and the
+ * size and tag of its code view.  -ENOENT when stale or without code. */
+static int hashcode_view(struct tree *t, const struct nid *id,
+			 struct store_rec *rec, uint64_t *size, uint64_t *tag)
 {
 	unsigned char d[HASH_LEN];
 	struct store_code code;
-	struct store_rec rec;
-	uint64_t size, tag;
 	bool present;
 	int r;
 
 	r = hash_dir_code(t, id->n, d, &code);
 	if (r == 0)
-		r = store_lookup(t->store, id->n, &rec);
+		r = store_lookup(t->store, id->n, rec);
 	if (r == 0)
-		r = vcache_attr(t->vc, t->store, &rec, store_gen(t), VIEW_CODE,
-				&present, &size, &tag);
+		r = vcache_attr(t->vc, t->store, rec, store_gen(t), VIEW_CODE,
+				&present, size, tag);
+	if (r == 0 && !present)
+		r = -ENOENT;
+	return r;
+}
+
+static int hashcode_attr(struct tree *t, const struct nid *id,
+			 struct tree_node *nd)
+{
+	struct store_rec rec;
+	uint64_t size, tag;
+	int r;
+
+	r = hashcode_view(t, id, &rec, &size, &tag);
 	if (r < 0)
 		return r;
-	if (!present)
-		return -ENOENT;
 	node_fill(t, nd, id->ino, S_IFREG | 0444, 1, size, ts_of(rec.mtime));
 	/* Its content is fixed; which inode the name leads to is not (a
 	 * lower iteration with the same code may arrive). */
@@ -1316,21 +1327,11 @@ static int hashcode_snap(struct tree *t, const struct nid *id,
 			 struct vview **view, struct buf *line, uint64_t *tag,
 			 uint64_t *size)
 {
-	unsigned char d[HASH_LEN];
-	struct store_code code;
 	struct store_rec rec;
 	uint64_t now;
-	bool present;
 	int r;
 
-	r = hash_dir_code(t, id->n, d, &code);
-	if (r == 0)
-		r = store_lookup(t->store, id->n, &rec);
-	if (r == 0)
-		r = vcache_attr(t->vc, t->store, &rec, store_gen(t), VIEW_CODE,
-				&present, size, tag);
-	if (r == 0 && !present)
-		r = -ENOENT;
+	r = hashcode_view(t, id, &rec, size, tag);
 	if (r < 0 || vcache_find(t->vc, id->n, *tag, VIEW_CODE, view) == 0)
 		return r;
 	r = store_read(t->store, id->n, line);
