@@ -545,7 +545,10 @@ int tree_status(struct tree *t, struct buf *out)
 				     t->mount_opts ? t->mount_opts : "") ||
 	    !cJSON_AddNumberToObject(o, "records", (double)ss.records) ||
 	    !cJSON_AddNumberToObject(o, "iterations", (double)ss.iterations) ||
-	    !cJSON_AddNumberToObject(o, "skipped", (double)ss.skipped))
+	    !cJSON_AddNumberToObject(o, "skipped", (double)ss.skipped) ||
+	    /* Counts are provisional until the validation behind a quick
+	     * open has run (store.h). */
+	    !cJSON_AddBoolToObject(o, "validating", ss.pending))
 		goto out;
 	arr = cJSON_AddArrayToObject(o, "skipped_lines");
 	if (!arr)

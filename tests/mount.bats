@@ -629,8 +629,10 @@ PY
 	[ ! -e "$MNT/iterations/7000" ]
 	assert_tree "$big"
 	[ "$(readlink "$MNT/latest")" = iterations/2999 ]
-	# The listing may name 7000 until the validation behind the mount ends.
-	timeout 10 bash -c "until [ \$(ls '$MNT/iterations' | wc -l) -eq 3000 ]; do :; done"
+	# The listing may name 7000 until the validation behind the mount
+	# ends, which .iterfs/status tells.
+	timeout 10 bash -c "until grep -q '\"validating\":[[:space:]]*false' '$MNT/.iterfs/status'; do :; done"
+	[ "$(ls "$MNT/iterations" | wc -l)" -eq 3000 ]
 	grep -q '2 more lines not shown, found by the full validation' "$BATS_TEST_TMPDIR/log"
 }
 

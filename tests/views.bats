@@ -98,6 +98,7 @@ assert s["last_commit"] is None, s
 assert "max_record=1048576" in s["mount_options"] and s["mount_options"].startswith("rw"), s
 assert s["writable"] is True and s["version"], s
 assert s["drops_waiting"] == 0 and s["last_commit_ms"] == 0, s
+assert s["validating"] is False, s
 PY
 }
 
