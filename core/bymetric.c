@@ -124,25 +124,26 @@ static void rec_free(struct rec *rc)
 	memset(rc, 0, sizeof(*rc));
 }
 
-static double number_value(struct jtext_span val)
+/* A number's text as a double.  Returns 0 or -ENOMEM. */
+static int number_value(struct jtext_span val, double *d)
 {
 	/* jtext spans are not NUL-terminated; numbers are short. */
 	char tmp[64];
 	struct buf t = BUF_INIT;
-	double d;
 
 	if (val.len < sizeof(tmp)) {
 		memcpy(tmp, val.p, val.len);
 		tmp[val.len] = '\0';
-		return strtod(tmp, NULL);
+		*d = strtod(tmp, NULL);
+		return 0;
 	}
 	if (buf_append(&t, val.p, val.len) < 0 || buf_putc(&t, '\0') < 0) {
 		buf_free(&t);
-		return NAN; /* out of memory: not ranked rather than wrong */
+		return -ENOMEM;
 	}
-	d = strtod(t.data, NULL);
+	*d = strtod(t.data, NULL);
 	buf_free(&t);
-	return d;
+	return 0;
 }
 
 static int member_cb(struct jtext_span key, struct jtext_span val, void *arg)
@@ -157,10 +158,12 @@ static int member_cb(struct jtext_span key, struct jtext_span val, void *arg)
 	/* A key without a backslash is its own decoded name. */
 	if (memchr(key.p + 1, '\\', key.len - 2)) {
 		r = jtext_string_decode(key, &rc->names);
-		if (r < 0)
+		if (r == -ENOMEM)
 			return r;
-		if (rc->names.len > off &&
-		    memchr(rc->names.data + off, '\0', rc->names.len - off)) {
+		/* A name no file can carry is no metric. */
+		if (r < 0 || (rc->names.len > off &&
+			      memchr(rc->names.data + off, '\0',
+				     rc->names.len - off))) {
 			rc->names.len = off;
 			return 0;
 		}
@@ -178,7 +181,9 @@ static int member_cb(struct jtext_span key, struct jtext_span val, void *arg)
 		rc->cap = cap;
 	}
 	if (num) {
-		d = number_value(val);
+		r = number_value(val, &d);
+		if (r < 0)
+			return r;
 		num = !isnan(d);
 	}
 	rc->v[rc->n++] = (struct mval){ (uint32_t)off,
@@ -226,7 +231,7 @@ struct nmetric {
 	uint64_t hash;
 	struct rk *r;
 	size_t n, cap;
-	size_t seen; /* 1 + the record that last gave it a value */
+	size_t seen; /* 1 + the last record that named it */
 };
 
 /* The batch's metrics by name: an open-addressing table of indices into
