@@ -110,6 +110,26 @@ struct mval {
 	bool num;
 };
 
+/* Room in *p for element n, doubling from 16: store_grow's first 64 would
+ * be most of the memory of one record's few members.  Returns 0 or
+ * -ENOMEM. */
+static int grow(void **p, size_t *cap, size_t n, size_t size)
+{
+	size_t c = *cap ? 2 * *cap : 16;
+	void *q;
+
+	if (n < *cap)
+		return 0;
+	if (c > SIZE_MAX / size)
+		return -ENOMEM;
+	q = realloc(*p, c * size);
+	if (!q)
+		return -ENOMEM;
+	*p = q;
+	*cap = c;
+	return 0;
+}
+
 /* What one record contributes; filled on derived_map's threads. */
 struct rec {
 	struct mval *v;
@@ -149,8 +169,7 @@ static int number_value(struct jtext_span val, double *d)
 static int member_cb(struct jtext_span key, struct jtext_span val, void *arg)
 {
 	struct rec *rc = arg;
-	size_t off = rc->names.len, cap;
-	struct mval *v;
+	size_t off = rc->names.len;
 	bool num = jtext_type(val) == JTEXT_NUMBER;
 	double d = 0;
 	int r;
@@ -172,14 +191,9 @@ static int member_cb(struct jtext_span key, struct jtext_span val, void *arg)
 		if (r < 0)
 			return r;
 	}
-	if (rc->n == rc->cap) {
-		cap = rc->cap ? 2 * rc->cap : 16;
-		v = realloc(rc->v, cap * sizeof(*v));
-		if (!v)
-			return -ENOMEM;
-		rc->v = v;
-		rc->cap = cap;
-	}
+	r = grow((void **)&rc->v, &rc->cap, rc->n, sizeof(*rc->v));
+	if (r < 0)
+		return r;
 	if (num) {
 		r = number_value(val, &d);
 		if (r < 0)
@@ -337,8 +351,7 @@ static int names_add(struct names *t, const struct rec *rc, size_t i,
 {
 	const char *names = rc->names.data ? rc->names.data : "";
 	struct nmetric *nm;
-	size_t j, idx, cap;
-	struct rk *v;
+	size_t j, idx;
 	int r;
 
 	for (j = rc->n; j--;) {
@@ -353,14 +366,9 @@ static int names_add(struct names *t, const struct rec *rc, size_t i,
 		nm->seen = i + 1;
 		if (!mv->num)
 			continue;
-		if (nm->n == nm->cap) {
-			cap = nm->cap ? 2 * nm->cap : 16;
-			v = realloc(nm->r, cap * sizeof(*v));
-			if (!v)
-				return -ENOMEM;
-			nm->r = v;
-			nm->cap = cap;
-		}
+		r = grow((void **)&nm->r, &nm->cap, nm->n, sizeof(*nm->r));
+		if (r < 0)
+			return r;
 		nm->r[nm->n++] = (struct rk){ mv->v, iter };
 	}
 	return 0;
