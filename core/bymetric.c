@@ -16,7 +16,18 @@
  * values sorted), so readers keep the old state until apply swaps it in:
  * a batch costs a copy of every ranking.
  *
- * Contents: state; reading one record; prepare (merge); apply; public.
+ * Building: the first look builds every ranking from every record, so
+ * prepare is where the time goes.  Each record is read on derived_map's
+ * threads with one validating walk of its line (record_fields), its
+ * metrics' names copied once per record into one buffer.  Then, on one
+ * thread, each name is interned (a hash table: one allocation and one
+ * compare per distinct name, not per value), each value appended to its
+ * metric's pairs, and each metric's pairs sorted apart by a radix sort of
+ * the value's bits: no string compare and no comparison callback touches
+ * the ranked values.
+ *
+ * Contents: state; reading one record; interning names; prepare (sort,
+ * merge); apply; public.
  */
 #include "derived.h"
 
@@ -89,144 +100,342 @@ static int cmp_rk(const struct rk *a, const struct rk *b)
 
 /* --- reading one record --------------------------------------------------- */
 
-/* One (metric, value) of one record; `seq` keeps member order for the
- * last-duplicate-wins rule. */
+/* One member of one record's metrics, in member order: its decoded name at
+ * names[off, off + len) of its record, and its value when `num` (a number
+ * other than NaN).  Members that are no number are kept too: a later
+ * duplicate key hides an earlier number. */
 struct mval {
-	char *name;
+	uint32_t off, len; /* a line is under 4 GiB (scan.c) */
 	double v;
-	int64_t iter;
-	size_t seq;
 	bool num;
 };
 
-struct mlist {
+/* Room in *p for element n, doubling from 16: store_grow's first 64 would
+ * be most of the memory of one record's few members.  Returns 0 or
+ * -ENOMEM. */
+static int grow(void **p, size_t *cap, size_t n, size_t size)
+{
+	size_t c = *cap ? 2 * *cap : 16;
+	void *q;
+
+	if (n < *cap)
+		return 0;
+	if (c > SIZE_MAX / size)
+		return -ENOMEM;
+	q = realloc(*p, c * size);
+	if (!q)
+		return -ENOMEM;
+	*p = q;
+	*cap = c;
+	return 0;
+}
+
+/* What one record contributes; filled on derived_map's threads. */
+struct rec {
 	struct mval *v;
 	size_t n, cap;
+	struct buf names;
 };
+
+static void rec_free(struct rec *rc)
+{
+	free(rc->v);
+	buf_free(&rc->names);
+	memset(rc, 0, sizeof(*rc));
+}
+
+/* A number's text as a double.  Returns 0 or -ENOMEM. */
+static int number_value(struct jtext_span val, double *d)
+{
+	/* jtext spans are not NUL-terminated; numbers are short. */
+	char tmp[64];
+	struct buf t = BUF_INIT;
+
+	if (val.len < sizeof(tmp)) {
+		memcpy(tmp, val.p, val.len);
+		tmp[val.len] = '\0';
+		*d = strtod(tmp, NULL);
+		return 0;
+	}
+	if (buf_append(&t, val.p, val.len) < 0 || buf_putc(&t, '\0') < 0) {
+		buf_free(&t);
+		return -ENOMEM;
+	}
+	*d = strtod(t.data, NULL);
+	buf_free(&t);
+	return 0;
+}
 
 static int member_cb(struct jtext_span key, struct jtext_span val, void *arg)
 {
-	struct mlist *l = arg;
-	struct buf name = BUF_INIT;
+	struct rec *rc = arg;
+	size_t off = rc->names.len;
 	bool num = jtext_type(val) == JTEXT_NUMBER;
 	double d = 0;
 	int r;
 
-	r = jtext_string_decode(key, &name);
-	if (r == -EINVAL)
-		return 0;
-	if (!r && name.len && memchr(name.data, '\0', name.len)) {
-		buf_free(&name);
-		return 0;
-	}
-	if (!r && !name.data)
-		r = buf_putc(&name, '\0'); /* "": an empty C string */
-	if (!r)
-		r = store_grow((void **)&l->v, &l->cap, l->n + 1,
-			       sizeof(*l->v));
-	if (r < 0) {
-		buf_free(&name);
-		return r;
-	}
-	if (num) {
-		/* jtext spans are not NUL-terminated; numbers are short. */
-		char tmp[64];
-
-		if (val.len < sizeof(tmp)) {
-			memcpy(tmp, val.p, val.len);
-			tmp[val.len] = '\0';
-			d = strtod(tmp, NULL);
-		} else {
-			struct buf t = BUF_INIT;
-
-			if (buf_append(&t, val.p, val.len) < 0) {
-				buf_free(&name);
-				return -ENOMEM;
-			}
-			d = strtod(t.data, NULL);
-			buf_free(&t);
+	/* A key without a backslash is its own decoded name. */
+	if (memchr(key.p + 1, '\\', key.len - 2)) {
+		r = jtext_string_decode(key, &rc->names);
+		if (r == -ENOMEM)
+			return r;
+		/* A name no file can carry is no metric. */
+		if (r < 0 || (rc->names.len > off &&
+			      memchr(rc->names.data + off, '\0',
+				     rc->names.len - off))) {
+			rc->names.len = off;
+			return 0;
 		}
+	} else if (key.len > 2) {
+		r = buf_append(&rc->names, key.p + 1, key.len - 2);
+		if (r < 0)
+			return r;
+	}
+	r = grow((void **)&rc->v, &rc->cap, rc->n, sizeof(*rc->v));
+	if (r < 0)
+		return r;
+	if (num) {
+		r = number_value(val, &d);
+		if (r < 0)
+			return r;
 		num = !isnan(d);
 	}
-	l->v[l->n] = (struct mval){ name.data, d, 0, l->n, num };
-	l->n++;
+	rc->v[rc->n++] = (struct mval){ (uint32_t)off,
+					(uint32_t)(rc->names.len - off), d,
+					num };
 	return 0;
 }
 
-static int cmp_mval_name(const void *a, const void *b)
-{
-	const struct mval *x = a, *y = b;
-	int c = strcmp(x->name, y->name);
-
-	if (c)
-		return c;
-	return x->seq < y->seq ? -1 : x->seq > y->seq;
-}
-
-static void mlist_free(struct mlist *l)
-{
-	size_t i;
-
-	for (i = 0; i < l->n; i++)
-		free(l->v[i].name);
-	free(l->v);
-	memset(l, 0, sizeof(*l));
-}
-
-/* The ranked values of one record, one per name, into *out (an mlist). */
+/* The members of one record's metrics into *out (a struct rec): one
+ * validating walk of the line finds its success and metrics fields.  A run
+ * that failed, a line that is not JSON and a record without a metrics
+ * object add nothing. */
 static int read_metrics(const char *line, size_t len, const struct ent *e,
 			void *out, void *arg)
 {
-	struct mlist *l = out;
-	struct jtext_span v;
-	bool ok, found;
-	size_t i, k;
+	static const enum record_field want[2] = { FIELD_SUCCESS,
+						   FIELD_METRICS };
+	struct rec *rc = out;
+	struct jtext_span v[2];
+	bool found[2];
 	int r;
 
+	(void)e;
 	(void)arg;
-	memset(l, 0, sizeof(*l));
-	r = record_success(line, len, &ok, &found);
-	if (r == -EINVAL || (!r && found && !ok))
+	if (record_fields(line, len, want, 2, v, found) < 0)
 		return 0;
-	if (!r)
-		r = record_field(line, len, FIELD_METRICS, &v, NULL, &found);
-	if (r == -EINVAL || (!r && (!found || jtext_type(v) != JTEXT_OBJECT)))
+	if ((found[0] && v[0].p[0] == 'f') || !found[1] ||
+	    jtext_type(v[1]) != JTEXT_OBJECT)
 		return 0;
-	if (!r)
-		r = jtext_members(v, member_cb, l);
-	if (r == -EINVAL)
-		r = 0;
+	r = jtext_members(v[1], member_cb, rc);
 	if (r < 0) {
-		mlist_free(l);
-		return r;
+		rec_free(rc);
+		return r == -EINVAL ? 0 : r;
 	}
-	/* Keep the last member of each name, and only numbers. */
-	if (l->n)
-		qsort(l->v, l->n, sizeof(*l->v), cmp_mval_name);
-	for (i = k = 0; i < l->n; i++) {
-		bool last = i + 1 == l->n ||
-			    strcmp(l->v[i].name, l->v[i + 1].name) != 0;
+	return 0;
+}
 
-		if (last && l->v[i].num) {
-			l->v[i].iter = e->iter;
-			l->v[k++] = l->v[i];
-		} else {
-			free(l->v[i].name);
+/* --- interning names ------------------------------------------------------ */
+
+/* A metric of one batch: its name and its ranked pairs, in the order the
+ * records came (ascending iteration) until sorted. */
+struct nmetric {
+	char *name;
+	size_t len;
+	uint64_t hash;
+	struct rk *r;
+	size_t n, cap;
+	size_t seen; /* 1 + the last record that named it */
+};
+
+/* The batch's metrics by name: an open-addressing table of indices into
+ * m[], so that each distinct name is allocated and compared once, not once
+ * per value. */
+struct names {
+	struct nmetric *m;
+	size_t n, cap;
+	size_t *slot; /* index + 1; 0: empty */
+	size_t nslot; /* a power of two, at most half full */
+};
+
+static void names_free(struct names *t)
+{
+	size_t i;
+
+	for (i = 0; i < t->n; i++) {
+		free(t->m[i].name);
+		free(t->m[i].r);
+	}
+	free(t->m);
+	free(t->slot);
+	memset(t, 0, sizeof(*t));
+}
+
+/* FNV-1a. */
+static uint64_t name_hash(const char *p, size_t len)
+{
+	uint64_t h = 14695981039346656037ULL;
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		h ^= (unsigned char)p[i];
+		h *= 1099511628211ULL;
+	}
+	return h;
+}
+
+static int names_rehash(struct names *t)
+{
+	size_t nslot = t->nslot ? 2 * t->nslot : 64, i, k;
+	size_t *slot = calloc(nslot, sizeof(*slot));
+
+	if (!slot)
+		return -ENOMEM;
+	for (i = 0; i < t->n; i++) {
+		for (k = t->m[i].hash & (nslot - 1); slot[k];
+		     k = (k + 1) & (nslot - 1))
+			;
+		slot[k] = i + 1;
+	}
+	free(t->slot);
+	t->slot = slot;
+	t->nslot = nslot;
+	return 0;
+}
+
+/* *idx is the metric named p[0, len), added if new.  Returns 0 or
+ * -ENOMEM. */
+static int names_intern(struct names *t, const char *p, size_t len,
+			size_t *idx)
+{
+	uint64_t h = name_hash(p, len);
+	struct nmetric *nm;
+	size_t k;
+	int r;
+
+	if (2 * (t->n + 1) > t->nslot) {
+		r = names_rehash(t);
+		if (r < 0)
+			return r;
+	}
+	for (k = h & (t->nslot - 1); t->slot[k]; k = (k + 1) & (t->nslot - 1)) {
+		nm = &t->m[t->slot[k] - 1];
+		if (nm->hash == h && nm->len == len &&
+		    (!len || memcmp(nm->name, p, len) == 0)) {
+			*idx = t->slot[k] - 1;
+			return 0;
 		}
 	}
-	l->n = k;
+	r = store_grow((void **)&t->m, &t->cap, t->n + 1, sizeof(*t->m));
+	if (r < 0)
+		return r;
+	nm = &t->m[t->n];
+	memset(nm, 0, sizeof(*nm));
+	nm->name = malloc(len + 1);
+	if (!nm->name)
+		return -ENOMEM;
+	if (len)
+		memcpy(nm->name, p, len);
+	nm->name[len] = '\0';
+	nm->len = len;
+	nm->hash = h;
+	t->slot[k] = ++t->n;
+	*idx = t->n - 1;
+	return 0;
+}
+
+/* Record i's values into their metrics: walking its members from the last,
+ * the first one met of each name is the one that counts. */
+static int names_add(struct names *t, const struct rec *rc, size_t i,
+		     int64_t iter)
+{
+	const char *names = rc->names.data ? rc->names.data : "";
+	struct nmetric *nm;
+	size_t j, idx;
+	int r;
+
+	for (j = rc->n; j--;) {
+		const struct mval *mv = &rc->v[j];
+
+		r = names_intern(t, names + mv->off, mv->len, &idx);
+		if (r < 0)
+			return r;
+		nm = &t->m[idx];
+		if (nm->seen == i + 1)
+			continue;
+		nm->seen = i + 1;
+		if (!mv->num)
+			continue;
+		r = grow((void **)&nm->r, &nm->cap, nm->n, sizeof(*nm->r));
+		if (r < 0)
+			return r;
+		nm->r[nm->n++] = (struct rk){ mv->v, iter };
+	}
 	return 0;
 }
 
 /* --- prepare -------------------------------------------------------------- */
 
-static int cmp_triple(const void *a, const void *b)
+/* A key whose ascending order is cmp_rk's order of values: highest value
+ * first, -0 equal to 0 (as == has it); never NaN. */
+static uint64_t rank_key(double v)
 {
-	const struct mval *x = a, *y = b;
-	struct rk p = { x->v, x->iter }, q = { y->v, y->iter };
-	int c = strcmp(x->name, y->name);
+	uint64_t u;
 
-	return c ? c : cmp_rk(&p, &q);
+	if (v == 0)
+		v = 0;
+	memcpy(&u, &v, sizeof(u));
+	/* IEEE 754 bits as an unsigned total order, then reversed. */
+	u = u >> 63 ? ~u : u | (1ULL << 63);
+	return ~u;
+}
+
+/* Sort r[0..n) into cmp_rk's order, given pairs in ascending iteration:
+ * a stable LSD radix sort by rank_key, a byte at a time, skipping the bytes
+ * where every key agrees (most of the high ones), keeps equal values in
+ * iteration order.  No comparisons: the first look sorts every ranked value
+ * of the history.  Returns 0 or -ENOMEM. */
+static int sort_ranking(struct rk *r, size_t n)
+{
+	struct rk *tmp, *src = r, *dst;
+	size_t count[256], pos, i;
+	unsigned shift, d;
+
+	if (n < 2)
+		return 0;
+	tmp = malloc(n * sizeof(*tmp));
+	if (!tmp)
+		return -ENOMEM;
+	dst = tmp;
+	for (shift = 0; shift < 64; shift += 8) {
+		memset(count, 0, sizeof(count));
+		for (i = 0; i < n; i++)
+			count[rank_key(src[i].v) >> shift & 0xff]++;
+		if (count[rank_key(src[0].v) >> shift & 0xff] == n)
+			continue;
+		for (d = 0, pos = 0; d < 256; d++) {
+			size_t c = count[d];
+
+			count[d] = pos;
+			pos += c;
+		}
+		for (i = 0; i < n; i++)
+			dst[count[rank_key(src[i].v) >> shift & 0xff]++] =
+				src[i];
+		dst = src;
+		src = src == r ? tmp : r;
+	}
+	if (src != r)
+		memcpy(r, src, n * sizeof(*r));
+	free(tmp);
+	return 0;
+}
+
+static int cmp_by_name(const void *a, const void *b)
+{
+	const struct nmetric *const *x = a, *const *y = b;
+
+	return strcmp((*x)->name, (*y)->name);
 }
 
 static bool is_gone(const struct derived_batch *b, int64_t iter)
@@ -244,31 +453,36 @@ static bool is_gone(const struct derived_batch *b, int64_t iter)
 	return lo < b->ngone && b->gone[lo] == iter;
 }
 
-/* One new ranking: old minus gone, merged with add[0..na) (sorted). */
-static int merge_metric(const struct metric *old, const struct mval *add,
-			size_t na, const struct derived_batch *b,
-			struct metric *out)
+/* One new ranking: old minus gone, merged with add (sorted).  Without an
+ * old ranking, add's pairs are taken over as they are. */
+static int merge_metric(const struct metric *old, struct nmetric *add,
+			const struct derived_batch *b, struct metric *out)
 {
-	size_t no = old ? old->n : 0, i = 0, j = 0, k = 0;
+	size_t no = old ? old->n : 0, na = add ? add->n : 0;
+	size_t i = 0, j = 0, k = 0;
 
+	if (!old) {
+		/* Shrink to what the state's size accounting counts. */
+		out->r = realloc(add->r, (add->n + 1) * sizeof(*out->r));
+		if (!out->r)
+			return -ENOMEM;
+		out->n = add->n;
+		add->r = NULL;
+		add->n = add->cap = 0;
+		return 0;
+	}
 	out->r = malloc((no + na + 1) * sizeof(*out->r));
 	if (!out->r)
 		return -ENOMEM;
 	while (i < no || j < na) {
-		struct rk x;
-
 		if (i < no && is_gone(b, old->r[i].iter)) {
 			i++;
 			continue;
 		}
-		x = (struct rk){ j < na ? add[j].v : 0,
-				 j < na ? add[j].iter : 0 };
-		if (j < na && (i >= no || cmp_rk(&x, &old->r[i]) < 0)) {
-			out->r[k++] = x;
-			j++;
-		} else {
+		if (j < na && (i >= no || cmp_rk(&add->r[j], &old->r[i]) < 0))
+			out->r[k++] = add->r[j++];
+		else
 			out->r[k++] = old->r[i++];
-		}
 	}
 	out->n = k;
 	return 0;
@@ -288,71 +502,92 @@ static void bm_plan_free(void *p)
 	free(pl);
 }
 
+/* The records of the batch into `t`, each metric's pairs sorted, and
+ * *order the metrics of `t` sorted by name. */
+static int collect(const struct derived_batch *b, struct names *t,
+		   struct nmetric ***order)
+{
+	struct rec *per;
+	size_t i;
+	int r;
+
+	per = calloc(b->nadd + 1, sizeof(*per));
+	if (!per)
+		return -ENOMEM;
+	r = derived_map(b->fd, b->add, b->nadd, per, sizeof(*per),
+			read_metrics, NULL);
+	for (i = 0; !r && i < b->nadd; i++) {
+		r = names_add(t, &per[i], i, b->add[i].iter);
+		rec_free(&per[i]);
+	}
+	for (; i < b->nadd; i++)
+		rec_free(&per[i]);
+	free(per);
+	if (r < 0)
+		return r;
+	for (i = 0; i < t->n; i++) {
+		r = sort_ranking(t->m[i].r, t->m[i].n);
+		if (r < 0)
+			return r;
+	}
+	*order = malloc((t->n + 1) * sizeof(**order));
+	if (!*order)
+		return -ENOMEM;
+	for (i = 0; i < t->n; i++)
+		(*order)[i] = &t->m[i];
+	qsort(*order, t->n, sizeof(**order), cmp_by_name);
+	return 0;
+}
+
 static int bm_prepare(const void *st, const struct derived_batch *b,
 		      void **plan)
 {
 	const struct bymetric *old = st;
-	struct mlist *per = NULL, all = { 0 };
+	struct names t = { 0 };
 	struct mplan *pl = NULL;
-	size_t i, j, o, a, total = 0;
+	struct nmetric **order = NULL;
+	size_t o, a;
 	int r = -ENOMEM;
 
-	per = calloc(b->nadd + 1, sizeof(*per));
 	pl = calloc(1, sizeof(*pl));
-	if (!per || !pl)
+	if (!pl)
 		goto out;
-	r = derived_map(b->fd, b->add, b->nadd, per, sizeof(*per),
-			read_metrics, NULL);
+	r = collect(b, &t, &order);
 	if (r < 0)
 		goto out;
-	for (i = 0; i < b->nadd; i++)
-		total += per[i].n;
 	r = -ENOMEM;
-	all.v = malloc((total + 1) * sizeof(*all.v));
-	if (!all.v)
-		goto out;
-	/* The names move into `all`. */
-	for (i = 0; i < b->nadd; i++) {
-		if (per[i].n)
-			memcpy(all.v + all.n, per[i].v,
-			       per[i].n * sizeof(*all.v));
-		all.n += per[i].n;
-		free(per[i].v);
-		per[i].v = NULL;
-		per[i].n = 0;
-	}
-	qsort(all.v, all.n, sizeof(*all.v), cmp_triple);
-	for (i = 0, j = 0; i < all.n; i++)
-		if (i == 0 || strcmp(all.v[i - 1].name, all.v[i].name) != 0)
-			j++;
-	pl->nb.m = calloc(old->n + j + 1, sizeof(*pl->nb.m));
+	pl->nb.m = calloc(old->n + t.n + 1, sizeof(*pl->nb.m));
 	if (!pl->nb.m)
 		goto out;
-	/* Walk the old names and the added names together. */
+	/* Walk the old names and the batch's names together. */
 	o = a = 0;
-	while (o < old->n || a < all.n) {
+	while (o < old->n || a < t.n) {
 		const struct metric *om = NULL;
+		struct nmetric *am = NULL;
 		struct metric *nm = &pl->nb.m[pl->nb.n];
-		size_t a1 = a;
 		int c;
 
-		c = o >= old->n ? 1 : a >= all.n ? -1 :
-		    strcmp(old->m[o].name, all.v[a].name);
+		c = o >= old->n ? 1 : a >= t.n ? -1 :
+		    strcmp(old->m[o].name, order[a]->name);
 		if (c <= 0)
 			om = &old->m[o++];
 		if (c >= 0)
-			while (a1 < all.n &&
-			       strcmp(all.v[a1].name, all.v[a].name) == 0)
-				a1++;
-		nm->name = strdup(om ? om->name : all.v[a].name);
-		if (!nm->name)
-			goto out;
+			am = order[a++];
+		if (!om && !am->n)
+			continue;
+		if (om) {
+			nm->name = strdup(om->name);
+			if (!nm->name)
+				goto out;
+		} else {
+			nm->name = am->name;
+			am->name = NULL;
+		}
 		pl->nb.n++;
-		r = merge_metric(om, all.v + a, a1 - a, b, nm);
+		r = merge_metric(om, am, b, nm);
 		if (r < 0)
 			goto out;
 		r = -ENOMEM;
-		a = a1;
 		if (!nm->n) {
 			free(nm->name);
 			free(nm->r);
@@ -364,10 +599,8 @@ static int bm_prepare(const void *st, const struct derived_batch *b,
 	}
 	r = 0;
 out:
-	for (j = 0; per && j < b->nadd; j++)
-		mlist_free(&per[j]);
-	free(per);
-	mlist_free(&all);
+	free(order);
+	names_free(&t);
 	if (r < 0) {
 		bm_plan_free(pl);
 		return r;

@@ -73,6 +73,84 @@ static const char *string_stop(const char *p, const char *end)
 	return p;
 }
 
+/* Does "\" followed by ch make a two-byte escape?  A table: this is asked
+ * for every escape of every string. */
+static bool is_short_escape(char ch)
+{
+	static const bool t[256] = {
+		['"'] = true, ['\\'] = true, ['/'] = true, ['b'] = true,
+		['f'] = true, ['n'] = true, ['r'] = true, ['t'] = true,
+	};
+
+	return t[(unsigned char)ch];
+}
+
+/* Bit k set: byte p[k] of the sixteen at p ends a run of plain string
+ * content. */
+static unsigned stop_mask(const char *p)
+{
+	/* Bit 7 of byte k lands on bit 56 + k; no two products meet. */
+	const uint64_t gather = 0x0002040810204081ULL;
+	const uint64_t top = 0x8080808080808080ULL;
+	uint64_t lo, hi;
+	vu8 v;
+	vs8 m;
+
+	memcpy(&v, p, 16);
+	m = (v == '"') | (v == '\\') | (v < 0x20);
+	memcpy(&lo, &m, 8);
+	memcpy(&hi, (const char *)&m + 8, 8);
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+	lo = __builtin_bswap64(lo);
+	hi = __builtin_bswap64(hi);
+#endif
+	return (unsigned)((lo & top) * gather >> 56) |
+	       (unsigned)((hi & top) * gather >> 56) << 8;
+}
+
+/* string_stop that also steps over the two-byte escapes (\n, \", ...),
+ * setting STR_ESCAPED: it stops at the closing quote, a control byte, or a
+ * backslash that opens anything else (\u, a bad escape, one cut by `end`),
+ * for scan_string to judge.  Code strings hold such an escape every few
+ * dozen bytes; taking each of them from the mask of its block, instead of
+ * going back to scan_string and loading the block again, is what makes a
+ * validating walk of a history cost about what reading it does. */
+static const char *string_skip(const char *p, const char *end,
+			       unsigned *flags)
+{
+	const char *q;
+	unsigned m, k;
+
+	while (end - p >= 16) {
+		m = stop_mask(p);
+		if (!m) {
+			p += 16;
+			continue;
+		}
+		for (;;) {
+			k = (unsigned)__builtin_ctz(m);
+			q = p + k;
+			if (*q != '\\' || end - q < 2 || !is_short_escape(q[1]))
+				return q;
+			*flags |= STR_ESCAPED;
+			k += 2;
+			/* The escaped byte may be a stop byte itself. */
+			if (k >= 16 || !(m &= ~0u << k)) {
+				p += k < 16 ? 16 : k;
+				break;
+			}
+		}
+	}
+	for (;;) {
+		p = string_stop(p, end);
+		if (p == end || *p != '\\' || end - p < 2 ||
+		    !is_short_escape(p[1]))
+			return p;
+		*flags |= STR_ESCAPED;
+		p += 2;
+	}
+}
+
 static int hexval(char ch)
 {
 	if (ch >= '0' && ch <= '9')
@@ -130,7 +208,7 @@ static int scan_string(struct cur *c, unsigned *flags)
 	*flags = 0;
 	c->p++;
 	for (;;) {
-		c->p = string_stop(c->p, c->end);
+		c->p = string_skip(c->p, c->end, flags);
 		if (c->p == c->end)
 			return -EINVAL;
 		switch (*c->p) {

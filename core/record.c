@@ -274,6 +274,25 @@ int record_field(const char *line, size_t len, enum record_field f,
 	return 0;
 }
 
+int record_fields(const char *line, size_t len, const enum record_field *f,
+		  size_t n, struct jtext_span *val, bool *found)
+{
+	struct jtext_span obj;
+	struct keys ks;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		found[i] = false;
+		if ((unsigned)f[i] >= FIELD_COUNT)
+			return -EINVAL;
+	}
+	if (keys_collect(line, len, &ks, &obj) < 0)
+		return -EINVAL;
+	for (i = 0; i < n; i++)
+		keys_field(&ks, f[i], &val[i], NULL, &found[i]);
+	return 0;
+}
+
 int record_success(const char *line, size_t len, bool *success, bool *found)
 {
 	struct jtext_span v;

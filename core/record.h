@@ -107,6 +107,15 @@ int view_by_name(const char *name, enum view_kind *k);
 int record_field(const char *line, size_t len, enum record_field f,
 		 struct jtext_span *val, const char **key, bool *found);
 
+/* record_field for several fields at once, from one validating walk of the
+ * line (a reader that needs two fields of every record walks each line
+ * once, not twice).  For field f[i], found[i] tells whether it is there and
+ * val[i] is its value span, exactly as record_field answers.  Returns 0, or
+ * -EINVAL when the line is not one JSON object or a field is out of
+ * range. */
+int record_fields(const char *line, size_t len, const enum record_field *f,
+		  size_t n, struct jtext_span *val, bool *found);
+
 /* The iteration number.  Returns 0 (with *found) or -EINVAL.  A full,
  * validating member walk; the index reads numbers with its own fast walk
  * (record_members_fast). */

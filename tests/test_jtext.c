@@ -181,6 +181,82 @@ static void test_string_scan_all_offsets(void)
 	buf_free(&out);
 }
 
+static int count_cb(struct jtext_span v, void *arg)
+{
+	(void)v;
+	(*(size_t *)arg)++;
+	return 0;
+}
+
+/* Runs of two-byte escapes are stepped over within a 16-byte block, the
+ * escaped byte (a quote, a backslash) included: every run length at every
+ * offset, then what ends it -- the closing quote, a \u escape, a bad
+ * escape, a control byte, a backslash cut by the end -- where the error
+ * position must be the byte at fault, as scan_string reports it. */
+static void test_escape_runs_all_offsets(void)
+{
+	static const char *const esc[] = { "\\n", "\\\\", "\\\"", "\\/",
+					   "\\t" };
+	static const char dec[] = { '\n', '\\', '"', '/', '\t' };
+	static const struct {
+		const char *tail;
+		const char *dec; /* NULL: an error at byte `at` of the tail */
+		size_t at;
+	} k[] = {
+		{ "\"", "", 0 },	   { "x\"", "x", 0 },
+		{ "\\u0041\"", "A", 0 },   { "\\b\\f\\r\"", "\b\f\r", 0 },
+		{ "\\q\"", NULL, 1 },	   { "\\u12\"", NULL, 1 },
+		{ "\x01\"", NULL, 0 },	   { "\\", NULL, 1 },
+		{ "", NULL, 0 },
+	};
+	char s[128], want[128];
+	struct buf out = BUF_INIT;
+	size_t i, pre, run, n, wn, pos, cnt, tl;
+	int r;
+
+	for (i = 0; i < sizeof(k) / sizeof(k[0]); i++) {
+		for (pre = 0; pre < 18; pre++) {
+			for (run = 0; run < 20; run++) {
+				n = wn = 0;
+				s[n++] = '"';
+				memset(s + n, 'a', pre);
+				memset(want, 'a', pre);
+				n += wn = pre;
+				for (size_t j = 0; j < run; j++) {
+					memcpy(s + n, esc[(pre + j) % 5], 2);
+					n += 2;
+					want[wn++] = dec[(pre + j) % 5];
+				}
+				tl = strlen(k[i].tail);
+				memcpy(s + n, k[i].tail, tl);
+				cnt = pos = 0;
+				r = jtext_split_values(s, n + tl, count_cb, &cnt,
+						       &pos);
+				if (!k[i].dec) {
+					T_CHECK(r == -EINVAL &&
+						pos == n + k[i].at,
+						"case %zu pre %zu run %zu: %d at %zu, want %zu",
+						i, pre, run, r, pos,
+						n + k[i].at);
+					continue;
+				}
+				T_CHECK(r == 0 && cnt == 1,
+					"case %zu pre %zu run %zu: %d", i, pre,
+					run, r);
+				memcpy(want + wn, k[i].dec, strlen(k[i].dec));
+				wn += strlen(k[i].dec);
+				buf_reset(&out);
+				T_CHECK(jtext_string_decode(SN(s, n + tl), &out) == 0,
+					"decode case %zu pre %zu run %zu", i,
+					pre, run);
+				T_CHECK_MEM(out.data, out.len, want, wn,
+					    "decoded");
+			}
+		}
+	}
+	buf_free(&out);
+}
+
 static void test_type(void)
 {
 	T_CHECK(jtext_type(S("{}")) == JTEXT_OBJECT, "object");
@@ -754,6 +830,7 @@ int main(void)
 	T_RUN(test_raw_control_chars_rejected);
 	T_RUN(test_depth_limit);
 	T_RUN(test_string_scan_all_offsets);
+	T_RUN(test_escape_runs_all_offsets);
 	T_RUN(test_type);
 	T_RUN(test_split_values);
 	T_RUN(test_members);

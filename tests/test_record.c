@@ -1004,12 +1004,77 @@ static void test_success_and_table(void)
 	T_CHECK(strcmp(t, "a string, a number or a boolean") == 0, "%s", t);
 }
 
+/* record_fields answers as record_field does for each field, from one
+ * walk: the top-level metrics and not one inside a string, a nested object
+ * or an escape; duplicate keys (the last wins); invalid lines refused. */
+static void test_fields_at_once(void)
+{
+	static const char *const lines[] = {
+		"{\"iteration\": 1, \"code\": \"x = {\\\"metrics\\\": {\\\"a\\\": 1}}\\n\", "
+		"\"metrics\": {\"a\": 2}, \"success\": true}",
+		"{\"code\": \"\\\"metrics\\\": 9\", \"nested\": {\"metrics\": {\"a\": 3}}, "
+		"\"execution_result\": {\"success\": false, \"metrics\": 1}}",
+		"{\"metrics\": {\"a\": 1}, \"success\": false, \"metrics\": {\"b\": 2}, "
+		"\"success\": true}",
+		"{\"\\u006detrics\": {\"c\": 4}, \"s\\u0075ccess\": null}",
+		"{\"metrics\": null, \"success\": \"yes\", \"code\": 5}",
+		"{\"success\": null, \"execution_result\": {\"success\": true}, "
+		"\"strategy_code\": \"s\"}",
+		"{\"metrics\": [1, {\"metrics\": 2}], \"code\": \"\\\\\\\"\"}",
+		" {\"metrics\": {}} \r",
+		"{}",
+	};
+	static const char *const bad[] = {
+		"{\"code\": \"bad \\x escape\", \"metrics\": {\"a\": 1}}",
+		"{\"metrics\": {\"a\": 1x}}",
+		"{\"metrics\": {\"a\": 1}} x",
+		"{\"code\": \"raw\ttab\", \"metrics\": {\"a\": 1}}",
+		"[{\"metrics\": {\"a\": 1}}]",
+		"",
+	};
+	static const enum record_field f[3] = { FIELD_SUCCESS, FIELD_METRICS,
+						FIELD_CODE };
+	enum record_field out_of_range[1] = { FIELD_COUNT };
+	struct jtext_span v[3], w;
+	bool found[3], fw;
+	size_t i, j;
+
+	for (i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
+		T_CHECK(record_fields(L(lines[i]), f, 3, v, found) == 0,
+			"line %zu", i);
+		for (j = 0; j < 3; j++) {
+			T_CHECK(record_field(L(lines[i]), f[j], &w, NULL,
+					     &fw) == 0 && fw == found[j] &&
+				(!fw || (w.p == v[j].p && w.len == v[j].len)),
+				"line %zu field %zu", i, j);
+		}
+	}
+	/* What those answers are, for the lines that say most. */
+	T_CHECK(record_fields(L(lines[0]), f, 3, v, found) == 0 && found[1] &&
+		v[1].len == 8 && memcmp(v[1].p, "{\"a\": 2}", 8) == 0 &&
+		found[0] && v[0].p[0] == 't', "metrics past a code holding one");
+	T_CHECK(record_fields(L(lines[1]), f, 3, v, found) == 0 &&
+		!found[1] && found[0] && v[0].p[0] == 'f', "only nested ones");
+	T_CHECK(record_fields(L(lines[2]), f, 3, v, found) == 0 && found[1] &&
+		v[1].len == 8 && memcmp(v[1].p, "{\"b\": 2}", 8) == 0 &&
+		found[0] && v[0].p[0] == 't', "duplicates: the last");
+	T_CHECK(record_fields(L(lines[3]), f, 3, v, found) == 0 && found[1] &&
+		v[1].len == 8 && memcmp(v[1].p, "{\"c\": 4}", 8) == 0 &&
+		!found[0], "escaped keys");
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		T_CHECK(record_fields(L(bad[i]), f, 3, v, found) == -EINVAL &&
+			!found[0] && !found[1] && !found[2], "bad line %zu", i);
+	T_CHECK(record_fields(L("{}"), out_of_range, 1, v, found) == -EINVAL,
+		"a field out of range");
+}
+
 int main(void)
 {
 	T_RUN(test_view_names);
 	T_RUN(test_members_fast);
 	T_RUN(test_member_ok);
 	T_RUN(test_success_and_table);
+	T_RUN(test_fields_at_once);
 	T_RUN(test_iteration);
 	T_RUN(test_field_aliases);
 	T_RUN(test_field_types);

@@ -241,6 +241,80 @@ static void test_generated_history_and_refreshes(void)
 	free(q);
 }
 
+/* Values that only an exact ordering gets right, in records written out
+ * of number order: every sign and exponent (the ranking sorts by the bits
+ * of the double), -0 tied with 0 and with what underflows to zero, the
+ * infinities, huge integers, NaN, booleans, strings; duplicate keys in
+ * plain and escaped spelling, names that are no metric; failed runs; lines
+ * the index shows without validating that are not JSON (under numbers of
+ * their own: the index and the model differ on which record such a line
+ * replaces, which is not the views' business).  Then a refresh
+ * that adds more of the same to the built rankings. */
+static void append_edge_records(const char *path, int lo, int hi,
+				unsigned seed)
+{
+	static const char *const special[] = {
+		"0", "-0", "-0.0", "0.0", "1e-400", "-1e-400", "Infinity",
+		"-Infinity", "NaN", "true", "false", "\"7\"", "null",
+		"12345678901234567890", "-12345678901234567890", "1E-5",
+		"5e-324", "-5e-324", "1.7976931348623157e308", "[1]", "{}",
+	};
+	struct buf b = BUF_INIT;
+	char t[512];
+	unsigned x = seed;
+	int i, k;
+	FILE *f;
+
+	for (i = lo; i < hi; i++) {
+		/* Numbers in a scattered order, some written twice. */
+		int it = (i * 7919) % (hi - lo) + lo;
+
+		x = x * 1103515245u + 12345u;
+		k = (int)(x >> 16) % 64;
+		/* A line that is not JSON replaces nothing: the model has
+		 * no record for it, the index does, unranked. */
+		if (k == 5)
+			it += 100000;
+		snprintf(t, sizeof(t),
+			 "{\"iteration\": %d, \"code\": \"c%s\", \"metrics\": "
+			 "{\"a\": %s, \"b\": %s%de%d, \"c\": %d, "
+			 "\"\\u0061\": %s, \"d\": 1, \"d\": %s, "
+			 "\"e\\u0000\": 1, \"\": %d, \"f\\u00e9\": %d}%s}\n",
+			 it, k == 5 ? "\\x bad escape" : "",
+			 special[(x >> 8) % 21], (x & 1) ? "-" : "",
+			 (int)(x >> 20) % 1000, (int)(x >> 12) % 617 - 308,
+			 (int)(x >> 24) % 5,
+			 (x & 2) ? special[(x >> 4) % 21] : "3.5",
+			 special[(x >> 10) % 21], k % 3, -k,
+			 k == 7 ? ", \"success\": false" :
+			 k == 9 ? ", \"execution_result\": {\"success\": false}" :
+			 k == 11 ? ", \"success\": null" : "");
+		if (buf_append(&b, t, strlen(t)) < 0)
+			abort();
+	}
+	f = fopen(path, "a");
+	T_CHECK(f && fwrite(b.data, 1, b.len, f) == b.len && fclose(f) == 0,
+		"append %s", path);
+	buf_free(&b);
+}
+
+static void test_edge_values_in_any_order(void)
+{
+	char *p = t_path("edge.jsonl");
+	struct store *s;
+
+	t_write_file(p, "", 0);
+	append_edge_records(p, 0, 3000, 1);
+	append_edge_records(p, 2000, 2500, 2);
+	s = open_ok(p, 0);
+	check(s, p, "edge values, after open");
+	append_edge_records(p, 2900, 3400, 3);
+	T_CHECK(store_refresh(s) == 0, "refresh");
+	check(s, p, "edge values, after a refresh");
+	store_close(s);
+	free(p);
+}
+
 /* The memory the views hold per record, printed for the report (not a
  * threshold): by-metric is 16 bytes per ranked (record, metric). */
 static void test_views_memory_is_reported(void)
@@ -280,6 +354,7 @@ int main(void)
 	T_RUN(test_real_histories);
 	T_RUN(test_unknown_metric_is_enoent);
 	T_RUN(test_generated_history_and_refreshes);
+	T_RUN(test_edge_values_in_any_order);
 	T_RUN(test_views_memory_is_reported);
 	return t_done();
 }
