@@ -206,23 +206,27 @@ static int member_cb(struct jtext_span key, struct jtext_span val, void *arg)
 	return 0;
 }
 
-/* The members of one record's metrics into *out (a struct rec): one
- * validating walk of the line finds its success and metrics fields.  A run
- * that failed, a line that is not JSON and a record without a metrics
- * object add nothing. */
+/* The members of one record's metrics into *out (a struct rec): one walk
+ * of the line finds its success and metrics fields, validating unless the
+ * store has validated the line already (*arg: derived_batch.valid); the
+ * metrics object itself is always walked validating.  A run that failed, a
+ * line that is not JSON and a record without a metrics object add
+ * nothing. */
 static int read_metrics(const char *line, size_t len, const struct ent *e,
 			void *out, void *arg)
 {
 	static const enum record_field want[2] = { FIELD_SUCCESS,
 						   FIELD_METRICS };
+	const bool *valid = arg;
 	struct rec *rc = out;
 	struct jtext_span v[2];
 	bool found[2];
 	int r;
 
 	(void)e;
-	(void)arg;
-	if (record_fields(line, len, want, 2, v, found) < 0)
+	r = *valid ? record_fields_trusted(line, len, want, 2, v, found) :
+		     record_fields(line, len, want, 2, v, found);
+	if (r < 0)
 		return 0;
 	if ((found[0] && v[0].p[0] == 'f') || !found[1] ||
 	    jtext_type(v[1]) != JTEXT_OBJECT)
@@ -515,7 +519,7 @@ static int collect(const struct derived_batch *b, struct names *t,
 	if (!per)
 		return -ENOMEM;
 	r = derived_map(b->fd, b->add, b->nadd, per, sizeof(*per),
-			read_metrics, NULL);
+			read_metrics, (void *)&b->valid);
 	for (i = 0; !r && i < b->nadd; i++) {
 		r = names_add(t, &per[i], i, b->add[i].iter);
 		rec_free(&per[i]);

@@ -274,8 +274,9 @@ int record_field(const char *line, size_t len, enum record_field f,
 	return 0;
 }
 
-int record_fields(const char *line, size_t len, const enum record_field *f,
-		  size_t n, struct jtext_span *val, bool *found)
+static int fields_of(const char *line, size_t len, bool trusted,
+		     const enum record_field *f, size_t n,
+		     struct jtext_span *val, bool *found)
 {
 	struct jtext_span obj;
 	struct keys ks;
@@ -286,11 +287,29 @@ int record_fields(const char *line, size_t len, const enum record_field *f,
 		if ((unsigned)f[i] >= FIELD_COUNT)
 			return -EINVAL;
 	}
-	if (keys_collect(line, len, &ks, &obj) < 0)
+	if (trusted) {
+		memset(&ks, 0, sizeof(ks));
+		if (record_members_fast(line, len, keys_cb, &ks))
+			return -EINVAL;
+	} else if (keys_collect(line, len, &ks, &obj) < 0) {
 		return -EINVAL;
+	}
 	for (i = 0; i < n; i++)
 		keys_field(&ks, f[i], &val[i], NULL, &found[i]);
 	return 0;
+}
+
+int record_fields(const char *line, size_t len, const enum record_field *f,
+		  size_t n, struct jtext_span *val, bool *found)
+{
+	return fields_of(line, len, false, f, n, val, found);
+}
+
+int record_fields_trusted(const char *line, size_t len,
+			  const enum record_field *f, size_t n,
+			  struct jtext_span *val, bool *found)
+{
+	return fields_of(line, len, true, f, n, val, found);
 }
 
 int record_success(const char *line, size_t len, bool *success, bool *found)

@@ -1048,6 +1048,15 @@ static void test_fields_at_once(void)
 				(!fw || (w.p == v[j].p && w.len == v[j].len)),
 				"line %zu field %zu", i, j);
 		}
+		/* The walk that trusts a validated line answers the same. */
+		T_CHECK(record_fields_trusted(L(lines[i]), f, 3, v, found) == 0,
+			"trusted, line %zu", i);
+		for (j = 0; j < 3; j++) {
+			T_CHECK(record_field(L(lines[i]), f[j], &w, NULL,
+					     &fw) == 0 && fw == found[j] &&
+				(!fw || (w.p == v[j].p && w.len == v[j].len)),
+				"trusted, line %zu field %zu", i, j);
+		}
 	}
 	/* What those answers are, for the lines that say most. */
 	T_CHECK(record_fields(L(lines[0]), f, 3, v, found) == 0 && found[1] &&
