@@ -31,18 +31,6 @@ static char *fresh_path(const char *name)
 	return t_path(n);
 }
 
-static struct store *open_ok(const char *path, unsigned flags)
-{
-	struct store *s = NULL;
-	int r = store_open(path, flags, &s);
-
-	if (r < 0) {
-		fprintf(stderr, "store_open %s: %s\n", path, strerror(-r));
-		abort();
-	}
-	return s;
-}
-
 static void append_bytes(const char *path, const char *s, size_t len)
 {
 	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT, 0644);
@@ -283,8 +271,8 @@ static void test_fast_walk_reads_every_code_as_view_render(void)
 	    0)
 		abort();
 	t_write_file(p, text.data, text.len);
-	v = open_ok(p, STORE_VALIDATE);
-	t = open_ok(p, 0);
+	v = t_store_open(p, STORE_VALIDATE);
+	t = t_store_open(p, 0);
 	T_CHECK(check_codes(v, "validated") > 4000, "records with code");
 	T_CHECK(check_codes(t, "trusted") > 4000, "records with code");
 	store_close(v);
@@ -326,7 +314,7 @@ static void test_records_out_of_file_order_are_read_from_their_lines(void)
 		abort();
 	shape_line(&text, 6999, 1);
 	t_write_file(p, text.data, text.len);
-	s = open_ok(p, STORE_VALIDATE | STORE_TIMES);
+	s = t_store_open(p, STORE_VALIDATE | STORE_TIMES);
 	check_codes(s, "out of order");
 	store_close(s);
 	buf_free(&big);
@@ -347,7 +335,7 @@ static void test_patched_tables_agree_with_the_lines(void)
 
 	/* No record with code yet: the first patch starts from empty. */
 	t_write_file(p, "{\"iteration\": 50}\n", 18);
-	s = open_ok(p, STORE_VALIDATE);
+	s = t_store_open(p, STORE_VALIDATE);
 	T_CHECK(check_codes(s, "empty") == 0, "no code");
 	for (round = 0; round < 40; round++) {
 		int lines = round % 10 == 9 ? 150 : 1 + round % 4;
@@ -388,7 +376,7 @@ static void test_by_hash_costs_at_most_48_bytes_a_record(void)
 			       "\"c%" PRId64 "\"}\n", i, i) < 0)
 			abort();
 	t_write_file(p, text.data, text.len);
-	s = open_ok(p, STORE_VALIDATE);
+	s = t_store_open(p, STORE_VALIDATE);
 	T_CHECK(store_stats(s, &before) == 0, "stats");
 	T_CHECK(store_codes(s, 0, &c, 1, &n) == 0 && n == 1, "build");
 	T_CHECK(store_stats(s, &after) == 0, "stats");
@@ -452,7 +440,7 @@ static void test_readers_of_iterations_do_not_wait_for_the_build(void)
 	for (i = 0; i < 3000; i++)
 		shape_line(&text, i, (unsigned)i % NSHAPES);
 	t_write_file(p, text.data, text.len);
-	rd.s = open_ok(p, STORE_VALIDATE | STORE_TIMES);
+	rd.s = t_store_open(p, STORE_VALIDATE | STORE_TIMES);
 	setenv("ITERFS_FAULT", "byhash.prepare:call", 1);
 	fault_set_call(during_build, &rd);
 	T_CHECK(store_codes(rd.s, 0, &c, 1, &n) == 0 && n == 1, "build");

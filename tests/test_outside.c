@@ -20,18 +20,6 @@
 #include "store.h"
 #include "writer.h"
 
-static struct store *open_ok(const char *path, unsigned flags)
-{
-	struct store *s = NULL;
-	int r = store_open(path, flags, &s);
-
-	if (r < 0) {
-		fprintf(stderr, "store_open %s: %s\n", path, strerror(-r));
-		abort();
-	}
-	return s;
-}
-
 static void replace_file(const char *path, const char *data, size_t len)
 {
 	char tmp[4096];
@@ -160,7 +148,7 @@ static void test_replace_between_rename_and_adopt(void)
 	char *lost;
 
 	t_write_file(p, old, strlen(old));
-	s = open_ok(p, STORE_TIMES | STORE_VALIDATE);
+	s = t_store_open(p, STORE_TIMES | STORE_VALIDATE);
 	setenv("ITERFS_FAULT", "before_adopt:call", 1);
 	fault_set_call(outside_save, &rc);
 	q.data = drop;
@@ -200,7 +188,7 @@ static void test_grown_in_place_with_another_last_line(void)
 	int fd;
 
 	t_write_file(p, a, strlen(a));
-	s = open_ok(p, 0);
+	s = t_store_open(p, 0);
 	fd = open(p, O_WRONLY | O_TRUNC);
 	if (fd < 0 || write(fd, b, strlen(b)) != (ssize_t)strlen(b) ||
 	    close(fd) < 0)
@@ -232,7 +220,7 @@ static void test_replace_keeps_vanished_lines_and_marks_changed_ones(void)
 	char *lost;
 
 	t_write_file(p, a, strlen(a));
-	s = open_ok(p, STORE_TIMES | STORE_VALIDATE);
+	s = t_store_open(p, STORE_TIMES | STORE_VALIDATE);
 	T_CHECK(store_lookup(s, 2, &rec) == 0 && !rec.replaced && !rec.tag,
 		"not replaced yet");
 	store_changes_take(s, &chg);
@@ -274,7 +262,7 @@ static void test_a_duplicate_line_marks_replaced(void)
 	struct store *s;
 
 	t_write_file(p, a, strlen(a));
-	s = open_ok(p, 0);
+	s = t_store_open(p, 0);
 	T_CHECK(store_lookup(s, 0, &rec) == 0 && rec.replaced &&
 		rec.tag == hash_tag(shown, strlen(shown)), "duplicate");
 	store_close(s);
@@ -293,7 +281,7 @@ static void test_lines_that_cannot_be_kept_stay_shown(void)
 	char *lost;
 
 	t_write_file(p, a, strlen(a));
-	s = open_ok(p, 0);
+	s = t_store_open(p, 0);
 	/* A plain file where the directory should be: mkdir fails. */
 	snprintf(lostdir, sizeof(lostdir), "%s.lost", p);
 	t_write_file(lostdir, "x", 1);
@@ -331,7 +319,7 @@ static void test_a_number_taken_by_another_record_keeps_the_old_line(void)
 	char *lost;
 
 	t_write_file(p, a, strlen(a));
-	s = open_ok(p, 0);
+	s = t_store_open(p, 0);
 	replace_file(p, b, strlen(b));
 	T_CHECK(store_refresh(s) == 0, "refresh");
 	check_serves_the_file(s, p);
@@ -356,7 +344,7 @@ static void test_an_appended_replacement_marks_replaced(void)
 	int fd;
 
 	t_write_file(p, a, strlen(a));
-	s = open_ok(p, 0);
+	s = t_store_open(p, 0);
 	fd = open(p, O_WRONLY | O_APPEND);
 	if (fd < 0 || write(fd, more, strlen(more)) != (ssize_t)strlen(more) ||
 	    close(fd) < 0)

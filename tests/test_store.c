@@ -55,18 +55,6 @@ static void replace_str(const char *path, const char *s)
 		abort();
 }
 
-static struct store *open_ok(const char *path, unsigned flags)
-{
-	struct store *s = NULL;
-	int r = store_open(path, flags, &s);
-
-	if (r < 0) {
-		fprintf(stderr, "store_open %s: %s\n", path, strerror(-r));
-		abort();
-	}
-	return s;
-}
-
 static struct store_stats stats(struct store *s)
 {
 	struct store_stats st;
@@ -279,7 +267,7 @@ static void test_both_dialects_key_first_and_late(void)
 		for (i = 0; i < 1500; i++)
 			gen_record(&g, i, d == 1, i % 3 != 1, i % 5 == 4);
 		t_write_file(p, g.text.data, g.text.len);
-		s = open_ok(p, 0);
+		s = t_store_open(p, 0);
 		st = stats(s);
 		T_CHECK(st.records == 1500 && st.iterations == 1500 &&
 			st.lines == 1500 && st.skipped == 0 &&
@@ -292,7 +280,7 @@ static void test_both_dialects_key_first_and_late(void)
 		store_close(s);
 
 		/* Full validation finds exactly the same records. */
-		s = open_ok(p, STORE_VALIDATE);
+		s = t_store_open(p, STORE_VALIDATE);
 		st = stats(s);
 		T_CHECK(st.records == 1500 && st.skipped == 0,
 			"validated: %" PRIu64 " records", st.records);
@@ -312,7 +300,7 @@ static void test_lines_read_back_exactly(void)
 	write_str(p, "{\"iteration\": 0, \"code\": \"x\"}\r\n"
 		     "{\"iteration_num\": 1, \"v\": \"\\u00e9\"}\n"
 		     "  {\"a\": 1, \"iteration\": 2}  \n");
-	s = open_ok(p, 0);
+	s = t_store_open(p, 0);
 	CHECK_LIST(s, "0,1,2");
 	check_line(s, 0, "{\"iteration\": 0, \"code\": \"x\"}");
 	check_line(s, 1, "{\"iteration_num\": 1, \"v\": \"\\u00e9\"}");
@@ -348,7 +336,7 @@ static void test_bom_crlf_and_empty_lines(void)
 		     "   \t \n"
 		     "{\"iteration\": 5}\r\n"
 		     "\n");
-	s = open_ok(p, 0);
+	s = t_store_open(p, 0);
 	st = stats(s);
 	T_CHECK(st.records == 2 && st.lines == 2 && st.skipped == 0,
 		"%" PRIu64 " records %" PRIu64 " lines %" PRIu64 " skipped",
@@ -387,7 +375,7 @@ static void test_bad_lines_are_skipped_with_their_numbers(void)
 	/* Every combination of flags, the driver's STORE_TIMES|STORE_VALIDATE
 	 * (one validating walk) among them. */
 	for (fl = 0; fl <= (STORE_TIMES | STORE_VALIDATE); fl++) {
-		struct store *s = open_ok(p, fl);
+		struct store *s = t_store_open(p, fl);
 		struct store_stats st = stats(s);
 
 		T_CHECK(st.lines == 13 && st.records == 2 && st.skipped == 11,
@@ -410,23 +398,23 @@ static void test_only_full_validation_catches_a_broken_middle(void)
 	write_str(p, "{\"iteration\": 0}\n"
 		     "{\"iteration\": 1, \"x\": [1,, 2]}\n"
 		     "{\"iteration\": 2}\n");
-	s = open_ok(p, STORE_VALIDATE);
+	s = t_store_open(p, STORE_VALIDATE);
 	CHECK_LIST(s, "0,2");
 	CHECK_SKIPPED(s, "2");
 	store_close(s);
 	/* The timestamp walk stands in for the validation: still skipped. */
-	s = open_ok(p, STORE_VALIDATE | STORE_TIMES);
+	s = t_store_open(p, STORE_VALIDATE | STORE_TIMES);
 	CHECK_LIST(s, "0,2");
 	CHECK_SKIPPED(s, "2");
 	store_close(s);
 	/* The documented price of the fast scan: such a line is trusted. */
-	s = open_ok(p, 0);
+	s = t_store_open(p, 0);
 	CHECK_LIST(s, "0,1,2");
 	store_close(s);
 	/* Not at the start, the number is found by a validating walk. */
 	write_str(p, "{\"iteration\": 0}\n"
 		     "{\"x\": [1,, 2], \"iteration\": 1}\n");
-	s = open_ok(p, 0);
+	s = t_store_open(p, 0);
 	CHECK_LIST(s, "0");
 	CHECK_SKIPPED(s, "2");
 	store_close(s);
@@ -440,7 +428,7 @@ static void test_torn_tail_and_valid_last_line(void)
 	struct store_stats st;
 
 	write_str(p, "{\"iteration\": 0}\n{\"iteration\": 1, \"code\": \"de");
-	s = open_ok(p, 0);
+	s = t_store_open(p, 0);
 	st = stats(s);
 	T_CHECK(st.records == 1 && st.skipped == 1 && st.lines == 2,
 		"torn: %" PRIu64 " records %" PRIu64 " skipped", st.records,
@@ -450,13 +438,13 @@ static void test_torn_tail_and_valid_last_line(void)
 
 	/* A last line that ends in '}' but is not complete JSON. */
 	write_str(p, "{\"iteration\": 0}\n{\"iteration\": 1, \"x\": [}");
-	s = open_ok(p, 0);
+	s = t_store_open(p, 0);
 	CHECK_LIST(s, "0");
 	CHECK_SKIPPED(s, "2");
 	store_close(s);
 
 	write_str(p, "{\"iteration\": 0}\n{\"iteration\": 1, \"x\": [2]}\r");
-	s = open_ok(p, 0);
+	s = t_store_open(p, 0);
 	CHECK_LIST(s, "0,1");
 	CHECK_SKIPPED(s, "");
 	check_line(s, 1, "{\"iteration\": 1, \"x\": [2]}");
@@ -476,7 +464,7 @@ static void test_duplicates_later_line_wins(void)
 		     "{\"iteration\": 0, \"v\": \"c\"}\n"
 		     "{\"iteration\": 2, \"v\": \"d\"}\n"
 		     "{\"iteration_num\": 0, \"v\": \"e\"}\n");
-	s = open_ok(p, 0);
+	s = t_store_open(p, 0);
 	st = stats(s);
 	T_CHECK(st.records == 5 && st.iterations == 3 && st.duplicates == 2,
 		"%" PRIu64 " records %" PRIu64 " iterations %" PRIu64 " dups",
@@ -502,7 +490,7 @@ static void test_out_of_order_numbers(void)
 	for (i = 0; i < sizeof(order) / sizeof(order[0]); i++)
 		gen_record(&g, order[i], i % 2, i % 3 != 0, false);
 	t_write_file(p, g.text.data, g.text.len);
-	s = open_ok(p, 0);
+	s = t_store_open(p, 0);
 	st = stats(s);
 	T_CHECK(st.records == 11 && st.iterations == 9 && st.duplicates == 2,
 		"%" PRIu64 " iterations %" PRIu64 " dups", st.iterations,
@@ -533,7 +521,7 @@ static void test_list_pages(void)
 	for (i = 0; i < 250; i++)
 		gen_record(&g, i * 2, false, true, false);
 	t_write_file(p, g.text.data, g.text.len);
-	s = open_ok(p, 0);
+	s = t_store_open(p, 0);
 	for (;;) {
 		size_t k;
 
@@ -563,7 +551,7 @@ static void test_times_only_when_asked(void)
 		     "{\"iteration\": 1}\n"
 		     "{\"iteration\": 2, \"timestamp\": \"not a time\"}\n"
 		     "{\"iteration\": 3, \"timestamp\": \"2025-01-02T05:04:05+02:00\"}\n");
-	s = open_ok(p, STORE_TIMES);
+	s = t_store_open(p, STORE_TIMES);
 	T_CHECK(store_lookup(s, 0, &r) == 0 && r.mtime == 1735787045000000,
 		"mtime %lld", (long long)r.mtime);
 	T_CHECK(store_lookup(s, 1, &r) == 0 && r.mtime == 0, "no timestamp");
@@ -583,14 +571,14 @@ static void test_times_only_when_asked(void)
 		"kept: %lld", (long long)r.mtime);
 	store_close(s);
 
-	s = open_ok(p, 0);
+	s = t_store_open(p, 0);
 	T_CHECK(store_lookup(s, 0, &r) == 0 && r.mtime == 0,
 		"without STORE_TIMES: %lld", (long long)r.mtime);
 	store_close(s);
 
 	/* An empty store that grows keeps times too. */
 	write_str(p, "");
-	s = open_ok(p, STORE_TIMES);
+	s = t_store_open(p, STORE_TIMES);
 	append_str(p, "{\"iteration\": 0, \"timestamp\": \"2025-01-02T03:04:05Z\"}\n");
 	T_CHECK(store_refresh(s) == 0, "refresh");
 	T_CHECK(store_lookup(s, 0, &r) == 0 && r.mtime == 1735787045000000,
@@ -607,7 +595,7 @@ static void test_refresh_after_append_in_place(void)
 	struct store_stats st0, st;
 
 	write_str(p, "{\"iteration\": 0}\n{\"iteration\": 1}\n");
-	s = open_ok(p, 0);
+	s = t_store_open(p, 0);
 	st0 = stats(s);
 	T_CHECK(refresh_take(s, &c) == 0, "refresh unchanged");
 	T_CHECK(!c.changed && !c.reset && c.n == 0, "nothing changed");
@@ -640,7 +628,7 @@ static void test_refresh_completes_a_torn_tail(void)
 	struct store_rec r;
 
 	write_str(p, "{\"iteration\": 0}\n\n{\"iteration\": 1, \"co");
-	s = open_ok(p, 0);
+	s = t_store_open(p, 0);
 	CHECK_SKIPPED(s, "3");
 	append_str(p, "de\": \"x\"}\n{\"iteration\": 2}\n");
 	T_CHECK(refresh_take(s, &c) == 0, "refresh");
@@ -685,7 +673,7 @@ static void test_refresh_after_a_valid_unterminated_line(void)
 	struct store_stats st;
 
 	write_str(p, "{\"iteration\": 0}\n{\"iteration\": 1}");
-	s = open_ok(p, 0);
+	s = t_store_open(p, 0);
 	CHECK_LIST(s, "0,1");
 	append_str(p, "\n{\"iteration\": 2}\n");
 	T_CHECK(refresh_take(s, &c) == 0, "refresh");
@@ -719,7 +707,7 @@ static void test_refresh_after_rename_with_the_same_prefix(void)
 	char next[512];
 
 	write_str(p, old);
-	s = open_ok(p, 0);
+	s = t_store_open(p, 0);
 	snprintf(next, sizeof(next), "%s{\"iteration\": 5}\n"
 		 "{\"iteration\": 0, \"again\": true}\n{\"iteration\": 3}\n",
 		 old);
@@ -752,7 +740,7 @@ static void test_refresh_after_rename_with_other_content(void)
 	struct store_change c;
 
 	write_str(p, "{\"iteration\": 0}\n{\"iteration\": 1}\n");
-	s = open_ok(p, 0);
+	s = t_store_open(p, 0);
 	/* Longer, but the first bytes differ. */
 	replace_str(p, "{\"iteration\": 7}\n{\"iteration\": 1}\n{\"iteration\": 2}\n");
 	T_CHECK(refresh_take(s, &c) == 0, "refresh");
@@ -778,7 +766,7 @@ static void test_refresh_after_truncation(void)
 	struct buf b = BUF_INIT;
 
 	write_str(p, "{\"iteration\": 0}\n{\"iteration\": 1}\n{\"iteration\": 2}\n");
-	s = open_ok(p, 0);
+	s = t_store_open(p, 0);
 	if (truncate(p, 17) < 0)
 		abort();
 	/* Not refreshed yet: the record is past the end of the file. */
@@ -801,7 +789,7 @@ static void test_adopt_indexes_only_the_tail(void)
 	struct store_stats st;
 
 	write_str(p, "{\"iteration\": 0, \"v\": \"aa\"}\n{\"iteration\": 1}");
-	s = open_ok(p, 0);
+	s = t_store_open(p, 0);
 	/* What the writer renames over the store: old content, the LF it
 	 * lacked, new lines.  The old bytes are changed (same length) to show
 	 * that adopt trusts them instead of reading them. */
@@ -845,7 +833,7 @@ static void test_missing_file_is_an_empty_store(void)
 	size_t n = 9;
 
 	unlink(p);
-	s = open_ok(p, STORE_TIMES);
+	s = t_store_open(p, STORE_TIMES);
 	st = stats(s);
 	T_CHECK(st.records == 0 && st.lines == 0 && st.file_size == 0,
 		"empty");
@@ -903,7 +891,7 @@ static void test_by_hash_groups(void)
 	digest_of("a\xc3\xa9\n", da);
 	digest_of("b", db);
 	digest_of("c", dc);
-	s = open_ok(p, 0);
+	s = t_store_open(p, 0);
 	T_CHECK(store_code_of(s, 5, got, &has) == 0 && has &&
 		memcmp(got, da, HASH_LEN) == 0, "code of 5");
 	T_CHECK(store_code_of(s, 1, got, &has) == 0 && !has, "null code");
@@ -976,7 +964,7 @@ static void test_by_hash_of_a_large_history(void)
 	for (i = 0; i < 5000; i++)
 		gen_record(&g, (int64_t)i, i % 2, true, false);
 	t_write_file(p, g.text.data, g.text.len);
-	s = open_ok(p, 0);
+	s = t_store_open(p, 0);
 	for (i = 0; i < g.n; i += 7) {
 		unsigned char want[HASH_LEN], got[HASH_LEN];
 		bool present, has;
@@ -1061,7 +1049,7 @@ static void test_by_hash_updates_match_a_rebuild(void)
 	int round, k;
 
 	write_str(p, "{\"iteration\": 0, \"code\": \"c0\"}\n");
-	s = open_ok(p, 0);
+	s = t_store_open(p, 0);
 	T_CHECK(store_codes(s, 0, NULL, 0, &(size_t){ 0 }) == 0, "build");
 	for (round = 0; round < 60; round++) {
 		int lines = round % 10 == 9 ? 100 : 1 + round % 3;
@@ -1087,7 +1075,7 @@ static void test_by_hash_updates_match_a_rebuild(void)
 		if (round % 5 != 4)
 			continue;
 		snprintf(when, sizeof(when), "round %d", round);
-		fresh = open_ok(p, 0);
+		fresh = t_store_open(p, 0);
 		same_codes(s, fresh, when);
 		store_close(fresh);
 	}
@@ -1108,7 +1096,7 @@ static void test_long_lines_cross_read_chunks(void)
 		buf_putc(&t, (char)('a' + i % 26));
 	buf_puts(&t, "\"}\n{\"iteration\": 2}\n");
 	t_write_file(p, t.data, t.len);
-	s = open_ok(p, STORE_VALIDATE);
+	s = t_store_open(p, STORE_VALIDATE);
 	CHECK_LIST(s, "0,1,2");
 	T_CHECK(store_lookup(s, 1, &r) == 0 && r.len == big + 28,
 		"long line: %u", r.len);
@@ -1132,13 +1120,13 @@ static void test_index_memory_per_record(void)
 			       i) < 0)
 			abort();
 	t_write_file(p, t.data, t.len);
-	s = open_ok(p, 0);
+	s = t_store_open(p, 0);
 	st = stats(s);
 	T_CHECK(st.iterations == 100000, "%" PRIu64, st.iterations);
 	T_CHECK(st.index_bytes / st.records < 64,
 		"%" PRIu64 " index bytes a record", st.index_bytes / st.records);
 	store_close(s);
-	s = open_ok(p, STORE_TIMES);
+	s = t_store_open(p, STORE_TIMES);
 	st = stats(s);
 	/* Packed (pack.h): 8 bytes of offset and length, 6 of timestamp, a
 	 * bit, and no number where numbers follow each other. */
@@ -1209,7 +1197,7 @@ static void test_packed_index_side_tables(void)
 		   "{\"iteration\": 7, \"timestamp\": \"1990-02-01T00:00:00\"}\n",
 		   big.data);
 	t_write_file(p, t.data, t.len);
-	s = open_ok(p, STORE_TIMES | STORE_VALIDATE);
+	s = t_store_open(p, STORE_TIMES | STORE_VALIDATE);
 	CHECK_LIST(s, "0,1,2,5,6,7");
 	check_against_bytes(s, &t, "built");
 	/* Appended: another long line, a far timestamp, the next number. */
@@ -1230,7 +1218,7 @@ static void test_packed_index_side_tables(void)
 	check_against_bytes(s, &t, "merged");
 	store_close(s);
 	/* And the same file indexed whole. */
-	s = open_ok(p, STORE_TIMES | STORE_VALIDATE);
+	s = t_store_open(p, STORE_TIMES | STORE_VALIDATE);
 	check_against_bytes(s, &t, "whole");
 	store_close(s);
 	buf_free(&t);
@@ -1291,7 +1279,7 @@ static void test_real_histories(void)
 			       files[f].name);
 			continue;
 		}
-		s = open_ok(p, STORE_TIMES);
+		s = t_store_open(p, STORE_TIMES);
 		st = stats(s);
 		T_CHECK(st.records == files[f].records &&
 			st.iterations == files[f].records && st.skipped == 0,
@@ -1319,7 +1307,7 @@ static void test_real_histories(void)
 			files[f].name, rank);
 		/* The same with full validation. */
 		store_close(s);
-		s = open_ok(p, STORE_VALIDATE);
+		s = t_store_open(p, STORE_VALIDATE);
 		T_CHECK(stats(s).iterations == files[f].records, "validated");
 		store_close(s);
 		free(p);
@@ -1403,7 +1391,7 @@ static void test_readers_race_refresh(void)
 	for (i = 0; i < 50; i++)
 		gen_record(&g, i, false, true, false);
 	t_write_file(p, g.text.data, g.text.len);
-	rc.s = open_ok(p, STORE_TIMES);
+	rc.s = t_store_open(p, STORE_TIMES);
 	for (k = 0; k < 4; k++)
 		if (pthread_create(&th[k], NULL, reader, &rc) != 0)
 			abort();
@@ -1483,7 +1471,7 @@ static void test_shape(void)
 			     "not json\n"
 			     "{\"iteration\": 1, \"strategy_code\": null, "
 			     "\"m\": [], \"f\": \"s\", \"q1\": true, \"z\": 1}\n");
-		s = open_ok(p, flags[k]);
+		s = t_store_open(p, flags[k]);
 		/* code and strategy_code are one field; q\u0031 is q1. */
 		CHECK_SHAPE(s, "iteration:2,strategy_code:21,m:c,f:21,q1:12|"
 			       "iteration strategy_code ");
@@ -1505,7 +1493,7 @@ static void test_shape(void)
 	}
 	/* An empty store has no shape. */
 	write_str(p, "");
-	s = open_ok(p, 0);
+	s = t_store_open(p, 0);
 	CHECK_SHAPE(s, "|");
 	store_close(s);
 	free(p);
@@ -1520,7 +1508,7 @@ static void test_shape_across_a_torn_tail(void)
 
 	write_str(p, "{\"iteration\": 0, \"a\": 1, \"b\": 2}\n"
 		     "{\"iteration\": 1, \"a\": 1, \"b\": 2}");
-	s = open_ok(p, 0);
+	s = t_store_open(p, 0);
 	CHECK_SHAPE(s, "iteration:2,a:2,b:2|iteration ");
 	append_str(p, "\n{\"iteration\": 2, \"a\"");
 	T_CHECK(store_refresh(s) == 0, "refresh");
@@ -1550,10 +1538,10 @@ static void test_shape_of_real_histories(void)
 
 		if (!path)
 			continue;
-		s = open_ok(path, 0);
+		s = t_store_open(path, 0);
 		shape_text(s, a, sizeof(a));
 		store_close(s);
-		s = open_ok(path, STORE_VALIDATE | STORE_TIMES);
+		s = t_store_open(path, STORE_VALIDATE | STORE_TIMES);
 		shape_text(s, b, sizeof(b));
 		store_close(s);
 		T_CHECK(strcmp(a, b) == 0 && strstr(a, "metrics:4"),
@@ -1573,7 +1561,7 @@ static void test_fast_path_rejects_unbalanced_lines(void)
 		     "{\"iteration\": 2, \"x\": [1, {\"y\": 2}}\n"
 		     "{\"iteration\": 3, \"x\": \"a\\\"}\n"
 		     "{\"iteration\": 4, \"x\": \"a\\\\\"}\n");
-	s = open_ok(p, 0);
+	s = t_store_open(p, 0);
 	CHECK_LIST(s, "0,4");
 	CHECK_SKIPPED(s, "2,3,4");
 	store_close(s);
@@ -1595,7 +1583,7 @@ static void test_numbers_beyond_the_limit(void)
 		     "{\"iteration\": 7}\n"
 		     "{\"iteration\": 99999999999999999999}\n"
 		     "{\"iteration\": 9223372036854775807}");
-	s = open_ok(p, STORE_VALIDATE);
+	s = t_store_open(p, STORE_VALIDATE);
 	CHECK_LIST(s, "7,4398046511102");
 	CHECK_SKIPPED(s, "2,4,5");
 	st = stats(s);
@@ -1632,7 +1620,7 @@ static void test_deep_nesting_is_a_record(void)
 		line[o++] = ']';
 	strcpy(line + o, "}\n");
 	write_str(p, line);
-	s = open_ok(p, STORE_VALIDATE | STORE_TIMES);
+	s = t_store_open(p, STORE_VALIDATE | STORE_TIMES);
 	CHECK_LIST(s, "0");
 	store_close(s);
 	free(line);
@@ -1664,14 +1652,14 @@ static void test_fast_scan_reads_numbers_like_the_walk(void)
 			snprintf(a, sizeof(a), fmt[j], nums[i]);
 			snprintf(b, sizeof(b), "{\"y\": 0, %s", a + 1);
 			write_str(p, a);
-			s = open_ok(p, 0);
+			s = t_store_open(p, 0);
 			listed(s, la, sizeof(la));
 			store_close(s);
-			s = open_ok(p, STORE_VALIDATE);
+			s = t_store_open(p, STORE_VALIDATE);
 			listed(s, lv, sizeof(lv));
 			store_close(s);
 			write_str(p, b);
-			s = open_ok(p, 0);
+			s = t_store_open(p, 0);
 			listed(s, lb, sizeof(lb));
 			store_close(s);
 			T_CHECK(strcmp(la, lv) == 0 && strcmp(la, lb) == 0,
@@ -1692,7 +1680,7 @@ static void test_by_hash_of_an_empty_store(void)
 	size_t n = 9;
 
 	write_str(p, "");
-	s = open_ok(p, 0);
+	s = t_store_open(p, 0);
 	T_CHECK(store_codes(s, 0, c, 1, &n) == 0 && n == 0, "codes %zu", n);
 	store_close(s);
 	free(p);
@@ -1800,15 +1788,15 @@ static void check_validated_match(struct store *full, struct store *lazy,
 
 static void check_lazy_is_full(const char *path, const char *what)
 {
-	struct store *full = open_ok(path, STORE_TIMES | STORE_VALIDATE);
-	struct store *lazy = open_ok(path, LAZY);
+	struct store *full = t_store_open(path, STORE_TIMES | STORE_VALIDATE);
+	struct store *lazy = t_store_open(path, LAZY);
 
 	/* Pending, every answer about one iteration is already exact. */
 	check_lookups_match(full, lazy, what);
 	check_validated_match(full, lazy, what);
 	store_close(lazy);
 	/* And the validation alone, without lookups first. */
-	lazy = open_ok(path, LAZY);
+	lazy = t_store_open(path, LAZY);
 	check_validated_match(full, lazy, what);
 	store_close(lazy);
 	store_close(full);
@@ -1829,7 +1817,7 @@ static void test_lazy_hides_a_fast_line_that_is_no_record(void)
 	struct store *s;
 
 	write_str(p, lazy_bad);
-	s = open_ok(p, LAZY);
+	s = t_store_open(p, LAZY);
 	/* The quick index takes lines 3 and 5 at their word. */
 	T_CHECK(stats(s).pending && stats(s).skipped == 0, "quick counts");
 	CHECK_LIST(s, "0,1,2,3");
@@ -1850,12 +1838,12 @@ static void test_lazy_hides_a_fast_line_that_is_no_record(void)
 	store_close(s);
 
 	/* A lookup of the number whose only line is no record. */
-	s = open_ok(p, LAZY);
+	s = t_store_open(p, LAZY);
 	T_CHECK(store_lookup(s, 3, &r) == -ENOENT, "3 never shows");
 	CHECK_LIST(s, "0,1,2");
 	store_close(s);
 	/* A read, and the shape, wait for the validation too. */
-	s = open_ok(p, LAZY);
+	s = t_store_open(p, LAZY);
 	check_line(s, 1, "{\"iteration\": 1, \"code\": \"old\"}");
 	T_CHECK(!stats(s).pending, "read validated");
 	store_close(s);
@@ -1874,7 +1862,7 @@ static void test_lazy_finds_a_number_the_fast_path_misread(void)
 
 	write_str(p, "{\"iteration\": 0}\n"
 		     "{\"iteration\": 1, \"a\": 1, \"iteration\": 5}\n");
-	s = open_ok(p, LAZY);
+	s = t_store_open(p, LAZY);
 	CHECK_LIST(s, "0,1");
 	T_CHECK(store_lookup(s, 5, &r) == 0 && r.lineno == 2,
 		"5 found on line 2");
@@ -1887,10 +1875,10 @@ static void test_lazy_finds_a_number_the_fast_path_misread(void)
 	store_close(s);
 	/* The same through a read, and through a lookup of the misread
 	 * number. */
-	s = open_ok(p, LAZY);
+	s = t_store_open(p, LAZY);
 	check_line(s, 5, "{\"iteration\": 1, \"a\": 1, \"iteration\": 5}");
 	store_close(s);
-	s = open_ok(p, LAZY);
+	s = t_store_open(p, LAZY);
 	T_CHECK(store_lookup(s, 1, &r) == -ENOENT, "1 never shows");
 	store_close(s);
 	check_lazy_is_full(p, "lazy-dup");
@@ -1922,7 +1910,7 @@ static void test_lazy_validation_thread_reports_the_change(void)
 	struct store *s;
 
 	write_str(p, lazy_bad);
-	s = open_ok(p, LAZY);
+	s = t_store_open(p, LAZY);
 	T_CHECK(store_validate_start(s, on_validated, &w) == 0, "start");
 	T_CHECK(store_validate_start(s, on_validated, &w) == -EBUSY,
 		"one thread");
@@ -1941,7 +1929,7 @@ static void test_lazy_validation_thread_reports_the_change(void)
 
 	/* Nothing differs: no call, no change. */
 	write_str(p, "{\"iteration\": 0}\n{\"iteration\": 1}\n");
-	s = open_ok(p, LAZY);
+	s = t_store_open(p, LAZY);
 	T_CHECK(store_validate_start(s, on_validated, &w) == 0, "start");
 	store_validate_stop(s);
 	T_CHECK(store_validate(s, NULL) == 0 && !stats(s).pending, "valid");
@@ -1951,7 +1939,7 @@ static void test_lazy_validation_thread_reports_the_change(void)
 	T_CHECK(w.calls == 1, "not called");
 	store_close(s);
 	/* A store opened whole has nothing to validate. */
-	s = open_ok(p, STORE_TIMES | STORE_VALIDATE);
+	s = t_store_open(p, STORE_TIMES | STORE_VALIDATE);
 	T_CHECK(store_validate_start(s, on_validated, &w) == 0 &&
 		!stats(s).pending, "not pending");
 	store_close(s);
@@ -1965,7 +1953,7 @@ static void test_lazy_refresh_and_adopt_build_on_the_exact_index(void)
 	struct store *s;
 
 	write_str(p, lazy_bad);
-	s = open_ok(p, LAZY);
+	s = t_store_open(p, LAZY);
 	append_str(p, "{\"iteration\": 4}\n");
 	T_CHECK(refresh_take(s, &c) == 0, "refresh");
 	T_CHECK(!stats(s).pending && stats(s).skipped == 2, "validated");
@@ -1975,7 +1963,7 @@ static void test_lazy_refresh_and_adopt_build_on_the_exact_index(void)
 	store_change_free(&c);
 	/* The writer's adopt of a file that extends this one. */
 	store_close(s);
-	s = open_ok(p, LAZY);
+	s = t_store_open(p, LAZY);
 	append_str(p, "{\"iteration\": 5}\n");
 	T_CHECK(adopt_take(s, p, &c) == 0, "adopt");
 	CHECK_LIST(s, "0,1,2,4,5");

@@ -27,18 +27,6 @@ static void run(const char *cmd)
 	T_CHECK(system(cmd) == 0, "%s", cmd);
 }
 
-static struct store *open_ok(const char *path, unsigned flags)
-{
-	struct store *s = NULL;
-	int r = store_open(path, flags, &s);
-
-	if (r < 0) {
-		fprintf(stderr, "store_open %s: %s\n", path, strerror(-r));
-		abort();
-	}
-	return s;
-}
-
 static void put(struct buf *b, const char *s)
 {
 	if (buf_append(b, s, strlen(s)) < 0)
@@ -170,7 +158,7 @@ static void test_real_histories(void)
 			       files[f]);
 			continue;
 		}
-		s = open_ok(p, STORE_TIMES | STORE_VALIDATE);
+		s = t_store_open(p, STORE_TIMES | STORE_VALIDATE);
 		check(s, p, files[f]);
 		check_not_failed(s);
 		store_close(s);
@@ -186,7 +174,7 @@ static void test_unknown_metric_is_enoent(void)
 	size_t n, total;
 
 	t_write_file(p, "{\"iteration\": 1, \"metrics\": {\"a\": 1}}\n", 38);
-	s = open_ok(p, 0);
+	s = t_store_open(p, 0);
 	T_CHECK(store_metric_rank(s, "b", 0, it, 4, &n, &total) == -ENOENT,
 		"unknown metric");
 	T_CHECK(store_metric_rank(s, "a", 0, it, 4, &n, &total) == 0 &&
@@ -209,7 +197,7 @@ static void test_generated_history_and_refreshes(void)
 	snprintf(cmd, sizeof(cmd), "python3 '%s' gen '%s' 10000 7", model(),
 		 p);
 	run(cmd);
-	s = open_ok(p, STORE_TIMES);
+	s = t_store_open(p, STORE_TIMES);
 	check(s, p, "generated, after open");
 	check_not_failed(s);
 	for (round = 0; round < 6; round++) {
@@ -224,7 +212,7 @@ static void test_generated_history_and_refreshes(void)
 		T_CHECK(store_stats(s, &st) == 0 && st.index_bytes > 0,
 			"stats");
 	}
-	fresh = open_ok(p, 0);
+	fresh = t_store_open(p, 0);
 	check(fresh, p, "generated, a fresh open");
 	store_close(fresh);
 	/* Another file with some records changed and some gone. */
@@ -306,7 +294,7 @@ static void test_edge_values_in_any_order(void)
 	t_write_file(p, "", 0);
 	append_edge_records(p, 0, 3000, 1);
 	append_edge_records(p, 2000, 2500, 2);
-	s = open_ok(p, 0);
+	s = t_store_open(p, 0);
 	check(s, p, "edge values, after open");
 	append_edge_records(p, 2900, 3400, 3);
 	T_CHECK(store_refresh(s) == 0, "refresh");
@@ -329,7 +317,7 @@ static void test_views_memory_is_reported(void)
 	snprintf(cmd, sizeof(cmd), "python3 '%s' gen '%s' 10000 3", model(),
 		 p);
 	run(cmd);
-	s = open_ok(p, 0);
+	s = t_store_open(p, 0);
 	T_CHECK(store_stats(s, &a) == 0, "stats");
 	T_CHECK(store_failed(s, 0, it, 1, &n) == 0, "failed");
 	{

@@ -1,5 +1,7 @@
 #include "testutil.h"
 
+#include "store.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -171,4 +173,16 @@ char *t_real_data(const char *name)
 		return NULL;
 	}
 	return p;
+}
+
+struct store *t_store_open(const char *path, unsigned flags)
+{
+	struct store *s = NULL;
+	int r = store_open(path, flags, &s);
+
+	if (r < 0) {
+		fprintf(stderr, "store_open %s: %s\n", path, strerror(-r));
+		abort();
+	}
+	return s;
 }

@@ -45,6 +45,10 @@ char *t_path(const char *name);
 void t_write_file(const char *path, const void *data, size_t len);
 /* Read a whole file (malloc'd, NUL-terminated); NULL if it does not exist. */
 char *t_read_file(const char *path, size_t *len);
+/* store_open(path, flags), aborting on failure (setup, not what is
+ * tested). */
+struct store;
+struct store *t_store_open(const char *path, unsigned flags);
 /* Path of a real history under $ITERFS_REAL_DATA, or NULL when the data is
  * not present (callers skip those cases with a note). malloc'd. */
 char *t_real_data(const char *name);
