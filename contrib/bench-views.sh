@@ -43,7 +43,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-now() { date +%s%N; }
+. contrib/bench-lib.sh
 # ms CMD...: wall milliseconds of one run of CMD, output discarded.
 ms() {
 	local t0 t1
@@ -52,9 +52,9 @@ ms() {
 	t1=$(now)
 	awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", (b - a) / 1e6 }'
 }
-median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 # range VALUES...: "lowest-highest", for the spread of the rounds.
 range() { printf '%s\n' "$@" | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { print lo "-" hi }'; }
+# Its own ratio and secs: one decimal, and milliseconds shown as seconds.
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", a / b }'; }
 secs() { awk -v a="$1" 'BEGIN { printf "%.3f s", a / 1000 }'; }
 
