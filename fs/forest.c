@@ -573,8 +573,10 @@ static void folder_node(struct forest *f, const struct fnode *n,
 	st->st_atim = n->mtime;
 	st->st_mtim = n->mtime;
 	st->st_ctim = n->mtime;
-	/* Histories come and go with the walk: trust nothing for long. */
-	nd->attr_timeout = TREE_TTL_SHORT;
+	/* Histories come and go with the walk, and a commit below changes the
+	 * mtime with nothing to tell the kernel: attributes are asked for
+	 * each time (folders are few). */
+	nd->attr_timeout = TREE_TTL_NONE;
 	nd->entry_timeout = TREE_TTL_SHORT;
 }
 
@@ -828,8 +830,11 @@ int forest_getattr(struct forest *f, uint64_t ino, struct tree_node *nd)
 		return r;
 	if (!p.tree) {
 		pthread_mutex_lock(&f->lock);
+		/* A folder's mtime is its newest history's, which any commit
+		 * below moves: walk again to know it now. */
+		rescan(f);
 		n = node_by_ino(f, ino);
-		r = n && n->kind == FN_FOLDER ? 0 : -ENOENT;
+		r = n && n->kind == FN_FOLDER && n->present ? 0 : -ENOENT;
 		if (r == 0)
 			folder_node(f, n, nd);
 		pthread_mutex_unlock(&f->lock);

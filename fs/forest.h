@@ -14,9 +14,10 @@
  *     a "*.jsonl" file is a history when a line of its first MiB is a
  *     record (an object with an iteration number); others are not shown,
  *     and are logged once (again only after they change);
- *   - walks again when a folder is listed from its start or a name is not
- *     found in it, so new histories show without remounting and removed
- *     ones stop being listed (a walk reads names and stats, and only the
+ *   - walks again when a folder is listed from its start, stat'ed, or a
+ *     name is not found in it, so new histories show without remounting,
+ *     removed ones stop being listed, and a folder's mtime (its newest
+ *     history's) is current (a walk reads names and stats, and only the
  *     first MiB of files it has not probed since they last changed);
  *   - opens a history (o->open: its store's index, drop box, threads) at
  *     the first lookup of its name, never at mount, and keeps it open until

@@ -170,4 +170,17 @@ PY
 	diff "$BATS_TEST_TMPDIR/t1" "$BATS_TEST_TMPDIR/t2"
 	[ "$(stat -c %Y "$MNT/exp")" -eq "$(date -d '2020-01-02 03:04:05' +%s)" ]
 	[ "$(stat -c %Y "$MNT")" -eq "$(date -d '2020-01-02 03:04:05' +%s)" ]
+	# A commit below moves the folders' mtime at once, so a tar that
+	# starts after it sees nothing change while it reads.
+	python3 - "$D/exp/fg_only.jsonl" >"$BATS_TEST_TMPDIR/rec.json" <<'PY'
+import json, sys
+r = json.loads(open(sys.argv[1], encoding="utf-8").read().splitlines()[-1])
+for k in ("iteration", "iteration_num", "timestamp", "code_hash"):
+    r.pop(k, None)
+r["strategy_code" if "strategy_code" in r else "code"] = "z = 3\n"
+print(json.dumps(r))
+PY
+	cp "$BATS_TEST_TMPDIR/rec.json" "$MNT/exp/fg_only/incoming/good.json"
+	[ "$(stat -c %Y "$MNT/exp")" -eq "$(stat -c %Y "$D/exp/fg_only.jsonl")" ]
+	tar -C "$MNT" --exclude=incoming -cf /dev/null .
 }
