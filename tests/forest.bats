@@ -35,6 +35,19 @@ runs() {
 	echo 'readme' >"$D/README.md"
 }
 
+# complete_drop STORE CODE: a record complete for STORE (its last one, with
+# CODE and a newline as its code, without number, timestamp and hash).
+complete_drop() {
+	python3 - "$1" "$2" <<'PY'
+import json, sys
+r = json.loads(open(sys.argv[1], encoding="utf-8").read().splitlines()[-1])
+for k in ("iteration", "iteration_num", "timestamp", "code_hash"):
+    r.pop(k, None)
+r["strategy_code" if "strategy_code" in r else "code"] = sys.argv[2] + "\n"
+print(json.dumps(r))
+PY
+}
+
 shown_log() {
 	grep -c ': shown$' "$LOG" || true
 }
@@ -129,15 +142,7 @@ shown_log() {
 	iterfs_mount "$D"
 	local before
 	before=$(sum "$D/llm_only_50.jsonl")
-	# A complete record for that history: its last one, new code, no number.
-	python3 - "$D/hybrid_50.jsonl" >"$BATS_TEST_TMPDIR/rec.json" <<'PY'
-import json, sys
-r = json.loads(open(sys.argv[1], encoding="utf-8").read().splitlines()[-1])
-for k in ("iteration", "iteration_num", "timestamp", "code_hash"):
-    r.pop(k, None)
-r["strategy_code" if "strategy_code" in r else "code"] = "y = 2\n"
-print(json.dumps(r))
-PY
+	complete_drop "$D/hybrid_50.jsonl" 'y = 2' >"$BATS_TEST_TMPDIR/rec.json"
 	run cp "$BATS_TEST_TMPDIR/rec.json" "$MNT/hybrid_50/incoming/r.json"
 	if [ "$status" -ne 0 ]; then
 		cat "$D/hybrid_50.jsonl.rejected/"*.reason >&2 || true
@@ -172,14 +177,7 @@ PY
 	[ "$(stat -c %Y "$MNT")" -eq "$(date -d '2020-01-02 03:04:05' +%s)" ]
 	# A commit below moves the folders' mtime at once, so a tar that
 	# starts after it sees nothing change while it reads.
-	python3 - "$D/exp/fg_only.jsonl" >"$BATS_TEST_TMPDIR/rec.json" <<'PY'
-import json, sys
-r = json.loads(open(sys.argv[1], encoding="utf-8").read().splitlines()[-1])
-for k in ("iteration", "iteration_num", "timestamp", "code_hash"):
-    r.pop(k, None)
-r["strategy_code" if "strategy_code" in r else "code"] = "z = 3\n"
-print(json.dumps(r))
-PY
+	complete_drop "$D/exp/fg_only.jsonl" 'z = 3' >"$BATS_TEST_TMPDIR/rec.json"
 	cp "$BATS_TEST_TMPDIR/rec.json" "$MNT/exp/fg_only/incoming/good.json"
 	[ "$(stat -c %Y "$MNT/exp")" -eq "$(stat -c %Y "$D/exp/fg_only.jsonl")" ]
 	tar -C "$MNT" --exclude=incoming -cf /dev/null .
