@@ -61,6 +61,13 @@ A store whose records carry more refuses the same record and says why:
   python3 $PWD/contrib/gen-history.py /tmp/rich.jsonl --records 20 --dialect iteration_num
   echo '{"code": "print(1)", "metrics": {"sharpe": 1.2}, "feedback": "first try", "success": true}' | $(realpath "$BUILD")/core/iterfs-commit /tmp/rich.jsonl
 
+Every history under a directory in one mount, each at its name:
+  mkdir -p /tmp/runs/exp /tmp/iterfs-runs
+  python3 $PWD/contrib/gen-history.py /tmp/runs/a.jsonl --records 30 --seed 1
+  python3 $PWD/contrib/gen-history.py /tmp/runs/exp/b.jsonl --records 20 --seed 2
+  $(realpath "$BUILD")/fs/iterfs /tmp/runs /tmp/iterfs-runs; ls /tmp/iterfs-runs /tmp/iterfs-runs/exp
+  diff -r /tmp/iterfs-runs/a/latest/ /tmp/iterfs-runs/exp/b/latest/; fusermount3 -u /tmp/iterfs-runs
+
 Unmount:
   fusermount3 -u $MNT
 TXT
