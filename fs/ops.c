@@ -54,14 +54,17 @@ static bool drops_at(struct ifs *fs, uint64_t ino, struct forest_place *p)
 	return forest_place(fs->forest, ino, p) == 0 && p->in;
 }
 
+/* The local part alone says what an inode is: the history is looked up
+ * only for drop box inodes, so reads and releases of tree files (the hot
+ * path) route nothing here. */
 static bool is_drop(struct ifs *fs, uint64_t ino, struct forest_place *p)
 {
-	return drops_at(fs, ino, p) && ino_is_incoming(p->local);
+	return ino_is_incoming(ino_local(ino)) && drops_at(fs, ino, p);
 }
 
 static bool is_dropbox(struct ifs *fs, uint64_t ino, struct forest_place *p)
 {
-	return drops_at(fs, ino, p) && p->local == INO_INCOMING;
+	return ino_local(ino) == INO_INCOMING && drops_at(fs, ino, p);
 }
 
 static void reply_err(fuse_req_t req, const char *op, uint64_t ino, int r)
