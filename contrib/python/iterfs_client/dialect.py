@@ -45,23 +45,6 @@ def feedback_of(record):
     return f if isinstance(f, str) else None
 
 
-def success_of(record):
-    """True, False, or None for unknown (not failed)."""
-    s = record.get("success")
-    if not isinstance(s, bool):
-        er = record.get("execution_result")
-        s = er.get("success") if isinstance(er, dict) else None
-    return s if isinstance(s, bool) else None
-
-
-def error_of(record):
-    e = record.get("error")
-    if not isinstance(e, str):
-        er = record.get("execution_result")
-        e = er.get("error_message") if isinstance(er, dict) else None
-    return e if isinstance(e, str) else None
-
-
 def sha256_hex(code):
     return hashlib.sha256(code.encode("utf-8")).hexdigest()
 
