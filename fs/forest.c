@@ -115,6 +115,20 @@ static struct fnode *node_by_ino(struct forest *f, uint64_t ino)
 	return NULL;
 }
 
+/* The folder `ino` if the last walk found it.  Called with f->lock. */
+static struct fnode *folder_at(struct forest *f, uint64_t ino)
+{
+	struct fnode *n = node_by_ino(f, ino);
+
+	return n && n->kind == FN_FOLDER && n->present ? n : NULL;
+}
+
+/* Is c shown in folder `dir`?  (The root is its own parent.) */
+static bool is_child(const struct fnode *c, uint64_t dir)
+{
+	return c->present && c->parent == dir && c->ino != dir;
+}
+
 /* A free inode part for `rel`: its hash, or the next free one after it. */
 static int id_for(struct forest *f, const char *rel, uint16_t *id)
 {
@@ -560,8 +574,7 @@ static void folder_node(struct forest *f, const struct fnode *n,
 	size_t i;
 
 	for (i = 0; i < f->nnodes; i++)
-		if (f->nodes[i]->present && f->nodes[i]->parent == n->ino &&
-		    f->nodes[i] != n)
+		if (is_child(f->nodes[i], n->ino))
 			nlink++;
 	memset(nd, 0, sizeof(*nd));
 	st->st_ino = (ino_t)n->ino;
@@ -598,7 +611,7 @@ static int hist_root(struct forest *f, struct fnode *n, struct tree_node *nd)
 static int folder_lookup(struct forest *f, uint64_t dir, const char *name,
 			 struct tree_node *nd)
 {
-	struct fnode *n = NULL, *d;
+	struct fnode *n = NULL;
 	size_t i;
 	int pass;
 
@@ -608,17 +621,14 @@ static int folder_lookup(struct forest *f, uint64_t dir, const char *name,
 		pthread_mutex_lock(&f->lock);
 		if (pass)
 			rescan(f);
-		d = node_by_ino(f, dir);
-		if (!d || d->kind != FN_FOLDER || !d->present) {
+		if (!folder_at(f, dir)) {
 			pthread_mutex_unlock(&f->lock);
 			return -ENOENT;
 		}
 		for (i = 0; i < f->nnodes; i++) {
-			struct fnode *c = f->nodes[i];
-
-			if (c->present && c->parent == dir && c != d &&
-			    strcmp(c->name, name) == 0) {
-				n = c;
+			if (is_child(f->nodes[i], dir) &&
+			    strcmp(f->nodes[i]->name, name) == 0) {
+				n = f->nodes[i];
 				break;
 			}
 		}
@@ -654,7 +664,7 @@ static int children(struct forest *f, uint64_t dir, struct child **out,
 	for (i = 0; i < f->nnodes; i++) {
 		struct fnode *c = f->nodes[i];
 
-		if (!c->present || c->parent != dir || c->ino == dir)
+		if (!is_child(c, dir))
 			continue;
 		nv = realloc(v, (n + 1) * sizeof(*nv));
 		if (!nv)
@@ -696,8 +706,8 @@ static int folder_list(struct forest *f, uint64_t dir, off_t off, bool attrs,
 	pthread_mutex_lock(&f->lock);
 	if (off == 0)
 		rescan(f);
-	d = node_by_ino(f, dir);
-	if (!d || d->kind != FN_FOLDER || !d->present) {
+	d = folder_at(f, dir);
+	if (!d) {
 		pthread_mutex_unlock(&f->lock);
 		return -ENOENT;
 	}
@@ -833,8 +843,8 @@ int forest_getattr(struct forest *f, uint64_t ino, struct tree_node *nd)
 		/* A folder's mtime is its newest history's, which any commit
 		 * below moves: walk again to know it now. */
 		rescan(f);
-		n = node_by_ino(f, ino);
-		r = n && n->kind == FN_FOLDER && n->present ? 0 : -ENOENT;
+		n = folder_at(f, ino);
+		r = n ? 0 : -ENOENT;
 		if (r == 0)
 			folder_node(f, n, nd);
 		pthread_mutex_unlock(&f->lock);
