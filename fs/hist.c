@@ -28,20 +28,17 @@ static void on_store_change(const struct store_change *chg, void *arg)
 	notifier_push(h->nt, chg);
 }
 
-/* The full validation behind the quick index (store.h) found lines that
- * differ; also the drop box's callback after a commit. */
-static void push_changes(struct hist *h)
+/* What the store's change log holds, to the notifier.  The validation
+ * thread's callback when the full validation behind the quick index
+ * (store.h) found lines that differ; also the end of on_commit. */
+static void push_changes(void *arg)
 {
+	struct hist *h = arg;
 	struct store_change chg;
 
 	store_changes_take(h->store, &chg);
 	notifier_push(h->nt, chg.changed ? &chg : NULL);
 	store_change_free(&chg);
-}
-
-static void on_validated(void *arg)
-{
-	push_changes(arg);
 }
 
 static void on_commit(void *arg)
@@ -118,7 +115,7 @@ int hist_start(struct store *s, const struct hist_opts *o, struct hist **out)
 		goto out_stop;
 	}
 	/* On failure (logged) it runs when first needed. */
-	store_validate_start(s, on_validated, h);
+	store_validate_start(s, push_changes, h);
 	r = watch_start(s, on_store_change, h, &h->w);
 	if (r < 0) {
 		log_err("%s: watching the store: %s", store_path(s),
