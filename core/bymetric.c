@@ -2,10 +2,10 @@
  * (store.h's store_metric_names, store_metric_rank; the hook in derived.h).
  *
  * What is ranked: for every shown record that did not fail (its success
- * meaning is not false; record_success), every top-level member of its
- * `metrics` object whose value is a JSON number other than NaN (Infinity
- * and -Infinity rank first and last); with duplicate keys the last member
- * counts, as in Python.  A metric is a key ranked in at least one record.
+ * meaning, record.h's success row, is not false), every top-level member
+ * of its `metrics` object whose value is a JSON number other than NaN
+ * (Infinity and -Infinity rank first and last); with duplicate keys the
+ * last member counts, as in Python.  A metric is a key ranked in at least one record.
  * Order: highest value first (compared as doubles), ties by lower
  * iteration first.  Names are the decoded keys, sorted bytewise; a key
  * that decodes to a NUL byte is not a metric (no file name can hold it).
@@ -18,10 +18,12 @@
  *
  * Building: the first look builds every ranking from every record, so
  * prepare is where the time goes.  Each record is read on derived_map's
- * threads with one validating walk of its line (record_fields), its
- * metrics' names copied once per record into one buffer.  Then, on one
- * thread, each name is interned (a hash table: one allocation and one
- * compare per distinct name, not per value), each value appended to its
+ * threads with one walk of its line (read_metrics), its metrics' names
+ * copied once per record into one buffer and its numbers turned into
+ * doubles by jtext_number's fast path.  Then, on one thread, each name is
+ * interned (a hash table: one allocation and one compare per distinct
+ * name, not per value; none when a record names the same metrics as the
+ * one before, as records of one history do), each value appended to its
  * metric's pairs, and each metric's pairs sorted apart by a radix sort of
  * the value's bits: no string compare and no comparison callback touches
  * the ranked values.
@@ -144,28 +146,6 @@ static void rec_free(struct rec *rc)
 	memset(rc, 0, sizeof(*rc));
 }
 
-/* A number's text as a double.  Returns 0 or -ENOMEM. */
-static int number_value(struct jtext_span val, double *d)
-{
-	/* jtext spans are not NUL-terminated; numbers are short. */
-	char tmp[64];
-	struct buf t = BUF_INIT;
-
-	if (val.len < sizeof(tmp)) {
-		memcpy(tmp, val.p, val.len);
-		tmp[val.len] = '\0';
-		*d = strtod(tmp, NULL);
-		return 0;
-	}
-	if (buf_append(&t, val.p, val.len) < 0 || buf_putc(&t, '\0') < 0) {
-		buf_free(&t);
-		return -ENOMEM;
-	}
-	*d = strtod(t.data, NULL);
-	buf_free(&t);
-	return 0;
-}
-
 static int member_cb(struct jtext_span key, struct jtext_span val, void *arg)
 {
 	struct rec *rc = arg;
@@ -195,7 +175,7 @@ static int member_cb(struct jtext_span key, struct jtext_span val, void *arg)
 	if (r < 0)
 		return r;
 	if (num) {
-		r = number_value(val, &d);
+		r = jtext_number(val, &d);
 		if (r < 0)
 			return r;
 		num = !isnan(d);
@@ -348,22 +328,56 @@ static int names_intern(struct names *t, const char *p, size_t len,
 	return 0;
 }
 
+/* The interned indices of the last record's names (names_add): records
+ * of one history mostly carry the same metrics in the same order, and then
+ * a memcmp of the names replaces a hash lookup per name. */
+struct names_memo {
+	const struct rec *last;
+	size_t *idx;
+	size_t cap;
+};
+
+/* Are a's names b's, member for member? */
+static bool same_names(const struct rec *a, const struct rec *b)
+{
+	size_t j;
+
+	if (a->n != b->n || a->names.len != b->names.len ||
+	    (a->names.len &&
+	     memcmp(a->names.data, b->names.data, a->names.len) != 0))
+		return false;
+	for (j = 0; j < a->n; j++)
+		if (a->v[j].len != b->v[j].len)
+			return false;
+	return true;
+}
+
 /* Record i's values into their metrics: walking its members from the last,
- * the first one met of each name is the one that counts. */
-static int names_add(struct names *t, const struct rec *rc, size_t i,
-		     int64_t iter)
+ * the first one met of each name is the one that counts.  rc must stay
+ * alive until the next call with the same memo. */
+static int names_add(struct names *t, struct names_memo *mm,
+		     const struct rec *rc, size_t i, int64_t iter)
 {
 	const char *names = rc->names.data ? rc->names.data : "";
+	bool same = mm->last && same_names(rc, mm->last);
 	struct nmetric *nm;
 	size_t j, idx;
 	int r;
 
+	mm->last = NULL;
+	r = store_grow((void **)&mm->idx, &mm->cap, rc->n, sizeof(*mm->idx));
+	if (r < 0)
+		return r;
 	for (j = rc->n; j--;) {
 		const struct mval *mv = &rc->v[j];
 
-		r = names_intern(t, names + mv->off, mv->len, &idx);
-		if (r < 0)
-			return r;
+		if (!same) {
+			r = names_intern(t, names + mv->off, mv->len,
+					 &mm->idx[j]);
+			if (r < 0)
+				return r;
+		}
+		idx = mm->idx[j];
 		nm = &t->m[idx];
 		if (nm->seen == i + 1)
 			continue;
@@ -375,6 +389,7 @@ static int names_add(struct names *t, const struct rec *rc, size_t i,
 			return r;
 		nm->r[nm->n++] = (struct rk){ mv->v, iter };
 	}
+	mm->last = rc;
 	return 0;
 }
 
@@ -511,6 +526,7 @@ static void bm_plan_free(void *p)
 static int collect(const struct derived_batch *b, struct names *t,
 		   struct nmetric ***order)
 {
+	struct names_memo memo = { NULL, NULL, 0 };
 	struct rec *per;
 	size_t i;
 	int r;
@@ -521,11 +537,13 @@ static int collect(const struct derived_batch *b, struct names *t,
 	r = derived_map(b->fd, b->add, b->nadd, per, sizeof(*per),
 			read_metrics, (void *)&b->valid);
 	for (i = 0; !r && i < b->nadd; i++) {
-		r = names_add(t, &per[i], i, b->add[i].iter);
-		rec_free(&per[i]);
+		r = names_add(t, &memo, &per[i], i, b->add[i].iter);
+		if (i)
+			rec_free(&per[i - 1]);
 	}
-	for (; i < b->nadd; i++)
+	for (i = 0; i < b->nadd; i++)
 		rec_free(&per[i]);
+	free(memo.idx);
 	free(per);
 	if (r < 0)
 		return r;

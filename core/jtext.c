@@ -2,6 +2,7 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <float.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -681,6 +682,104 @@ int jtext_string_encode(const char *s, size_t len, struct buf *out)
 		s = run + 1;
 	}
 	return buf_putc(out, '"');
+}
+
+/* --- numbers as doubles ----------------------------------------------------
+ * strtod is most of what ranking a history's metrics costs, so a number of
+ * at most 19 significant digits m and a power of ten 10^k with |k| <= 27
+ * is computed as m * 10^k or m / 10^k in x86's long double: both operands
+ * are exact there (10^27 = 2^27 * 5^27, 5^27 < 2^64), so the result is the
+ * exact value rounded once to 64 bits.  Rounding that to double is right
+ * unless the first rounding landed exactly halfway between two doubles,
+ * which is checked; then, and for every other form or long double format,
+ * strtod decides. */
+static bool number_fast(const char *p, const char *end, double *d)
+{
+	static const long double p10[28] = {
+		1e0L,  1e1L,  1e2L,  1e3L,  1e4L,  1e5L,  1e6L,
+		1e7L,  1e8L,  1e9L,  1e10L, 1e11L, 1e12L, 1e13L,
+		1e14L, 1e15L, 1e16L, 1e17L, 1e18L, 1e19L, 1e20L,
+		1e21L, 1e22L, 1e23L, 1e24L, 1e25L, 1e26L, 1e27L,
+	};
+	uint64_t m = 0;
+	unsigned nd = 0;
+	long k = 0, e = 0;
+	bool neg = false, eneg = false;
+	long double x;
+	uint64_t sig;
+	double r;
+
+	if (LDBL_MANT_DIG != 64)
+		return false;
+	if (p < end && *p == '-') {
+		neg = true;
+		p++;
+	}
+	if (p == end || !is_digit(*p))
+		return false;
+	for (; p < end && is_digit(*p); p++) {
+		if (nd || *p != '0') {
+			if (++nd > 19)
+				return false;
+			m = m * 10 + (uint64_t)(*p - '0');
+		}
+	}
+	if (p < end && *p == '.') {
+		for (p++; p < end && is_digit(*p); p++) {
+			if (nd || *p != '0') {
+				if (++nd > 19)
+					return false;
+				m = m * 10 + (uint64_t)(*p - '0');
+			}
+			k--;
+		}
+	}
+	if (p < end && (*p == 'e' || *p == 'E')) {
+		p++;
+		if (p < end && (*p == '+' || *p == '-'))
+			eneg = *p++ == '-';
+		for (; p < end && is_digit(*p); p++)
+			if ((e = e * 10 + (*p - '0')) > 1000)
+				return false;
+		k += eneg ? -e : e;
+	}
+	if (p != end || k < -27 || k > 27)
+		return false;
+	x = k >= 0 ? (long double)m * p10[k] : (long double)m / p10[-k];
+	/* x87's format keeps the significand, explicit leading bit included,
+	 * in its first eight bytes; doubles keep its top 53 bits, and the
+	 * other 11 reading 100 0000 0000 is exactly halfway. */
+	memcpy(&sig, &x, sizeof(sig));
+	if ((sig & 0x7ff) == 0x400)
+		return false;
+	r = (double)x;
+	*d = neg ? -r : r;
+	return true;
+}
+
+int jtext_number(struct jtext_span v, double *d)
+{
+	char tmp[64];
+	struct buf t = BUF_INIT;
+
+	if (jtext_type(v) != JTEXT_NUMBER)
+		return -EINVAL;
+	if (number_fast(v.p, v.p + v.len, d))
+		return 0;
+	/* strtod wants a NUL; numbers are short. */
+	if (v.len < sizeof(tmp)) {
+		memcpy(tmp, v.p, v.len);
+		tmp[v.len] = '\0';
+		*d = strtod(tmp, NULL);
+		return 0;
+	}
+	if (buf_append(&t, v.p, v.len) < 0 || buf_putc(&t, '\0') < 0) {
+		buf_free(&t);
+		return -ENOMEM;
+	}
+	*d = strtod(t.data, NULL);
+	buf_free(&t);
+	return 0;
 }
 
 int jtext_compact(struct jtext_span v, struct buf *out)

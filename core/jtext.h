@@ -1,5 +1,5 @@
 /* jtext.h - JSON as text: scanning, compacting and pretty-printing without
- * turning numbers into doubles.
+ * turning numbers into doubles (jtext_number does that, for the rankings).
  *
  * cJSON decodes strings for us, but it rounds numbers and rejects NaN; the
  * contract wants number text kept byte for byte and Python's `NaN`,
@@ -88,6 +88,13 @@ int jtext_string_decode(struct jtext_span str, struct buf *out);
  * below 0x20 (\n \r \t \b \f by name, others as \u00XX).  Returns 0 or
  * -ENOMEM. */
 int jtext_string_encode(const char *s, size_t len, struct buf *out);
+
+/* A number span's value as the nearest double, exactly as strtod gives it
+ * (so as Python's float(): NaN, Infinity and -Infinity included).  Most
+ * numbers a history holds take a fast path (at most 19 significant digits,
+ * a power of ten within 10^27 of them); the rest go to strtod.  Returns 0,
+ * -EINVAL (v is not a number) or -ENOMEM. */
+int jtext_number(struct jtext_span v, double *d);
 
 /* Append the value with insignificant whitespace removed and every other
  * byte kept (key order, number text, string escapes).  Returns 0, -EINVAL,

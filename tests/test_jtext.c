@@ -6,6 +6,7 @@
 #include "testutil.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -823,6 +824,77 @@ static void test_truncated_and_corrupted(void)
 	}
 }
 
+/* jtext_number against strtod, bit for bit. */
+static void check_number(const char *text)
+{
+	double want = strtod(text, NULL), got = -1;
+	int r = jtext_number(S(text), &got);
+
+	T_CHECK(r == 0 && memcmp(&want, &got, sizeof(want)) == 0,
+		"%s: %d, %.17g, want %.17g", text, r, got, want);
+}
+
+static void test_numbers_as_strtod_reads_them(void)
+{
+	static const char *const fixed[] = {
+		"0", "-0", "-0.0", "0e5", "1", "-1", "0.1", "1.5e-05", "1E+2",
+		"1.2244596326101669", "0.11975869848998905",
+		"-0.2672621973963788", "4809", "1e27", "1e-27", "1e28",
+		"1e-28", "123456789012345678e-5", "9999999999999999999",
+		"18446744073709551615", "12345678901234567890",
+		/* Exactly halfway between two doubles: ties to even. */
+		"9007199254740993", "9007199254740995", "9007199254740993e0",
+		"900719925474099.3e1", "4503599627370497.5",
+		"1e400", "-1e400", "5e-324", "2.2250738585072014e-308",
+		"1.7976931348623157e308", "NaN", "Infinity", "-Infinity",
+		"0.000000000000000000000000000000000000000000000000000000000000"
+		"000000000000001",
+	};
+	char text[64];
+	size_t i;
+	double d;
+
+	for (i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
+		if (strcmp(fixed[i], "NaN") == 0) {
+			T_CHECK(jtext_number(S(fixed[i]), &d) == 0 &&
+				d != d, "NaN");
+			continue;
+		}
+		check_number(fixed[i]);
+	}
+	T_CHECK(jtext_number(S("\"1\""), &d) == -EINVAL, "a string");
+	srand(7);
+	for (i = 0; i < 300000; i++) {
+		uint64_t m = (uint64_t)rand() << 33 ^ (uint64_t)rand() << 2 ^
+			     (uint64_t)rand();
+		int e = rand() % 70 - 35;
+
+		switch (i % 5) {
+		case 0: /* Python's repr of a double */
+			snprintf(text, sizeof(text), "%.17g",
+				 (double)m / 1e19 * (rand() % 2 ? 1 : -1));
+			break;
+		case 1: /* digits and an exponent */
+			snprintf(text, sizeof(text), "%" PRIu64 "e%d",
+				 (uint64_t)(m % 10000000000000000000ULL), e);
+			break;
+		case 2: /* a short decimal */
+			snprintf(text, sizeof(text), "%.*f", rand() % 12,
+				 (double)(m % 100000000) / 1000.0);
+			break;
+		case 3: /* a 2^53..2^64 integer, many of them halfway */
+			snprintf(text, sizeof(text), "%" PRIu64,
+				 (uint64_t)((m | 1ULL << 53) >> (rand() % 11)));
+			break;
+		default: /* a double's halfway point, when it is short */
+			snprintf(text, sizeof(text), "%.17ge%d",
+				 (double)(m >> 11) + 0.5, e % 20);
+			break;
+		}
+		check_number(text);
+	}
+}
+
 int main(void)
 {
 	T_RUN(test_parse_accepts);
@@ -843,5 +915,6 @@ int main(void)
 	T_RUN(test_pretty_embedded_nul_and_lone_surrogate);
 	T_RUN(test_corpus_compact_and_python);
 	T_RUN(test_truncated_and_corrupted);
+	T_RUN(test_numbers_as_strtod_reads_them);
 	return t_done();
 }
