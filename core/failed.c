@@ -58,24 +58,24 @@ static uint64_t fl_bytes(const void *p)
 	return sizeof(*f) + f->n * sizeof(*f->it);
 }
 
+/* derived_map's fn: did the record fail?  One walk of the line finds its
+ * success and error fields, validating unless the store validates its
+ * lines (*arg: derived_batch.valid).  A line that is not JSON after all
+ * did not fail. */
 static int read_failed(const char *line, size_t len, const struct ent *e,
 		       void *out, void *arg)
 {
-	bool *failed = out, ok, found;
-	struct jtext_span v;
+	static const enum record_field want[2] = { FIELD_SUCCESS,
+						   FIELD_ERROR };
+	const bool *valid = arg;
+	bool *failed = out, found[2];
+	struct jtext_span v[2];
+	int r;
 
 	(void)e;
-	(void)arg;
-	*failed = false;
-	if (record_success(line, len, &ok, &found) < 0)
-		return 0; /* a trusted line that is not JSON after all */
-	if (found && !ok) {
-		*failed = true;
-		return 0;
-	}
-	if (record_field(line, len, FIELD_ERROR, &v, NULL, &found) == 0 &&
-	    found)
-		*failed = true;
+	r = *valid ? record_fields_trusted(line, len, want, 2, v, found) :
+		     record_fields(line, len, want, 2, v, found);
+	*failed = r == 0 && ((found[0] && v[0].p[0] == 'f') || found[1]);
 	return 0;
 }
 
@@ -114,7 +114,7 @@ static int fl_prepare(const void *st, const struct derived_batch *b,
 		goto out;
 	}
 	r = derived_map(b->fd, b->add, b->nadd, flag, sizeof(*flag),
-			read_failed, NULL);
+			read_failed, (void *)&b->valid);
 	if (r < 0)
 		goto out;
 	while (i < f->n || j < b->nadd) {

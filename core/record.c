@@ -312,17 +312,6 @@ int record_fields_trusted(const char *line, size_t len,
 	return fields_of(line, len, true, f, n, val, found);
 }
 
-int record_success(const char *line, size_t len, bool *success, bool *found)
-{
-	struct jtext_span v;
-	int r;
-
-	r = record_field(line, len, FIELD_SUCCESS, &v, NULL, found);
-	if (!r && *found)
-		*success = v.p[0] == 't';
-	return r;
-}
-
 bool record_dialect_key(struct jtext_span key, enum record_field *f,
 			unsigned *alias)
 {

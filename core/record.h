@@ -170,10 +170,6 @@ int record_members(const char *line, size_t len,
  * int64_t ("-0" is 0, as in Python).  False for anything else. */
 bool record_parse_count(struct jtext_span v, int64_t *n);
 
-/* Did the run succeed?  *found false when the record does not say
- * (unknown, not failed).  Returns 0 or -EINVAL. */
-int record_success(const char *line, size_t len, bool *success, bool *found);
-
 /* The timestamp as microseconds since the epoch; a timestamp without offset is
  * local time, read as Python's datetime.timestamp() reads a naive datetime
  * (fold=0: the earlier instant of a repeated hour; a time in a skipped hour
