@@ -652,12 +652,21 @@ static int metric_name_of(struct tree *t, uint64_t key, char **name)
 	return r;
 }
 
-static uint64_t metric_link_ino(struct tree *t, uint64_t key, int64_t n)
+/* The inode of ranking `key`'s link to iteration n.  `note`: remember it,
+ * so that tree_getattr and readlink can answer for it; a lookup or an
+ * entry listed with attributes must, since the kernel then holds the
+ * inode.  A plain listing's inode numbers are only shown to the reader,
+ * and remembering them would cost 32 bytes per ranked record per ranking
+ * listed. */
+static uint64_t metric_link_ino(struct tree *t, uint64_t key, int64_t n,
+				bool note)
 {
 	uint64_t ino = ino_hashed(IR_METRIC_LINK,
 				  mix64(key ^ mix64((uint64_t)n)), 0);
 	struct ver *e;
 
+	if (!note)
+		return ino;
 	pthread_mutex_lock(&t->lock);
 	e = vtab_get(&t->mlinks, ino, true);
 	if (e) {
@@ -1942,7 +1951,8 @@ static int metricdir_lookup(struct tree *t, const struct nid *id,
 	if (r == 0 && (n == 0 || !ino_iter_ok(iter)))
 		r = -ENOENT;
 	return r < 0 ? r :
-		       tree_getattr(t, metric_link_ino(t, id->key, iter), nd);
+		       tree_getattr(t, metric_link_ino(t, id->key, iter, true),
+				    nd);
 }
 
 static int metricdir_list(struct tree *t, const struct nid *id,
@@ -1969,7 +1979,8 @@ static int metricdir_list(struct tree *t, const struct nid *id,
 			snprintf(rname, sizeof(rname), "%0*zu",
 				 rank_width(total), rank + 1);
 			r = list_add(l, (off_t)rank + 2, rname,
-				     metric_link_ino(t, id->key, iters[i]),
+				     metric_link_ino(t, id->key, iters[i],
+						     l->attrs),
 				     S_IFLNK, NULL);
 		}
 	}
