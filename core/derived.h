@@ -46,9 +46,13 @@ struct derived_batch {
 	size_t ngone;
 	const struct ent *add; /* ascending by iter, unique */
 	size_t nadd;
-	/* Every line of add[] passed the index's full validation (the store
-	 * has STORE_VALIDATE), so a view may walk it with record_members_fast;
-	 * false: a line may be trusted and not JSON after all. */
+	/* The store validates its lines (STORE_VALIDATE), so a view may walk
+	 * them with record_members_fast: each passed the full validation, or,
+	 * while a STORE_LAZY store is pending, is a line the quick index took
+	 * at its word, shown as the listing shows it until the validation's
+	 * batch takes out any that is no record (store.h).  The walk is
+	 * bounded on any bytes; a view still validates what it decodes.
+	 * false: a line may be no JSON at all; walk validating. */
 	bool valid;
 };
 

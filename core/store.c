@@ -3,7 +3,9 @@
  *
  * Two locks (see store.h for the public rules):
  *   update_mu  serialises everything that changes the index: store_refresh,
- *              store_adopt and the lazy build of a derived view.  Its holder
+ *              store_adopt, the lazy build of a derived view and the install
+ *              of the validation thread's result (its scan holds no lock and
+ *              reads a duplicate descriptor).  Its holder
  *              does the slow I/O (scans, prefix compares, reading records
  *              for a view) with only this mutex held, so readers keep going
  *              on the old index meanwhile, and it may read the index without
@@ -29,6 +31,7 @@
 #include <inttypes.h>
 #include <malloc.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -204,10 +207,10 @@ static void views_apply(struct store *s, void *plan[DERIVED_COUNT])
 	}
 }
 
-/* Build view k from the whole index (update_mu held). */
-static int validate_locked(struct store *s, bool *changed,
-			   const _Atomic bool *cancel);
-
+/* Build view k from the whole index (update_mu held).  A pending store's
+ * view is built on the quick index, each line validated as the view reads
+ * it; the validation's swap hands it the difference (exact_install_locked)
+ * as a refresh does, so the first look never waits for the full scan. */
 static int view_build_locked(struct store *s, enum derived_kind k)
 {
 	const struct derived_ops *ops = derived_views[k];
@@ -218,9 +221,6 @@ static int view_build_locked(struct store *s, enum derived_kind k)
 
 	if (s->views[k].st)
 		return 0;
-	r = validate_locked(s, NULL, NULL);
-	if (r < 0)
-		return r;
 	st = ops->create();
 	if (!st)
 		return -ENOMEM;
@@ -231,7 +231,7 @@ static int view_build_locked(struct store *s, enum derived_kind k)
 		return r;
 	}
 	b = (struct derived_batch){ s->fd, NULL, 0, all, s->ix.p.n,
-				    s->flags & STORE_VALIDATE };
+				    (s->flags & STORE_VALIDATE) != 0 };
 	r = ops->prepare(st, &b, &plan);
 	free(all);
 	if (r < 0) {
@@ -1056,20 +1056,22 @@ static bool ent_same(const struct ent *a, const struct ent *b)
 	       a->replaced == b->replaced;
 }
 
-/* The numbers whose shown line differs between the quick index q and the
- * exact one x (gone, new, or another line), ascending, into chg. */
+/* What differs between the quick index q and the exact one x: the numbers
+ * whose shown line differs (gone, new, or another line), ascending, into
+ * chg, and the same as the derived views' batch: d->del the numbers q
+ * shows, d->add x's entries of the numbers x shows (d->gone unused). */
 static int pending_diff(const struct idx *q, const struct idx *x,
-			struct store_change *chg)
+			struct store_change *chg, struct diff *d)
 {
-	size_t i, j, n, pass;
+	size_t i, j, n, ndel, nadd, pass;
 	int64_t *v = NULL;
 
 	memset(chg, 0, sizeof(*chg));
+	memset(d, 0, sizeof(*d));
 	/* Pass 0 counts, pass 1 fills: the usual answer is none. */
 	for (pass = 0; pass < 2; pass++) {
-		for (i = j = n = 0; i < q->p.n || j < x->p.n;) {
+		for (i = j = n = ndel = nadd = 0; i < q->p.n || j < x->p.n;) {
 			struct ent ae, be, *a = NULL, *b = NULL;
-			int64_t it;
 
 			if (i < q->p.n) {
 				pack_get(&q->p, i, &ae, NULL);
@@ -1080,71 +1082,102 @@ static int pending_diff(const struct idx *q, const struct idx *x,
 				b = &be;
 			}
 
-			if (a && (!b || a->iter < b->iter)) {
-				it = a->iter;
-				i++;
-			} else if (!a || b->iter < a->iter) {
-				it = b->iter;
-				j++;
-			} else {
-				it = a->iter;
+			if (a && b && a->iter == b->iter && ent_same(a, b)) {
 				i++;
 				j++;
-				if (ent_same(a, b))
-					continue;
+				continue;
 			}
-			if (v)
-				v[n] = it;
+			if (a && b && a->iter > b->iter)
+				a = NULL;
+			else if (a && b && a->iter < b->iter)
+				b = NULL;
+			if (v) {
+				v[n] = a ? a->iter : b->iter;
+				if (a)
+					d->del[ndel] = a->iter;
+				if (b)
+					d->add[nadd] = *b;
+			}
 			n++;
+			ndel += a != NULL;
+			nadd += b != NULL;
+			i += a != NULL;
+			j += b != NULL;
 		}
 		if (!n || v)
 			break;
 		v = malloc(n * sizeof(*v));
-		if (!v)
+		d->del = malloc((ndel + 1) * sizeof(*d->del));
+		d->add = malloc((nadd + 1) * sizeof(*d->add));
+		if (!v || !d->del || !d->add) {
+			free(v);
+			diff_free(d);
 			return -ENOMEM;
+		}
 	}
 	chg->changed = n > 0;
 	chg->iters = v;
 	chg->n = v ? n : 0;
+	d->ndel = v ? ndel : 0;
+	d->nadd = v ? nadd : 0;
 	return 0;
 }
 
-/* The full scan of a pending store's indexed bytes by its flags; the exact
- * index replaces the quick one (update_mu held).  `cancel` (may be NULL):
- * the validation thread's stop flag, -ECANCELED. */
-static int validate_locked(struct store *s, bool *changed,
-			   const _Atomic bool *cancel)
+/* The exact index of [0, size) of fd by the store's flags (no lock needed:
+ * it reads only fd and s's immutable fields).  `cancel` (may be NULL): the
+ * validation thread's stop flag, -ECANCELED. */
+static int exact_scan(struct store *s, int fd, uint64_t size,
+		      const _Atomic bool *cancel, struct idx *nix)
 {
 	struct scan sc = { .flags = s->flags, .cancel = cancel };
-	struct store_change chg = { 0 };
-	struct idx nix, old;
+	int r;
+
+	r = scan_file(&sc, fd, 0, size, s->path);
+	if (!r)
+		r = idx_from_scan(&sc, nix);
+	scan_free(&sc);
+	if (r < 0)
+		return r;
+	r = range_tag(fd, nix->last_off, nix->size, &nix->last_tag);
+	if (r < 0)
+		idx_free(nix);
+	return r;
+}
+
+/* Replace the pending quick index with nix, its exact index (update_mu
+ * held; takes nix).  Views built on the quick index take the difference
+ * as one batch; the change log gets it too. */
+static int exact_install_locked(struct store *s, struct idx *nix,
+				bool *changed)
+{
+	struct store_change chg;
+	struct diff d;
+	struct idx old;
+	void *plan[DERIVED_COUNT] = { NULL };
 	size_t more;
 	int r;
 
-	if (changed)
-		*changed = false;
-	if (!s->pending)
-		return 0;
-	r = scan_file(&sc, s->fd, 0, s->ix.size, s->path);
-	if (r < 0)
-		goto out;
-	r = idx_from_scan(&sc, &nix);
-	if (r < 0)
-		goto out;
-	r = range_tag(s->fd, nix.last_off, nix.size, &nix.last_tag);
-	if (!r)
-		r = pending_diff(&s->ix, &nix, &chg);
+	r = pending_diff(&s->ix, nix, &chg, &d);
 	if (r < 0) {
-		idx_free(&nix);
-		goto out;
+		idx_free(nix);
+		return r;
+	}
+	if (chg.changed) {
+		struct derived_batch b = { s->fd, d.del, d.ndel, d.add,
+					   d.nadd, s->flags & STORE_VALIDATE };
+
+		views_prepare(s, &b, plan);
 	}
 	wr_lock(s);
 	old = s->ix;
-	s->ix = nix;
+	s->ix = *nix;
 	s->pending = false;
-	if (chg.changed)
+	if (chg.changed) {
 		s->generation++;
+		views_apply(s, plan);
+	}
 	un_lock(s);
+	diff_free(&d);
 	more = s->ix.nskip > old.nskip ? s->ix.nskip - old.nskip : 0;
 	idx_free(&old);
 	if (changed)
@@ -1155,9 +1188,24 @@ static int validate_locked(struct store *s, bool *changed,
 			 "validation: not a JSON object with an iteration "
 			 "number", s->path, more, more == 1 ? "" : "s");
 	change_note(s, &chg);
-out:
-	scan_free(&sc);
-	if (r < 0 && r != -ECANCELED)
+	return 0;
+}
+
+/* The full scan of a pending store's indexed bytes, installed (update_mu
+ * held): what everything that needs the exact index calls first. */
+static int validate_locked(struct store *s, bool *changed)
+{
+	struct idx nix;
+	int r;
+
+	if (changed)
+		*changed = false;
+	if (!s->pending)
+		return 0;
+	r = exact_scan(s, s->fd, s->ix.size, NULL, &nix);
+	if (!r)
+		r = exact_install_locked(s, &nix, changed);
+	if (r < 0)
 		log_err("store: validating %s: %s", s->path, strerror(-r));
 	return r;
 }
@@ -1167,20 +1215,65 @@ int store_validate(struct store *s, bool *changed)
 	int r;
 
 	up_lock(s);
-	r = validate_locked(s, changed, NULL);
+	r = validate_locked(s, changed);
 	up_unlock(s);
 	return r;
 }
 
+/* The calling thread's scheduling policy: SCHED_IDLE while it validates, so
+ * that the scan takes only CPU time no request wants (a view built on the
+ * quick index meanwhile runs at full speed), and back to SCHED_OTHER before
+ * it takes update_mu, so that a commit never waits on a starved holder.
+ * A failure costs only that (logged once per store by the caller). */
+static int sched_set(int policy)
+{
+	struct sched_param sp = { .sched_priority = 0 };
+
+	return -pthread_setschedparam(pthread_self(), policy, &sp);
+}
+
+/* The validation thread: the scan runs on a duplicate of the store's fd
+ * with no lock held (a refresh or a lookup that needs the exact index
+ * meanwhile validates on its own, and this result is then dropped). */
 static void *validate_main(void *arg)
 {
 	struct store *s = arg;
-	bool changed = false;
-	int r;
+	bool changed = false, pending;
+	struct idx nix;
+	uint64_t size = 0;
+	int fd = -1, r;
 
 	up_lock(s);
-	r = validate_locked(s, &changed, &s->vstop);
+	pending = s->pending;
+	if (pending) {
+		fd = fcntl(s->fd, F_DUPFD_CLOEXEC, 0);
+		size = s->ix.size;
+	}
 	up_unlock(s);
+	if (!pending)
+		return NULL;
+	if (fd < 0) {
+		r = -errno;
+		goto out;
+	}
+	if (sched_set(SCHED_IDLE) < 0)
+		log_debug("store: %s: validating at normal priority", s->path);
+	r = exact_scan(s, fd, size, &s->vstop, &nix);
+	close(fd);
+	if (sched_set(SCHED_OTHER) < 0)
+		log_warn("store: %s: the validation thread could not leave "
+			 "SCHED_IDLE; commits may wait for it", s->path);
+	if (r < 0)
+		goto out;
+	up_lock(s);
+	if (s->pending)
+		r = exact_install_locked(s, &nix, &changed);
+	else
+		idx_free(&nix);
+	up_unlock(s);
+out:
+	if (r < 0 && r != -ECANCELED)
+		log_err("store: validating %s: %s", s->path, strerror(-r));
 	if (!r && changed && s->vfn)
 		s->vfn(s->varg);
 	return NULL;
@@ -1229,7 +1322,7 @@ static int refresh_locked(struct store *s, struct store_change *found)
 
 	/* Extensions build on the exact index; one that cannot be had makes
 	 * this a full re-index. */
-	full = validate_locked(s, NULL, NULL) < 0;
+	full = validate_locked(s, NULL) < 0;
 	r = open_path(s->path, &fd, &st);
 	if (r == -ENOENT) {
 		if (s->fd >= 0 || s->ix.size)
@@ -1314,7 +1407,7 @@ int store_adopt(struct store *s, int newfd)
 	int r, fd;
 
 	up_lock(s);
-	full = validate_locked(s, NULL, NULL) < 0;
+	full = validate_locked(s, NULL) < 0;
 	fd = fcntl(newfd, F_DUPFD_CLOEXEC, 0);
 	if (fd < 0 || fstat(fd, &st) < 0) {
 		r = -errno;

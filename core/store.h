@@ -38,9 +38,10 @@
  * store_refresh and the writer's adoption of a new file take it exclusively.
  * No callback is ever called with it held.  store->update_mu (a mutex)
  * serialises the functions that change the index (store_refresh,
- * store_adopt, store_validate, and the build of a derived view -- by-hash
- * -- that its first use runs); they do their file I/O holding only it, so
- * readers are blocked only while results are installed.  While a
+ * store_adopt, store_validate, the validation thread's install, and the
+ * build of a derived view that its first use runs); they do their file I/O
+ * holding only it, so readers are blocked only while results are
+ * installed.  While a
  * STORE_LAZY store is pending, store_lookup and store_read may take it
  * too (a line that is no record waits for the validation).  Lock order:
  * writer's flock file first, then store->update_mu, then store->lock.
@@ -89,12 +90,16 @@ enum store_flags {
 	 *   - store_list, store_highest and store_stats (`pending` set) answer
 	 *     from the quick index: it may list a number whose only line turns
 	 *     out to be no record, and its skipped counts may still grow.
-	 *   - store_shape, the derived views, store_refresh and store_adopt
-	 *     run the full validation first (they need the exact index).
+	 *   - the derived views are built on the quick index, reading its
+	 *     lines as it took them (at their word, as store_list lists
+	 *     them), so that their first use never waits for the full scan.
+	 *   - store_shape, store_refresh and store_adopt run the full
+	 *     validation first (they need the exact index).
 	 * The validation swaps in the exact index and puts what differs (the
 	 * numbers that vanished, appeared, or now show another line, such as
 	 * the earlier line of a number whose later line was no record) in the
-	 * change log, as a refresh does. */
+	 * change log, and hands it to the built views as one batch, as a
+	 * refresh does: a line that is no record leaves every view with it. */
 	STORE_LAZY = 1u << 2,
 	/* STORE_LAZY for a file of STORE_LAZY_MIN bytes or more; a smaller
 	 * one is validated whole at open, where that costs little, so that
@@ -179,8 +184,12 @@ typedef void (*store_validated_fn)(void *arg);
  * the next call tries again). */
 int store_validate(struct store *s, bool *changed);
 
-/* Start a thread that runs store_validate and then, if the index changed,
- * fn(arg).  Nothing to do (0, no thread) when the store is not pending.
+/* Start a thread that runs the validation and then, if the index changed,
+ * fn(arg).  Unlike store_validate it scans holding no lock, on its own
+ * duplicate of the store's descriptor, at SCHED_IDLE priority (only CPU
+ * time nothing else wants), and takes update_mu only to install the
+ * result; if a refresh or a lookup validated meanwhile, its result is
+ * dropped.  Nothing to do (0, no thread) when the store is not pending.
  * At most one such thread per store.  Returns 0, -EBUSY (one was started
  * already), or pthread_create's -errno (the validation then runs when
  * first needed). */

@@ -1885,6 +1885,92 @@ static void test_lazy_finds_a_number_the_fast_path_misread(void)
 	free(p);
 }
 
+/* The iterations of `n` as "0,1,5" into out. */
+static void iters_text(const int64_t *it, size_t n, char *out, size_t max)
+{
+	size_t i, o = 0;
+
+	out[0] = '\0';
+	for (i = 0; i < n && o + 24 < max; i++)
+		o += (size_t)snprintf(out + o, max - o, "%s%" PRId64,
+				      i ? "," : "", it[i]);
+}
+
+/* The views of s as one line: ranking m, failed, and each code's first
+ * iteration and count in digest order. */
+static void views_text(struct store *s, char *out, size_t max)
+{
+	int64_t it[64];
+	struct store_code c[64];
+	char a[512], b[512];
+	size_t n, total, i, o;
+
+	T_CHECK(store_metric_rank(s, "m", 0, it, 64, &n, &total) == 0,
+		"rank m");
+	iters_text(it, n, a, sizeof(a));
+	T_CHECK(store_failed(s, 0, it, 64, &n) == 0, "failed");
+	iters_text(it, n, b, sizeof(b));
+	o = (size_t)snprintf(out, max, "m %s; failed %s; codes", a, b);
+	T_CHECK(store_codes(s, 0, c, 64, &n) == 0, "codes");
+	for (i = 0; i < n && o + 48 < max; i++)
+		o += (size_t)snprintf(out + o, max - o, " %" PRId64 "x%zu",
+				      c[i].first_iter, c[i].count);
+}
+
+/* A pending store's views are built on the quick index, without waiting
+ * for the validation, and its swap hands them what it found: afterwards
+ * they are those of the same file opened whole. */
+static void test_lazy_views_follow_the_validation(void)
+{
+	static const char text[] =
+		"{\"iteration\": 0, \"code\": \"a\", \"metrics\": {\"m\": 1}}\n"
+		"{\"iteration\": 1, \"code\": \"old\", \"metrics\": {\"m\": 2}}\n"
+		"{\"iteration\": 1, \"code\": \"new\", \"metrics\": {\"m\": 9},"
+		" \"x\": tru}\n"
+		"{\"iteration\": 2, \"code\": \"a\", \"metrics\": {\"m\": 3},"
+		" \"error\": \"boom\"}\n"
+		"{\"iteration\": 3, \"code\": \"c\", \"metrics\": {\"m\": 4},"
+		" \"error\": \"x\", \"x\": tru}\n";
+	char *p = fresh_path("lazy-views");
+	char quick[1024], exact[1024], whole[1024];
+	struct store_change c = { 0 };
+	struct store *s, *full;
+	bool changed = false;
+
+	write_str(p, text);
+	full = t_store_open(p, STORE_TIMES | STORE_VALIDATE);
+	views_text(full, whole, sizeof(whole));
+	T_CHECK(strncmp(whole, "m 2,1,0; failed 2;", 18) == 0, "whole: %s",
+		whole);
+	s = t_store_open(p, LAZY);
+	views_text(s, quick, sizeof(quick));
+	/* Built on the lines the quick index took at their word. */
+	T_CHECK(stats(s).pending, "the views did not validate");
+	T_CHECK(strncmp(quick, "m 1,3,2,0; failed 2,3;", 22) == 0,
+		"quick views: %s", quick);
+	T_CHECK(store_validate(s, &changed) == 0 && changed, "validate");
+	views_text(s, exact, sizeof(exact));
+	T_CHECK(strcmp(exact, whole) == 0, "after validation: %s, want %s",
+		exact, whole);
+	store_changes_take(s, &c);
+	CHECK_CHG(&c, false, "1,3");
+	store_change_free(&c);
+	store_close(s);
+
+	/* The same through the validation thread. */
+	s = t_store_open(p, LAZY);
+	views_text(s, quick, sizeof(quick));
+	T_CHECK(store_validate_start(s, NULL, NULL) == 0, "start");
+	store_validate_stop(s);
+	T_CHECK(store_validate(s, NULL) == 0, "validate");
+	views_text(s, exact, sizeof(exact));
+	T_CHECK(strcmp(exact, whole) == 0, "thread: %s, want %s", exact,
+		whole);
+	store_close(s);
+	store_close(full);
+	free(p);
+}
+
 struct vwait {
 	pthread_mutex_t mu;
 	pthread_cond_t cond;
@@ -2115,6 +2201,7 @@ int main(void)
 	T_RUN(test_fast_scan_reads_numbers_like_the_walk);
 	T_RUN(test_lazy_hides_a_fast_line_that_is_no_record);
 	T_RUN(test_lazy_finds_a_number_the_fast_path_misread);
+	T_RUN(test_lazy_views_follow_the_validation);
 	T_RUN(test_lazy_validation_thread_reports_the_change);
 	T_RUN(test_lazy_refresh_and_adopt_build_on_the_exact_index);
 	T_RUN(test_lazy_counts_match_the_full_scan);
