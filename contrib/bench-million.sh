@@ -230,7 +230,7 @@ PY
 	echo "| command | seconds | vs sha256sum |"
 	echo "|---|---:|---:|"
 	echo "| sha256sum of every record's code bytes ($cmb MB in one file) | $sha | 1.00 |"
-	echo "| stat by-hash/<sha256>/ just after mounting (waits for the validation, builds the table) | $look_s | $(ratio "$look_s" "$sha") |"
+	echo "| stat by-hash/<sha256>/ just after mounting (builds the table while the validation runs) | $look_s | $(ratio "$look_s" "$sha") |"
 	echo "| stat by-hash/<sha256>/ once the validation is done (builds the table) | $vlook_s | $(ratio "$vlook_s" "$sha") |"
 	echo "| then ls by-hash (every distinct code) | $list_s | $(ratio "$list_s" "$sha") |"
 fi
