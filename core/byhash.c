@@ -176,48 +176,6 @@ static int code_keys_cb(struct jtext_span key, struct jtext_span val,
 	return 0;
 }
 
-/* Decode a string span whose escapes are all one-letter ones into out
- * (room for the span's length); false when it holds another (\u). */
-static bool decode_simple(struct jtext_span v, char *out, size_t *n)
-{
-	const char *p = v.p + 1, *end = v.p + v.len - 1, *bs;
-	char *o = out;
-
-	while ((bs = memchr(p, '\\', (size_t)(end - p)))) {
-		memcpy(o, p, (size_t)(bs - p));
-		o += bs - p;
-		switch (bs[1]) {
-		case '"':
-		case '\\':
-		case '/':
-			*o++ = bs[1];
-			break;
-		case 'b':
-			*o++ = '\b';
-			break;
-		case 'f':
-			*o++ = '\f';
-			break;
-		case 'n':
-			*o++ = '\n';
-			break;
-		case 'r':
-			*o++ = '\r';
-			break;
-		case 't':
-			*o++ = '\t';
-			break;
-		default:
-			return false;
-		}
-		p = bs + 2;
-	}
-	memcpy(o, p, (size_t)(end - p));
-	o += end - p;
-	*n = (size_t)(o - out);
-	return true;
-}
-
 /* SHA-256 of the decoded string span v: decoded here (on the stack when
  * short) unless it holds a \u escape, which jtext_string_decode handles. */
 static int hash_string(struct jtext_span v, unsigned char d[HASH_LEN])
@@ -234,7 +192,7 @@ static int hash_string(struct jtext_span v, unsigned char d[HASH_LEN])
 		if (!tmp)
 			return -ENOMEM;
 	}
-	if (decode_simple(v, tmp, &n)) {
+	if (jtext_string_decode_short(v, tmp, &n)) {
 		r = hash_sha256(tmp, n, d);
 	} else {
 		r = jtext_string_decode(v, &b);

@@ -16,6 +16,7 @@ struct cur {
 /* Escapes found while checking a string; they decide how it is decoded. */
 #define STR_ESCAPED 1u /* at least one backslash */
 #define STR_NOCJSON 2u /* \u0000 or a lone surrogate: cJSON cannot decode it */
+#define STR_UNICODE 4u /* a \u escape: decoded by cJSON */
 
 static bool is_ws(char c)
 {
@@ -191,6 +192,7 @@ static int scan_u_escape(struct cur *c, unsigned *flags)
 		return -EINVAL;
 	}
 	c->p += 6;
+	*flags |= STR_UNICODE;
 	if (u == 0 || (u >= 0xdc00 && u <= 0xdfff)) {
 		*flags |= STR_NOCJSON;
 	} else if (u >= 0xd800 && u <= 0xdbff) {
@@ -626,10 +628,52 @@ out_piece:
 	return r;
 }
 
+bool jtext_string_decode_short(struct jtext_span str, char *out, size_t *n)
+{
+	const char *p = str.p + 1, *end = str.p + str.len - 1, *bs;
+	char *o = out;
+
+	while ((bs = memchr(p, '\\', (size_t)(end - p)))) {
+		memcpy(o, p, (size_t)(bs - p));
+		o += bs - p;
+		switch (bs[1]) {
+		case '"':
+		case '\\':
+		case '/':
+			*o++ = bs[1];
+			break;
+		case 'b':
+			*o++ = '\b';
+			break;
+		case 'f':
+			*o++ = '\f';
+			break;
+		case 'n':
+			*o++ = '\n';
+			break;
+		case 'r':
+			*o++ = '\r';
+			break;
+		case 't':
+			*o++ = '\t';
+			break;
+		default:
+			return false;
+		}
+		p = bs + 2;
+	}
+	memcpy(o, p, (size_t)(end - p));
+	o += end - p;
+	*n = (size_t)(o - out);
+	return true;
+}
+
 int jtext_string_decode(struct jtext_span str, struct buf *out)
 {
 	struct cur c = { str.p, str.p + str.len };
 	unsigned flags;
+	size_t n;
+	int r;
 
 	if (!str.len || *str.p != '"' || scan_string(&c, &flags) < 0 ||
 	    c.p != c.end)
@@ -638,7 +682,18 @@ int jtext_string_decode(struct jtext_span str, struct buf *out)
 		return buf_append(out, str.p + 1, str.len - 2);
 	if (flags & STR_NOCJSON)
 		return decode_pieces(str, out);
-	return cjson_decode(str.p, str.len, out);
+	if (flags & STR_UNICODE)
+		return cjson_decode(str.p, str.len, out);
+	/* Only two-byte escapes (code strings: \n, \", ...): decoded in
+	 * place, without cJSON's parse and copy. */
+	r = buf_reserve(out, str.len);
+	if (r < 0)
+		return r;
+	if (!jtext_string_decode_short(str, out->data + out->len, &n))
+		return -EINVAL;
+	out->len += n;
+	out->data[out->len] = '\0';
+	return 0;
 }
 
 int jtext_string_encode(const char *s, size_t len, struct buf *out)

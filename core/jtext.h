@@ -83,6 +83,13 @@ bool jtext_key_is(struct jtext_span key, const char *name);
  * U+FFFD.  Returns 0, -EINVAL (not a valid string), -ENOMEM. */
 int jtext_string_decode(struct jtext_span str, struct buf *out);
 
+/* Decode a string span already known to be valid JSON (the quotes
+ * included) whose escapes are all two-byte ones (\n, \", ...) into `out`,
+ * which has room for str.len bytes; *n is the decoded length.  False,
+ * with `out` clobbered, when it holds a \u escape: jtext_string_decode
+ * then.  No allocation, no validation. */
+bool jtext_string_decode_short(struct jtext_span str, char *out, size_t *n);
+
 /* Append `s` encoded as a JSON string the way Python's
  * json.dumps(s, ensure_ascii=False) does: escape only '"', '\\' and bytes
  * below 0x20 (\n \r \t \b \f by name, others as \u00XX).  Returns 0 or
