@@ -1558,6 +1558,11 @@ void store_close(struct store *s)
 	free(s);
 }
 
+bool store_validates(const struct store *s)
+{
+	return (s->flags & STORE_VALIDATE) != 0;
+}
+
 const char *store_path(const struct store *s)
 {
 	return s->path;

@@ -227,6 +227,11 @@ int store_list(struct store *s, size_t start, int64_t *out, size_t max,
  * Returns 0, -ENOENT, -EIO (short read: the file changed under us), -ENOMEM. */
 int store_read(struct store *s, int64_t iter, struct buf *line);
 
+/* Was the store opened with STORE_VALIDATE?  Then every line store_read
+ * hands out passed the full validation (a pending store checks the line it
+ * reads), and a reader may walk it trusted (view_render_trusted). */
+bool store_validates(const struct store *s);
+
 /* Re-check the file.  Grown in place, or replaced by a file whose first
  * bytes equal everything indexed so far (checked byte for byte): only the new
  * tail is indexed.  Otherwise a full re-index (reported as `reset`).  What

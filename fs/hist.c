@@ -87,7 +87,7 @@ int hist_start(struct store *s, const struct hist_opts *o, struct hist **out)
 	sigaddset(&block, SIGQUIT);
 	pthread_sigmask(SIG_BLOCK, &block, &old);
 
-	r = vcache_new(VCACHE_SLOTS, &h->vc);
+	r = vcache_new(VCACHE_SLOTS, store_validates(s), &h->vc);
 	if (r < 0) {
 		log_err("%s: view cache: %s", store_path(s), strerror(-r));
 		goto out_stop;

@@ -55,8 +55,10 @@ struct vcache_stats {
 	uint64_t hits;
 };
 
-/* `slots` rendered views are kept.  Returns 0 or -ENOMEM. */
-int vcache_new(size_t slots, struct vcache **out);
+/* `slots` rendered views are kept.  `valid`: every line handed to the
+ * cache passed the full validation (store_validates), so views are
+ * rendered with view_render_trusted.  Returns 0 or -ENOMEM. */
+int vcache_new(size_t slots, bool valid, struct vcache **out);
 void vcache_free(struct vcache *vc);
 /* Forget everything.  Never needed for correctness (bytes are keyed by
  * tag, sizes checked by generation); frees the memory no open file

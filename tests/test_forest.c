@@ -34,7 +34,7 @@ static int open_cb(void *arg, const char *path, uint16_t id,
 	(void)arg;
 	(void)id;
 	if (!o || store_open(path, STORE_TIMES | STORE_VALIDATE, &o->s) < 0 ||
-	    vcache_new(8, &o->vc) < 0)
+	    vcache_new(8, true, &o->vc) < 0)
 		abort();
 	to.store = o->s;
 	to.vc = o->vc;

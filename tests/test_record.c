@@ -684,13 +684,13 @@ static char *expect_file(const char *dir, size_t line, const char *what,
 static size_t check_history(const char *path, const char *tag)
 {
 	char *script = t_path("views.py"), *dir, cmd[2048], *data, *want;
-	struct buf got = BUF_INIT;
+	struct buf got = BUF_INIT, fast = BUF_INIT;
 	size_t len, wlen, lineno = 0, records = 0, start = 0, end, k;
 	struct jtext_span v;
 	int64_t t;
 	int64_t n;
 	unsigned mask;
-	bool found, present;
+	bool found, present, fpresent;
 	int r;
 
 	data = t_read_file(path, &len);
@@ -756,9 +756,20 @@ static size_t check_history(const char *path, const char *tag)
 			if (want && present)
 				T_CHECK_MEM(got.data, got.len, want, wlen,
 					    view_name((enum view_kind)k));
+			/* A validated line renders the same trusted. */
+			buf_reset(&fast);
+			r = view_render_trusted(l, ll, (enum view_kind)k,
+						&fast, &fpresent);
+			T_CHECK(r == 0 && fpresent == present,
+				"%s:%zu: %s trusted rc %d", tag, lineno + 1,
+				view_name((enum view_kind)k), r);
+			if (r == 0 && present)
+				T_CHECK_MEM(fast.data, fast.len, got.data,
+					    got.len, "trusted render");
 			free(want);
 		}
 	}
+	buf_free(&fast);
 	buf_free(&got);
 	free(data);
 	free(dir);

@@ -57,7 +57,7 @@ static void fx_open(struct fixture *fx, const char *path)
 	fx->path = strdup(path);
 	if (!fx->path || store_open(path, STORE_TIMES | STORE_VALIDATE,
 				    &fx->s) < 0 ||
-	    vcache_new(8, &fx->vc) < 0)
+	    vcache_new(8, true, &fx->vc) < 0)
 		abort();
 	o.store = fx->s;
 	o.vc = fx->vc;
