@@ -188,6 +188,20 @@ static int keys_collect(const char *line, size_t len, struct keys *ks,
 	return jtext_members(*obj, keys_cb, ks) ? -EINVAL : 0;
 }
 
+/* keys_collect, or for a line that passed the full validation (`trusted`)
+ * the same keys from record_members_fast's walk, which checks nothing. */
+static int keys_of(const char *line, size_t len, bool trusted,
+		   struct keys *ks, struct jtext_span *obj)
+{
+	if (!trusted)
+		return keys_collect(line, len, ks, obj);
+	memset(ks, 0, sizeof(*ks));
+	if (line_object(line, len, obj) < 0 ||
+	    record_members_fast(line, len, keys_cb, ks))
+		return -EINVAL;
+	return 0;
+}
+
 bool record_parse_count(struct jtext_span v, int64_t *n)
 {
 	const char *p = v.p, *end = v.p + v.len;
@@ -287,13 +301,8 @@ static int fields_of(const char *line, size_t len, bool trusted,
 		if ((unsigned)f[i] >= FIELD_COUNT)
 			return -EINVAL;
 	}
-	if (trusted) {
-		memset(&ks, 0, sizeof(ks));
-		if (record_members_fast(line, len, keys_cb, &ks))
-			return -EINVAL;
-	} else if (keys_collect(line, len, &ks, &obj) < 0) {
+	if (keys_of(line, len, trusted, &ks, &obj) < 0)
 		return -EINVAL;
-	}
 	for (i = 0; i < n; i++)
 		keys_field(&ks, f[i], &val[i], NULL, &found[i]);
 	return 0;
@@ -735,7 +744,8 @@ static const enum record_field view_field[VIEW_COUNT] = {
 	[VIEW_ERROR] = FIELD_ERROR,
 };
 
-int view_mask(const char *line, size_t len, unsigned *mask)
+static int mask_of(const char *line, size_t len, bool trusted,
+		   unsigned *mask)
 {
 	struct jtext_span obj, v;
 	struct keys ks;
@@ -743,7 +753,7 @@ int view_mask(const char *line, size_t len, unsigned *mask)
 	bool found;
 
 	*mask = 0;
-	if (keys_collect(line, len, &ks, &obj) < 0)
+	if (keys_of(line, len, trusted, &ks, &obj) < 0)
 		return -EINVAL;
 	for (k = 0; k < VIEW_COUNT; k++) {
 		if (k == VIEW_RECORD) {
@@ -757,6 +767,16 @@ int view_mask(const char *line, size_t len, unsigned *mask)
 	return 0;
 }
 
+int view_mask(const char *line, size_t len, unsigned *mask)
+{
+	return mask_of(line, len, false, mask);
+}
+
+int view_mask_trusted(const char *line, size_t len, unsigned *mask)
+{
+	return mask_of(line, len, true, mask);
+}
+
 static int render_of(const char *line, size_t len, enum view_kind k,
 		     bool trusted, struct buf *out, bool *present)
 {
@@ -768,14 +788,8 @@ static int render_of(const char *line, size_t len, enum view_kind k,
 	*present = false;
 	if ((unsigned)k >= VIEW_COUNT)
 		return -EINVAL;
-	if (trusted) {
-		memset(&ks, 0, sizeof(ks));
-		if (line_object(line, len, &obj) < 0 ||
-		    record_members_fast(line, len, keys_cb, &ks))
-			return -EINVAL;
-	} else if (keys_collect(line, len, &ks, &obj) < 0) {
+	if (keys_of(line, len, trusted, &ks, &obj) < 0)
 		return -EINVAL;
-	}
 	if (k == VIEW_RECORD) {
 		*present = true;
 		return jtext_pretty(obj, out);

@@ -190,6 +190,9 @@ int record_parse_time(const char *s, size_t len, int64_t *usec);
 /* Bitmask (1u << view_kind) of the views this record has: VIEW_RECORD always;
  * the others when their field is present.  Returns 0 or -EINVAL. */
 int view_mask(const char *line, size_t len, unsigned *mask);
+/* view_mask of a line that passed the full validation, walked trusted (as
+ * view_render_trusted). */
+int view_mask_trusted(const char *line, size_t len, unsigned *mask);
 
 /* Append the exact bytes of one view to `out`: code.py / feedback.txt /
  * error.txt are the decoded string, metrics.json and record.json the

@@ -689,7 +689,7 @@ static size_t check_history(const char *path, const char *tag)
 	struct jtext_span v;
 	int64_t t;
 	int64_t n;
-	unsigned mask;
+	unsigned mask, fmask;
 	bool found, present, fpresent;
 	int r;
 
@@ -741,6 +741,9 @@ static size_t check_history(const char *path, const char *tag)
 				lineno + 1, (long long)t, want);
 		free(want);
 		T_CHECK(view_mask(l, ll, &mask) == 0, "%s:%zu: mask", tag, lineno + 1);
+		T_CHECK(view_mask_trusted(l, ll, &fmask) == 0 && fmask == mask,
+			"%s:%zu: trusted mask %#x, want %#x", tag, lineno + 1,
+			fmask, mask);
 		for (k = 0; k < VIEW_COUNT; k++) {
 			want = expect_file(dir, lineno, view_name((enum view_kind)k),
 					   &wlen);
