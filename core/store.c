@@ -1220,56 +1220,71 @@ int store_validate(struct store *s, bool *changed)
 	return r;
 }
 
-/* The calling thread's scheduling policy: SCHED_IDLE while it validates, so
- * that the scan takes only CPU time no request wants (a view built on the
- * quick index meanwhile runs at full speed), and back to SCHED_OTHER before
- * it takes update_mu, so that a commit never waits on a starved holder.
- * A failure costs only that (logged once per store by the caller). */
-static int sched_set(int policy)
+/* The validation thread's scan, on a thread of its own at SCHED_IDLE: it
+ * takes only CPU time no request wants, so a view built on the quick index
+ * meanwhile runs at full speed.  A thread of its own because an
+ * unprivileged thread may enter SCHED_IDLE but never leave it (RLIMIT_NICE
+ * is 0 by default), and the install that follows takes update_mu: a
+ * starved holder would hold up commits. */
+struct vscan {
+	struct store *s;
+	int fd;
+	uint64_t size;
+	struct idx nix;
+	int r;
+};
+
+static void *vscan_main(void *arg)
 {
 	struct sched_param sp = { .sched_priority = 0 };
+	struct vscan *v = arg;
+	int r;
 
-	return -pthread_setschedparam(pthread_self(), policy, &sp);
+	r = pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp);
+	if (r)
+		log_debug("store: %s: validating at normal priority (%s)",
+			  v->s->path, strerror(r));
+	v->r = exact_scan(v->s, v->fd, v->size, &v->s->vstop, &v->nix);
+	return NULL;
 }
 
-/* The validation thread: the scan runs on a duplicate of the store's fd
+/* The validation thread: the scan reads a duplicate of the store's fd
  * with no lock held (a refresh or a lookup that needs the exact index
  * meanwhile validates on its own, and this result is then dropped). */
 static void *validate_main(void *arg)
 {
 	struct store *s = arg;
+	struct vscan v = { .s = s, .fd = -1 };
 	bool changed = false, pending;
-	struct idx nix;
-	uint64_t size = 0;
-	int fd = -1, r;
+	pthread_t th;
+	int r;
 
 	up_lock(s);
 	pending = s->pending;
 	if (pending) {
-		fd = fcntl(s->fd, F_DUPFD_CLOEXEC, 0);
-		size = s->ix.size;
+		v.fd = fcntl(s->fd, F_DUPFD_CLOEXEC, 0);
+		v.size = s->ix.size;
 	}
 	up_unlock(s);
 	if (!pending)
 		return NULL;
-	if (fd < 0) {
+	if (v.fd < 0) {
 		r = -errno;
 		goto out;
 	}
-	if (sched_set(SCHED_IDLE) < 0)
-		log_debug("store: %s: validating at normal priority", s->path);
-	r = exact_scan(s, fd, size, &s->vstop, &nix);
-	close(fd);
-	if (sched_set(SCHED_OTHER) < 0)
-		log_warn("store: %s: the validation thread could not leave "
-			 "SCHED_IDLE; commits may wait for it", s->path);
+	if (pthread_create(&th, NULL, vscan_main, &v) == 0)
+		pthread_join(th, NULL);
+	else
+		v.r = exact_scan(s, v.fd, v.size, &s->vstop, &v.nix);
+	close(v.fd);
+	r = v.r;
 	if (r < 0)
 		goto out;
 	up_lock(s);
 	if (s->pending)
-		r = exact_install_locked(s, &nix, &changed);
+		r = exact_install_locked(s, &v.nix, &changed);
 	else
-		idx_free(&nix);
+		idx_free(&v.nix);
 	up_unlock(s);
 out:
 	if (r < 0 && r != -ECANCELED)
