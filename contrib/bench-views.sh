@@ -11,6 +11,8 @@
 #       many symlinks with the same names;
 #   (c) `readlink by-metric/METRIC/<rank 1>` against readlink of a symlink on
 #       the local disk (what starting the process costs).
+# Also shown: the daemon's resident memory before and after the first look
+# (what the rankings cost a record).
 # Also shown: the time until the mount is ready, which (a) does not include.
 #
 #   bash contrib/bench-views.sh
@@ -87,6 +89,12 @@ for v, it in rows[:10]:
 PY
 
 ls_head() { bash -c 'ls "$1" | head' - "${1:-$mnt/by-metric/$METRIC}"; }
+# The daemon's VmRSS in kB (the one iterfs serving $mnt).
+rss_kb() {
+	local pid
+	pid=$(pgrep -f -n -x "$ITERFS $hist $mnt")
+	awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status"
+}
 cat "$hist" >/dev/null
 mb=$(awk -v s="$(stat -c %s "$hist")" 'BEGIN { printf "%.0f", s / 1e6 }')
 echo "# $RECORDS records, $mb MB ($hist), metric $METRIC, median of $ROUNDS rounds"
@@ -95,7 +103,9 @@ ln -sfn ../../iterations/0 "$BENCH_DIR/views-link"
 ready=() first=() vfirst=() second=() link=() loop=() local_link=() local_ls=()
 for ((i = 0; i < ROUNDS; i++)); do
 	ready+=("$(ms "$ITERFS" "$hist" "$mnt")")
+	[ "$i" -gt 0 ] || rss0=$(rss_kb)
 	first+=("$(ms ls_head)")
+	[ "$i" -gt 0 ] || rss1=$(rss_kb)
 	second+=("$(ms ls_head)")
 	top=$(ls "$mnt/by-metric/$METRIC" | sed -n 1p)
 	[ -n "$top" ] || { echo "no by-metric/$METRIC in the mount" >&2; exit 1; }
@@ -140,5 +150,7 @@ echo "| (a) \`iterfs\` until ready plus that first \`ls\` | $(secs "$m_both") | 
 echo "| (b) second \`ls by-metric/$METRIC \| head\` ($n entries) vs the same symlinks on the local disk | **$m_second ms** | $m_local_ls ms | $(ratio "$m_local_ls" "$m_second")x |"
 echo "| (c) \`readlink by-metric/$METRIC/$top\` vs readlink of a local symlink | $m_link ms | $m_local ms | $(ratio "$m_local" "$m_link")x |"
 echo "| \`iterfs\` (writable) until the mount is ready, not in (a) | $(secs "$m_ready") | | |"
+echo
+echo "Daemon VmRSS (first round): $(awk -v k="$rss0" 'BEGIN { printf "%.1f", k / 1024 }') MB after mounting, $(awk -v k="$rss1" 'BEGIN { printf "%.1f", k / 1024 }') MB after the first look (every ranking built): $(awk -v a="$rss0" -v b="$rss1" -v n="$RECORDS" 'BEGIN { printf "%.1f", (b - a) * 1024 / n }') bytes a record for the rankings."
 echo
 echo "Rounds (ms): first ls $(range "${first[@]}"), json.loads + sort $(range "${loop[@]}"), second ls $(range "${second[@]}"), local ls $(range "${local_ls[@]}"), readlink $(range "${link[@]}")."
