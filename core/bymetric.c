@@ -5,10 +5,11 @@
  * meaning, record.h's success row, is not false), every top-level member
  * of its `metrics` object whose value is a JSON number other than NaN
  * (Infinity and -Infinity rank first and last); with duplicate keys the
- * last member counts, as in Python.  A metric is a key ranked in at least one record.
- * Order: highest value first (compared as doubles), ties by lower
- * iteration first.  Names are the decoded keys, sorted bytewise; a key
- * that decodes to a NUL byte is not a metric (no file name can hold it).
+ * last member counts, as in Python.  A metric is a key ranked in at least
+ * one record.  Order: highest value first (compared as doubles), ties by
+ * lower iteration first.  Names are the decoded keys, sorted bytewise; a
+ * key that decodes to a NUL byte is not a metric (no file name can hold
+ * it).
  *
  * State: the metrics sorted by name, each with its ranking as (value,
  * iteration) pairs: 16 bytes per ranked (record, metric).  A batch builds

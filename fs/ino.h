@@ -34,7 +34,8 @@
  *     IR_METRIC_DIR      by-metric/<metric>/: the hash of the metric's name
  *     IR_METRIC_LINK     by-metric/<metric>/<rank>: the hash of the name and
  *                        of the iteration it leads to (a new target is a new
- *                        inode, as for latest)
+ *                        inode, as for latest); on a collision with a link
+ *                        handed out before, the next free number
  *     IR_FOLDER          a folder of a directory mount (history part 0): the
  *                        hash of its relative path
  *   Hashed numbers are decoded through tables kept by tree.c and forest.c
@@ -133,6 +134,27 @@ static inline uint64_t ino_hashed(enum ino_region r, uint64_t h, unsigned low)
 	return INO_HASHED_BASE | ((uint64_t)r << (INO_HASH_BITS + 4)) |
 	       ((h & ((UINT64_C(1) << INO_HASH_BITS) - 1)) << 4) |
 	       (uint64_t)(low & 15);
+}
+
+/* A 64-bit mixer (splitmix64's finaliser): what the hashed numbers of
+ * tree.c are made of. */
+static inline uint64_t ino_mix64(uint64_t x)
+{
+	x ^= x >> 30;
+	x *= UINT64_C(0xbf58476d1ce4e5b9);
+	x ^= x >> 27;
+	x *= UINT64_C(0x94d049bb133111eb);
+	x ^= x >> 31;
+	return x;
+}
+
+/* The hash behind by-metric/<metric>/<rank> leading to iteration n, where
+ * `key` is the metric's (the hash bits of its directory's number).  Two
+ * links meet in 39 bits once about a million have been handed out; tree.c
+ * then gives the later one the next free number (metric_link_ino). */
+static inline uint64_t ino_metric_link_hash(uint64_t key, int64_t n)
+{
+	return ino_mix64(key ^ ino_mix64((uint64_t)n));
 }
 
 static inline enum ino_region ino_region_of(uint64_t ino)

@@ -183,15 +183,6 @@ static int parse_hash(const char *name, unsigned char d[HASH_LEN])
  * The tags come from the line bytes (hash_tag); version_note is the one
  * place that would read the store's own notion of a replaced record. */
 
-static uint64_t mix64(uint64_t x)
-{
-	x ^= x >> 30;
-	x *= UINT64_C(0xbf58476d1ce4e5b9);
-	x ^= x >> 27;
-	x *= UINT64_C(0x94d049bb133111eb);
-	x ^= x >> 31;
-	return x;
-}
 
 /* The entry for `key`, added when `add` (NULL: absent, or no memory to
  * add it).  Called with t->lock. */
@@ -201,7 +192,8 @@ static struct ver *vtab_get(struct vtab *vt, uint64_t key, bool add)
 	size_t i, j, cap;
 
 	if (vt->cap) {
-		for (i = mix64(key) & (vt->cap - 1);; i = (i + 1) & (vt->cap - 1)) {
+		for (i = ino_mix64(key) & (vt->cap - 1);;
+		     i = (i + 1) & (vt->cap - 1)) {
 			if (vt->v[i].key == key)
 				return &vt->v[i];
 			if (vt->v[i].key == 0)
@@ -218,7 +210,7 @@ static struct ver *vtab_get(struct vtab *vt, uint64_t key, bool add)
 		for (j = 0; j < vt->cap; j++) {
 			if (!vt->v[j].key)
 				continue;
-			for (i = mix64(vt->v[j].key) & (cap - 1); nv[i].key;
+			for (i = ino_mix64(vt->v[j].key) & (cap - 1); nv[i].key;
 			     i = (i + 1) & (cap - 1))
 				;
 			nv[i] = vt->v[j];
@@ -227,7 +219,7 @@ static struct ver *vtab_get(struct vtab *vt, uint64_t key, bool add)
 		vt->v = nv;
 		vt->cap = cap;
 	}
-	for (i = mix64(key) & (vt->cap - 1); vt->v[i].key;
+	for (i = ino_mix64(key) & (vt->cap - 1); vt->v[i].key;
 	     i = (i + 1) & (vt->cap - 1))
 		;
 	vt->v[i].key = key;
@@ -271,7 +263,7 @@ static uint64_t view_ino_now(struct tree *t, int64_t n, enum view_kind k,
 
 	if (!version_note(t, n, tag, mtime))
 		return ino_make(n, (enum ino_kind)(IK_VIEW + k));
-	ino = ino_hashed(IR_VERSION, mix64(tag ^ mix64((uint64_t)n)),
+	ino = ino_hashed(IR_VERSION, ino_mix64(tag ^ ino_mix64((uint64_t)n)),
 			 IK_VIEW + k);
 	pthread_mutex_lock(&t->lock);
 	e = vtab_get(&t->versions, ino & ~(uint64_t)15, true);
@@ -652,26 +644,34 @@ static int metric_name_of(struct tree *t, uint64_t key, char **name)
 	return r;
 }
 
-/* The inode of ranking `key`'s link to iteration n.  `note`: remember it,
- * so that tree_getattr and readlink can answer for it; a lookup or an
- * entry listed with attributes must, since the kernel then holds the
- * inode.  A plain listing's inode numbers are only shown to the reader,
- * and remembering them would cost 32 bytes per ranked record per ranking
- * listed. */
+/* The inode of ranking `key`'s link to iteration n: its hash's number,
+ * or, when a link handed out before holds that number, the next free one
+ * (39 bits meet once about a million links have been handed out: two
+ * links sharing an inode would show one target under both names).
+ * `note`: remember it, so that tree_getattr and readlink can answer for
+ * it; a lookup or an entry listed with attributes must, since the kernel
+ * then holds the inode.  A plain listing's inode numbers are only shown to
+ * the reader, and remembering them would cost 32 bytes per ranked record
+ * per ranking listed. */
 static uint64_t metric_link_ino(struct tree *t, uint64_t key, int64_t n,
 				bool note)
 {
-	uint64_t ino = ino_hashed(IR_METRIC_LINK,
-				  mix64(key ^ mix64((uint64_t)n)), 0);
+	uint64_t h = ino_metric_link_hash(key, n), ino, i;
 	struct ver *e;
 
-	if (!note)
-		return ino;
 	pthread_mutex_lock(&t->lock);
-	e = vtab_get(&t->mlinks, ino, true);
-	if (e) {
-		e->n = n;
-		e->tag = key;
+	for (i = 0;; i++) {
+		ino = ino_hashed(IR_METRIC_LINK, h + i, 0);
+		e = vtab_get(&t->mlinks, ino, false);
+		if (!e || (e->n == n && e->tag == key))
+			break;
+	}
+	if (!e && note) {
+		e = vtab_get(&t->mlinks, ino, true);
+		if (e) {
+			e->n = n;
+			e->tag = key;
+		}
 	}
 	pthread_mutex_unlock(&t->lock);
 	return ino;

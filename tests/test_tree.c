@@ -404,6 +404,76 @@ static void test_by_metric_and_failed(void)
 	fx_close(&fx);
 }
 
+/* Two iterations whose links in one ranking hash to the same 39 bits: found
+ * by search (about a million numbers are tried), then both looked up.
+ * Sharing an inode, both names would show the target of the later. */
+struct lh {
+	uint64_t h;
+	int64_t n;
+};
+
+static int cmp_lh(const void *a, const void *b)
+{
+	const struct lh *x = a, *y = b;
+
+	return x->h < y->h ? -1 : x->h > y->h;
+}
+
+static void test_metric_link_collision(void)
+{
+	const uint64_t mask = (UINT64_C(1) << INO_HASH_BITS) - 1;
+	const size_t tries = (size_t)4 << 20;
+	struct fixture fx = fx_new("collide", "{\"iteration\": 0, "
+					      "\"metrics\": {\"m\": 1}}\n");
+	struct lh *v = malloc(tries * sizeof(*v));
+	int64_t n1 = -1, n2 = -1;
+	char text[256], target[64], want[64];
+	uint64_t key, a, b;
+	size_t i;
+
+	if (!v)
+		abort();
+	key = (ino_of(fx.t, "by-metric/m") >> 4) & mask;
+	fx_close(&fx);
+	for (i = 0; i < tries; i++)
+		v[i] = (struct lh){ ino_metric_link_hash(key, (int64_t)i) & mask,
+				    (int64_t)i };
+	qsort(v, tries, sizeof(*v), cmp_lh);
+	for (i = 1; i < tries && n1 < 0; i++)
+		if (v[i].h == v[i - 1].h) {
+			n1 = v[i - 1].n < v[i].n ? v[i - 1].n : v[i].n;
+			n2 = v[i - 1].n < v[i].n ? v[i].n : v[i - 1].n;
+		}
+	free(v);
+	T_CHECK(n1 >= 0, "no collision among %zu numbers", tries);
+	if (n1 < 0)
+		return;
+	/* n1 ranks first (2 > 1). */
+	snprintf(text, sizeof(text),
+		 "{\"iteration\": %lld, \"metrics\": {\"m\": 2}}\n"
+		 "{\"iteration\": %lld, \"metrics\": {\"m\": 1}}\n",
+		 (long long)n1, (long long)n2);
+	fx = fx_new("collide", text);
+	T_CHECK(((ino_of(fx.t, "by-metric/m") >> 4) & mask) == key,
+		"the metric's key is the same");
+	a = ino_of(fx.t, "by-metric/m/1");
+	b = ino_of(fx.t, "by-metric/m/2");
+	T_CHECK(a && b && a != b, "colliding links share inode %#llx",
+		(unsigned long long)a);
+	snprintf(want, sizeof(want), "../../iterations/%lld", (long long)n1);
+	T_CHECK(tree_readlink(fx.t, a, target, sizeof(target)) == 0 &&
+		strcmp(target, want) == 0, "rank 1 -> '%s', want '%s'",
+		target, want);
+	snprintf(want, sizeof(want), "../../iterations/%lld", (long long)n2);
+	T_CHECK(tree_readlink(fx.t, b, target, sizeof(target)) == 0 &&
+		strcmp(target, want) == 0, "rank 2 -> '%s', want '%s'",
+		target, want);
+	/* Looked up again, each keeps its number. */
+	T_CHECK(ino_of(fx.t, "by-metric/m/1") == a &&
+		ino_of(fx.t, "by-metric/m/2") == b, "numbers are stable");
+	fx_close(&fx);
+}
+
 /* --- .iterfs/status ------------------------------------------------------- */
 
 static void test_status(void)
@@ -856,6 +926,7 @@ int main(void)
 	T_RUN(test_small_attributes);
 	T_RUN(test_small_links_and_errors);
 	T_RUN(test_by_metric_and_failed);
+	T_RUN(test_metric_link_collision);
 	T_RUN(test_status);
 	T_RUN(test_lost_found);
 	T_RUN(test_replaced_records);
