@@ -199,7 +199,7 @@ static void append_one(struct pack *p, const struct ent *e, const int64_t *t)
 	if (!p->nrun || !run_continues(&p->run[p->nrun - 1], i, e))
 		p->run[p->nrun++] = (struct pack_run){ i, e->iter, e->lineno };
 	if (len == LEN_LONG)
-		p->longs[p->nlong++] = (struct pack_long){ i, e->len };
+		p->longs[p->nlong++] = (struct pack_side){ i, e->len };
 	p->ol[i] = e->off << LEN_BITS | len;
 	if (e->replaced)
 		p->rep[i / 8] |= (unsigned char)(1u << (i % 8));
@@ -212,7 +212,7 @@ static void append_one(struct pack *p, const struct ent *e, const int64_t *t)
 			p->tbase = *t;
 		v = t ? t_rel(*t, p->tbase) : T_NONE;
 		if (v == T_FAR)
-			p->far[p->nfar++] = (struct pack_far){ i, *t };
+			p->far[p->nfar++] = (struct pack_side){ i, *t };
 		t6_put(p->t6 + 6 * i, v);
 	}
 	p->n++;
@@ -315,35 +315,21 @@ void pack_set_replaced(struct pack *p, size_t i)
 	p->rep[i / 8] |= (unsigned char)(1u << (i % 8));
 }
 
-static uint32_t long_len(const struct pack *p, size_t i)
+/* The value side table `s` (n rows) holds for entry i, or `none`. */
+static int64_t side_get(const struct pack_side *s, size_t n, size_t i,
+			int64_t none)
 {
-	size_t lo = 0, hi = p->nlong;
+	size_t lo = 0, hi = n;
 
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
 
-		if (p->longs[mid].rank < i)
+		if (s[mid].rank < i)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
-	return lo < p->nlong && p->longs[lo].rank == i ? p->longs[lo].len
-						       : (uint32_t)LEN_LONG;
-}
-
-static int64_t far_time(const struct pack *p, size_t i)
-{
-	size_t lo = 0, hi = p->nfar;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (p->far[mid].rank < i)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo < p->nfar && p->far[lo].rank == i ? p->far[lo].t : 0;
+	return lo < n && s[lo].rank == i ? s[lo].v : none;
 }
 
 void pack_get(const struct pack *p, size_t i, struct ent *e, int64_t *t)
@@ -354,7 +340,9 @@ void pack_get(const struct pack *p, size_t i, struct ent *e, int64_t *t)
 	e->iter = r->iter + (int64_t)(i - r->rank);
 	e->lineno = r->lineno + (i - r->rank);
 	e->off = w >> LEN_BITS;
-	e->len = len == LEN_LONG ? long_len(p, i) : (uint32_t)len;
+	if (len == LEN_LONG)
+		len = (uint64_t)side_get(p->longs, p->nlong, i, LEN_LONG);
+	e->len = (uint32_t)len;
 	e->replaced = p->rep[i / 8] >> (i % 8) & 1;
 	if (!t)
 		return;
@@ -362,8 +350,9 @@ void pack_get(const struct pack *p, size_t i, struct ent *e, int64_t *t)
 	if (p->times) {
 		int64_t v = t6_get(p->t6 + 6 * i);
 
-		*t = v == T_NONE ? 0 : v == T_FAR ? far_time(p, i) :
-						   p->tbase + v;
+		*t = v == T_NONE ? 0 :
+		     v == T_FAR  ? side_get(p->far, p->nfar, i, 0) :
+				   p->tbase + v;
 	}
 }
 

@@ -40,14 +40,11 @@ struct pack_run {
 	uint64_t lineno;
 };
 
-struct pack_long {
+/* A value an entry's fixed-width field cannot hold: a line length of 2^24
+ * bytes or more (`longs`), a timestamp beyond 2^47 us of the base (`far`). */
+struct pack_side {
 	size_t rank;
-	uint32_t len;
-};
-
-struct pack_far {
-	size_t rank;
-	int64_t t;
+	int64_t v;
 };
 
 struct pack {
@@ -59,9 +56,9 @@ struct pack {
 	int64_t tbase;
 	struct pack_run *run;
 	size_t nrun, runcap;
-	struct pack_long *longs;  /* ascending by rank */
+	struct pack_side *longs;  /* ascending by rank */
 	size_t nlong, longcap;
-	struct pack_far *far;     /* ascending by rank */
+	struct pack_side *far;    /* ascending by rank */
 	size_t nfar, farcap;
 };
 
