@@ -2,18 +2,22 @@
 # their tables.
 #
 #   secs CMD...        wall seconds of one run of CMD, its output discarded
+#   ms CMD...          the same in milliseconds, one decimal
 #   medsecs N CMD...   the median of N such runs
 #   median             the median of the numbers on stdin, one a line
 #   ratio A B          A / B with two decimals
 
 now() { date +%s%N; }
-secs() {
+# ns CMD...: wall nanoseconds of one run of CMD, its output discarded.
+ns() {
 	local t0 t1
 	t0=$(now)
 	"$@" >/dev/null
 	t1=$(now)
-	awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.4f", (b - a) / 1e9 }'
+	echo $((t1 - t0))
 }
+secs() { awk -v n="$(ns "$@")" 'BEGIN { printf "%.4f", n / 1e9 }'; }
+ms() { awk -v n="$(ns "$@")" 'BEGIN { printf "%.1f", n / 1e6 }'; }
 median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 medsecs() {
 	local n=$1 i

@@ -46,14 +46,6 @@ cleanup() {
 trap cleanup EXIT
 
 . contrib/bench-lib.sh
-# ms CMD...: wall milliseconds of one run of CMD, output discarded.
-ms() {
-	local t0 t1
-	t0=$(now)
-	"$@" >/dev/null
-	t1=$(now)
-	awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", (b - a) / 1e6 }'
-}
 # range VALUES...: "lowest-highest", for the spread of the rounds.
 range() { printf '%s\n' "$@" | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { print lo "-" hi }'; }
 # Its own ratio and secs: one decimal, and milliseconds shown as seconds.
