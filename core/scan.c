@@ -383,6 +383,21 @@ static int scan_add(struct scan *sc, int64_t n, uint64_t off, uint64_t lineno,
 	return 0;
 }
 
+/* A line that is no record (`beyond`: numbered past the limit): counted,
+ * and the tail's bookkeeping. */
+static int line_skipped(struct scan *sc, uint64_t lineno, bool has_lf,
+			bool beyond)
+{
+	if (beyond) {
+		sc->beyond++;
+		if (!has_lf)
+			sc->tail_beyond = true;
+	}
+	if (!has_lf)
+		sc->tail = TAIL_SKIPPED;
+	return scan_skip(sc, lineno);
+}
+
 /* The number of a line laid out like {"iteration": 12, ... } (or
  * iteration_num, as json.dumps writes both dialects): a plain decimal
  * right after the first key, then "," or "}", and "}" as the line's last
@@ -424,7 +439,7 @@ static int quick_line(struct scan *sc, const char *p, size_t len, size_t end,
 	int kind;
 
 	if (len > UINT32_MAX)
-		return scan_skip(sc, lineno);
+		return line_skipped(sc, lineno, has_lf, false);
 	if (has_lf && quick_number(p, end, &n))
 		return scan_add(sc, n, off, lineno, len, true);
 	kind = line_classify(&sc->cur, p, len, &n, NULL, NULL);
@@ -432,14 +447,7 @@ static int quick_line(struct scan *sc, const char *p, size_t len, size_t end,
 		return kind;
 	if (kind == LINE_RECORD)
 		return scan_add(sc, n, off, lineno, len, has_lf);
-	if (kind == LINE_BEYOND) {
-		sc->beyond++;
-		if (!has_lf)
-			sc->tail_beyond = true;
-	}
-	if (!has_lf)
-		sc->tail = TAIL_SKIPPED;
-	return scan_skip(sc, lineno);
+	return line_skipped(sc, lineno, has_lf, kind == LINE_BEYOND);
 }
 
 /* One line, without its LF.  `has_lf` false: the unterminated last line,
@@ -511,13 +519,9 @@ static int scan_line(struct scan *sc, const char *p, size_t len, uint64_t off,
 	}
 	return scan_add(sc, n, off, lineno, len, has_lf);
 beyond:
-	sc->beyond++;
-	if (!has_lf)
-		sc->tail_beyond = true;
+	return line_skipped(sc, lineno, has_lf, true);
 skip:
-	if (!has_lf)
-		sc->tail = TAIL_SKIPPED;
-	return scan_skip(sc, lineno);
+	return line_skipped(sc, lineno, has_lf, false);
 }
 
 /* Scan fd from `start` (a line start) to `end`.  sc->lineno must hold the
