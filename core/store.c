@@ -208,9 +208,10 @@ static void views_apply(struct store *s, void *plan[DERIVED_COUNT])
 }
 
 /* Build view k from the whole index (update_mu held).  A pending store's
- * view is built on the quick index, each line validated as the view reads
- * it; the validation's swap hands it the difference (exact_install_locked)
- * as a refresh does, so the first look never waits for the full scan. */
+ * view is built on the quick index, its lines read as the quick index took
+ * them (derived.h: derived_batch.valid); the validation's swap hands it
+ * the difference (exact_install_locked) as a refresh does, so the first
+ * look never waits for the full scan. */
 static int view_build_locked(struct store *s, enum derived_kind k)
 {
 	const struct derived_ops *ops = derived_views[k];
@@ -1727,13 +1728,8 @@ int store_read(struct store *s, int64_t iter, struct buf *line)
 again:
 	rd_lock(s);
 	i = find_iter(&s->ix, iter, &found);
-	if (!found && s->pending) {
-		un_lock(s);
-		r = store_validate(s, NULL);
-		if (r < 0)
-			return r;
-		goto again;
-	}
+	if (!found && s->pending)
+		goto exact;
 	if (!found) {
 		r = -ENOENT;
 		goto out;
@@ -1746,15 +1742,12 @@ again:
 	if (r < 0)
 		goto out;
 	if (s->pending) {
+		/* As store_lookup: the exact index decides a line the quick
+		 * one may have misread. */
 		r = scan_check(line->data + line->len, e.len, iter, false, &ok,
 			       &usec);
-		if (!r && !ok) {
-			un_lock(s);
-			r = store_validate(s, NULL);
-			if (r < 0)
-				return r;
-			goto again;
-		}
+		if (!r && !ok)
+			goto exact;
 		if (r < 0)
 			goto out;
 	}
@@ -1765,6 +1758,12 @@ out:
 	if (line->data)
 		line->data[line->len] = '\0';
 	return r;
+exact:
+	un_lock(s);
+	r = store_validate(s, NULL);
+	if (r < 0)
+		return r;
+	goto again;
 }
 
 /* --- shape public --------------------------------------------------------- */
