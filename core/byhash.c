@@ -19,11 +19,12 @@
  * number, ord[] by a counting sort on the digest's first two bytes (digests
  * are uniform) and a sort of each bucket.
  *
- * The first build reads every record: lines the index has validated are
- * walked with record_members_fast and their code decoded here when it has
- * only one-letter escapes (cJSON's decode was a quarter of the build at a
- * million small records, and more with 7 KB codes);
- * anything else goes through view_render, the reference.
+ * The first build reads every record: in a store that validates its lines
+ * (derived_batch.valid) they are walked with record_members_fast and their
+ * code decoded in place when it has only two-byte escapes
+ * (jtext_string_decode_short; cJSON's decode was a quarter of the build at
+ * a million small records, and more with 7 KB codes); anything else goes
+ * through view_render, the reference.
  *
  * Contents: state and plan; reading codes; building tables; patching;
  * prepare and apply; public.
@@ -602,7 +603,7 @@ static int bh_prepare(const void *st, const struct derived_batch *b,
 	struct fault f;
 	struct hplan *pl;
 	size_t i, k;
-	int r = -ENOMEM;
+	int r;
 
 	/* Tests look at the store from another thread while a build runs. */
 	fault_read(&f);

@@ -41,6 +41,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "hash.h"
 #include "jtext.h"
 #include "record.h"
 
@@ -257,19 +258,6 @@ static void names_free(struct names *t)
 	memset(t, 0, sizeof(*t));
 }
 
-/* FNV-1a. */
-static uint64_t name_hash(const char *p, size_t len)
-{
-	uint64_t h = 14695981039346656037ULL;
-	size_t i;
-
-	for (i = 0; i < len; i++) {
-		h ^= (unsigned char)p[i];
-		h *= 1099511628211ULL;
-	}
-	return h;
-}
-
 static int names_rehash(struct names *t)
 {
 	size_t nslot = t->nslot ? 2 * t->nslot : 64, i, k;
@@ -294,7 +282,7 @@ static int names_rehash(struct names *t)
 static int names_intern(struct names *t, const char *p, size_t len,
 			size_t *idx)
 {
-	uint64_t h = name_hash(p, len);
+	uint64_t h = hash_tag(p, len);
 	struct nmetric *nm;
 	size_t k;
 	int r;
