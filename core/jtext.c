@@ -40,41 +40,6 @@ static bool is_stop(unsigned char ch)
 typedef unsigned char vu8 __attribute__((vector_size(16)));
 typedef signed char vs8 __attribute__((vector_size(16)));
 
-/* Index of the first non-zero byte of a comparison mask word. */
-static unsigned first_byte(uint64_t m)
-{
-#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-	return (unsigned)__builtin_clzll(m) / 8;
-#else
-	return (unsigned)__builtin_ctzll(m) / 8;
-#endif
-}
-
-/* Skip plain string content up to the next '"', '\\' or control byte (or
- * `end`): histories are mostly long code strings, and this is the loop that
- * indexes them. */
-static const char *string_stop(const char *p, const char *end)
-{
-	uint64_t lo, hi;
-	vu8 v;
-	vs8 m;
-
-	while (end - p >= 16) {
-		memcpy(&v, p, 16);
-		m = (v == '"') | (v == '\\') | (v < 0x20);
-		memcpy(&lo, &m, 8);
-		memcpy(&hi, (const char *)&m + 8, 8);
-		if (lo)
-			return p + first_byte(lo);
-		if (hi)
-			return p + 8 + first_byte(hi);
-		p += 16;
-	}
-	while (p < end && !is_stop((unsigned char)*p))
-		p++;
-	return p;
-}
-
 /* Does "\" followed by ch make a two-byte escape?  A table: this is asked
  * for every escape of every string. */
 static bool is_short_escape(char ch)
@@ -108,6 +73,23 @@ static unsigned stop_mask(const char *p)
 #endif
 	return (unsigned)((lo & top) * gather >> 56) |
 	       (unsigned)((hi & top) * gather >> 56) << 8;
+}
+
+/* Skip plain string content up to the next '"', '\\' or control byte (or
+ * `end`). */
+static const char *string_stop(const char *p, const char *end)
+{
+	unsigned m;
+
+	while (end - p >= 16) {
+		m = stop_mask(p);
+		if (m)
+			return p + __builtin_ctz(m);
+		p += 16;
+	}
+	while (p < end && !is_stop((unsigned char)*p))
+		p++;
+	return p;
 }
 
 /* string_stop that also steps over the two-byte escapes (\n, \", ...),
