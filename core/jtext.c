@@ -654,8 +654,6 @@ int jtext_string_decode(struct jtext_span str, struct buf *out)
 {
 	struct cur c = { str.p, str.p + str.len };
 	unsigned flags;
-	size_t n;
-	int r;
 
 	if (!str.len || *str.p != '"' || scan_string(&c, &flags) < 0 ||
 	    c.p != c.end)
@@ -666,13 +664,21 @@ int jtext_string_decode(struct jtext_span str, struct buf *out)
 		return decode_pieces(str, out);
 	if (flags & STR_UNICODE)
 		return cjson_decode(str.p, str.len, out);
-	/* Only two-byte escapes (code strings: \n, \", ...): decoded in
-	 * place, without cJSON's parse and copy. */
+	/* Only two-byte escapes (code strings: \n, \", ...). */
+	return jtext_string_decode_valid(str, out);
+}
+
+int jtext_string_decode_valid(struct jtext_span str, struct buf *out)
+{
+	size_t n;
+	int r;
+
+	/* Decoded in place, without cJSON's parse and copy. */
 	r = buf_reserve(out, str.len);
 	if (r < 0)
 		return r;
 	if (!jtext_string_decode_short(str, out->data + out->len, &n))
-		return -EINVAL;
+		return jtext_string_decode(str, out);
 	out->len += n;
 	out->data[out->len] = '\0';
 	return 0;

@@ -83,6 +83,12 @@ bool jtext_key_is(struct jtext_span key, const char *name);
  * U+FFFD.  Returns 0, -EINVAL (not a valid string), -ENOMEM. */
 int jtext_string_decode(struct jtext_span str, struct buf *out);
 
+/* jtext_string_decode of a string span already known to be valid JSON (a
+ * validated line's): the same bytes appended, the two-byte escapes
+ * decoded in place without checking the string again; one with a \u
+ * escape goes through jtext_string_decode.  Returns 0, -ENOMEM. */
+int jtext_string_decode_valid(struct jtext_span str, struct buf *out);
+
 /* Decode a string span already known to be valid JSON (the quotes
  * included) whose escapes are all two-byte ones (\n, \", ...) into `out`,
  * which has room for str.len bytes; *n is the decoded length.  False,

@@ -782,8 +782,6 @@ static int render_of(const char *line, size_t len, enum view_kind k,
 {
 	struct jtext_span obj, v;
 	struct keys ks;
-	size_t n;
-	int r;
 
 	*present = false;
 	if ((unsigned)k >= VIEW_COUNT)
@@ -799,18 +797,8 @@ static int render_of(const char *line, size_t len, enum view_kind k,
 		return 0;
 	if (k == VIEW_METRICS)
 		return jtext_pretty(v, out);
-	if (!trusted)
-		return jtext_string_decode(v, out);
-	/* A validated string with only two-byte escapes (most code) is
-	 * decoded in place; the rest as always. */
-	r = buf_reserve(out, v.len);
-	if (r < 0)
-		return r;
-	if (!jtext_string_decode_short(v, out->data + out->len, &n))
-		return jtext_string_decode(v, out);
-	out->len += n;
-	out->data[out->len] = '\0';
-	return 0;
+	return trusted ? jtext_string_decode_valid(v, out) :
+			 jtext_string_decode(v, out);
 }
 
 int view_render(const char *line, size_t len, enum view_kind k,
