@@ -148,13 +148,15 @@ static inline uint64_t ino_mix64(uint64_t x)
 	return x;
 }
 
-/* The hash behind by-metric/<metric>/<rank> leading to iteration n, where
- * `key` is the metric's (the hash bits of its directory's number).  Two
- * links meet in 39 bits once about a million have been handed out; tree.c
- * then gives the later one the next free number (metric_link_ino). */
-static inline uint64_t ino_metric_link_hash(uint64_t key, int64_t n)
+/* The hash of (a, iteration n) behind two kinds of hashed numbers: a
+ * replaced record's version (a: its line's tag) and by-metric/<metric>/
+ * <rank> leading to n (a: the metric's key, the hash bits of its
+ * directory's number).  Two links meet in 39 bits once about a million
+ * have been handed out; tree.c then gives the later one the next free
+ * number (metric_link_ino). */
+static inline uint64_t ino_pair_hash(uint64_t a, int64_t n)
 {
-	return ino_mix64(key ^ ino_mix64((uint64_t)n));
+	return ino_mix64(a ^ ino_mix64((uint64_t)n));
 }
 
 static inline enum ino_region ino_region_of(uint64_t ino)

@@ -183,7 +183,6 @@ static int parse_hash(const char *name, unsigned char d[HASH_LEN])
  * The tags come from the line bytes (hash_tag); version_note is the one
  * place that would read the store's own notion of a replaced record. */
 
-
 /* The entry for `key`, added when `add` (NULL: absent, or no memory to
  * add it).  Called with t->lock. */
 static struct ver *vtab_get(struct vtab *vt, uint64_t key, bool add)
@@ -263,8 +262,7 @@ static uint64_t view_ino_now(struct tree *t, int64_t n, enum view_kind k,
 
 	if (!version_note(t, n, tag, mtime))
 		return ino_make(n, (enum ino_kind)(IK_VIEW + k));
-	ino = ino_hashed(IR_VERSION, ino_mix64(tag ^ ino_mix64((uint64_t)n)),
-			 IK_VIEW + k);
+	ino = ino_hashed(IR_VERSION, ino_pair_hash(tag, n), IK_VIEW + k);
 	pthread_mutex_lock(&t->lock);
 	e = vtab_get(&t->versions, ino & ~(uint64_t)15, true);
 	if (e) {
@@ -656,7 +654,7 @@ static int metric_name_of(struct tree *t, uint64_t key, char **name)
 static uint64_t metric_link_ino(struct tree *t, uint64_t key, int64_t n,
 				bool note)
 {
-	uint64_t h = ino_metric_link_hash(key, n), ino, i;
+	uint64_t h = ino_pair_hash(key, n), ino, i;
 	struct ver *e;
 
 	pthread_mutex_lock(&t->lock);

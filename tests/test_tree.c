@@ -436,7 +436,7 @@ static void test_metric_link_collision(void)
 	key = (ino_of(fx.t, "by-metric/m") >> 4) & mask;
 	fx_close(&fx);
 	for (i = 0; i < tries; i++)
-		v[i] = (struct lh){ ino_metric_link_hash(key, (int64_t)i) & mask,
+		v[i] = (struct lh){ ino_pair_hash(key, (int64_t)i) & mask,
 				    (int64_t)i };
 	qsort(v, tries, sizeof(*v), cmp_lh);
 	for (i = 1; i < tries && n1 < 0; i++)
