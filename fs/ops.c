@@ -412,8 +412,7 @@ static int do_read(struct ifs *fs, uint64_t ino,
 	if (is_drop(fs, ino, &p))
 		return incoming_read(p.in, p.local, (uint64_t)off, size, out);
 	if (fi && fi->fh)
-		return tree_file_read((const struct tree_file *)(uintptr_t)
-					      fi->fh,
+		return tree_file_read((struct tree_file *)(uintptr_t)fi->fh,
 				      (uint64_t)off, size, out);
 	return forest_read(fs->forest, ino, (uint64_t)off, size, out);
 }

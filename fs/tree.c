@@ -2104,8 +2104,7 @@ static const struct kind_ops kind_ops[NK_COUNT] = {
  * of the same version.  A view (iterations/<n>/<file>, by-hash/<h>/code.py)
  * whose bytes were not cached at open holds the record's line instead
  * (`line`, `iter`, `tag`, `kind`) and gets `view` at its first read: what
- * it reads is the same either way, fixed at open, so the handle stays
- * const to its readers.
+ * it reads is the same either way, fixed at open.
  *
  *   view    line    state
  *   set     empty   bytes known (any kind of file)
@@ -2389,12 +2388,9 @@ static int file_view(struct tree_file *f, struct vview **out)
 	return r;
 }
 
-int tree_file_read(const struct tree_file *cf, uint64_t off, size_t max,
+int tree_file_read(struct tree_file *f, uint64_t off, size_t max,
 		   struct buf *out)
 {
-	/* Const to readers: the bytes are those of the open, whether
-	 * rendered yet or not (struct tree_file). */
-	struct tree_file *f = (struct tree_file *)cf;
 	struct vview *v = __atomic_load_n(&f->view, __ATOMIC_ACQUIRE);
 	int r;
 

@@ -136,7 +136,7 @@ const struct tree_node *tree_file_node(const struct tree_file *f);
  * -ENOMEM, or -EIO (a view kept as its line, rendered at this first read,
  * whose line is no record after all: logged; the next read tries again).
  * Any number of threads may read one file at once. */
-int tree_file_read(const struct tree_file *f, uint64_t off, size_t max,
+int tree_file_read(struct tree_file *f, uint64_t off, size_t max,
 		   struct buf *out);
 void tree_file_free(struct tree_file *f);
 
