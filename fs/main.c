@@ -30,6 +30,11 @@ enum {
 	EXIT_MOUNT = 3,
 };
 
+/* How every history is opened: timestamps for mtimes, every line
+ * validated, a large one on its quick index with the validation behind
+ * the mount (store.h). */
+#define HIST_STORE_FLAGS (STORE_TIMES | STORE_VALIDATE | STORE_LAZY_LARGE)
+
 static const char usage_text[] =
 "Usage: iterfs [options] STORE MOUNTPOINT\n"
 "       iterfs [options] DIRECTORY MOUNTPOINT\n"
@@ -589,8 +594,7 @@ static int open_history(void *arg, const char *path, uint16_t id,
 	struct hist *h;
 	int r;
 
-	r = store_open(path, STORE_TIMES | STORE_VALIDATE | STORE_LAZY_LARGE,
-		       &s);
+	r = store_open(path, HIST_STORE_FLAGS, &s);
 	if (r < 0)
 		return r;
 	report_skipped(s, path);
@@ -778,9 +782,7 @@ int main(int argc, char *argv[])
 		goto out_session;
 	if (path) {
 		log_set_sink(hold_sink);
-		r = store_open(path,
-			       STORE_TIMES | STORE_VALIDATE | STORE_LAZY_LARGE,
-			       &store);
+		r = store_open(path, HIST_STORE_FLAGS, &store);
 		log_set_sink(NULL);
 		if (r == 0)
 			held_replay();
