@@ -207,8 +207,7 @@ static int read_metrics(const char *line, size_t len, const struct ent *e,
 	int r;
 
 	(void)e;
-	r = *valid ? record_fields_trusted(line, len, want, 2, v, found) :
-		     record_fields(line, len, want, 2, v, found);
+	r = record_fields(line, len, *valid, want, 2, v, found);
 	if (r < 0)
 		return 0;
 	if ((found[0] && v[0].p[0] == 'f') || !found[1] ||

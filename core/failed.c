@@ -73,8 +73,7 @@ static int read_failed(const char *line, size_t len, const struct ent *e,
 	int r;
 
 	(void)e;
-	r = *valid ? record_fields_trusted(line, len, want, 2, v, found) :
-		     record_fields(line, len, want, 2, v, found);
+	r = record_fields(line, len, *valid, want, 2, v, found);
 	*failed = r == 0 && ((found[0] && v[0].p[0] == 'f') || found[1]);
 	return 0;
 }

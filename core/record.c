@@ -288,9 +288,9 @@ int record_field(const char *line, size_t len, enum record_field f,
 	return 0;
 }
 
-static int fields_of(const char *line, size_t len, bool trusted,
-		     const enum record_field *f, size_t n,
-		     struct jtext_span *val, bool *found)
+int record_fields(const char *line, size_t len, bool trusted,
+		  const enum record_field *f, size_t n,
+		  struct jtext_span *val, bool *found)
 {
 	struct jtext_span obj;
 	struct keys ks;
@@ -308,18 +308,6 @@ static int fields_of(const char *line, size_t len, bool trusted,
 	return 0;
 }
 
-int record_fields(const char *line, size_t len, const enum record_field *f,
-		  size_t n, struct jtext_span *val, bool *found)
-{
-	return fields_of(line, len, false, f, n, val, found);
-}
-
-int record_fields_trusted(const char *line, size_t len,
-			  const enum record_field *f, size_t n,
-			  struct jtext_span *val, bool *found)
-{
-	return fields_of(line, len, true, f, n, val, found);
-}
 
 bool record_dialect_key(struct jtext_span key, enum record_field *f,
 			unsigned *alias)

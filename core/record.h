@@ -107,22 +107,19 @@ int view_by_name(const char *name, enum view_kind *k);
 int record_field(const char *line, size_t len, enum record_field f,
 		 struct jtext_span *val, const char **key, bool *found);
 
-/* record_field for several fields at once, from one validating walk of the
- * line (a reader that needs two fields of every record walks each line
- * once, not twice).  For field f[i], found[i] tells whether it is there and
- * val[i] is its value span, exactly as record_field answers.  Returns 0, or
- * -EINVAL when the line is not one JSON object or a field is out of
- * range. */
-int record_fields(const char *line, size_t len, const enum record_field *f,
-		  size_t n, struct jtext_span *val, bool *found);
-/* record_fields for a line already known to be one JSON object (the
- * store's lines once validated: derived_batch.valid): the walk skips over
- * values without validating them (record_members_fast), which is several
- * times faster on long strings.  Same answers on such lines; on others,
- * anything but a crash. */
-int record_fields_trusted(const char *line, size_t len,
-			  const enum record_field *f, size_t n,
-			  struct jtext_span *val, bool *found);
+/* record_field for several fields at once, from one walk of the line (a
+ * reader that needs two fields of every record walks each line once, not
+ * twice).  For field f[i], found[i] tells whether it is there and val[i]
+ * is its value span, exactly as record_field answers.  `trusted`: the line
+ * is already known to be one JSON object (the store's lines once
+ * validated: derived_batch.valid), and the walk skips over values without
+ * validating them (record_members_fast), several times faster on long
+ * strings; same answers on such lines, on others anything but a crash.
+ * Returns 0, or -EINVAL when the line is not one JSON object or a field is
+ * out of range. */
+int record_fields(const char *line, size_t len, bool trusted,
+		  const enum record_field *f, size_t n,
+		  struct jtext_span *val, bool *found);
 
 /* The iteration number.  Returns 0 (with *found) or -EINVAL.  A full,
  * validating member walk; the index reads numbers with its own fast walk

@@ -1066,7 +1066,7 @@ static void test_fields_at_once(void)
 	size_t i, j;
 
 	for (i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
-		T_CHECK(record_fields(L(lines[i]), f, 3, v, found) == 0,
+		T_CHECK(record_fields(L(lines[i]), false, f, 3, v, found) == 0,
 			"line %zu", i);
 		for (j = 0; j < 3; j++) {
 			T_CHECK(record_field(L(lines[i]), f[j], &w, NULL,
@@ -1075,7 +1075,7 @@ static void test_fields_at_once(void)
 				"line %zu field %zu", i, j);
 		}
 		/* The walk that trusts a validated line answers the same. */
-		T_CHECK(record_fields_trusted(L(lines[i]), f, 3, v, found) == 0,
+		T_CHECK(record_fields(L(lines[i]), true, f, 3, v, found) == 0,
 			"trusted, line %zu", i);
 		for (j = 0; j < 3; j++) {
 			T_CHECK(record_field(L(lines[i]), f[j], &w, NULL,
@@ -1085,21 +1085,26 @@ static void test_fields_at_once(void)
 		}
 	}
 	/* What those answers are, for the lines that say most. */
-	T_CHECK(record_fields(L(lines[0]), f, 3, v, found) == 0 && found[1] &&
-		v[1].len == 8 && memcmp(v[1].p, "{\"a\": 2}", 8) == 0 &&
-		found[0] && v[0].p[0] == 't', "metrics past a code holding one");
-	T_CHECK(record_fields(L(lines[1]), f, 3, v, found) == 0 &&
+	T_CHECK(record_fields(L(lines[0]), false, f, 3, v, found) == 0 &&
+		found[1] && v[1].len == 8 &&
+		memcmp(v[1].p, "{\"a\": 2}", 8) == 0 && found[0] &&
+		v[0].p[0] == 't', "metrics past a code holding one");
+	T_CHECK(record_fields(L(lines[1]), false, f, 3, v, found) == 0 &&
 		!found[1] && found[0] && v[0].p[0] == 'f', "only nested ones");
-	T_CHECK(record_fields(L(lines[2]), f, 3, v, found) == 0 && found[1] &&
-		v[1].len == 8 && memcmp(v[1].p, "{\"b\": 2}", 8) == 0 &&
-		found[0] && v[0].p[0] == 't', "duplicates: the last");
-	T_CHECK(record_fields(L(lines[3]), f, 3, v, found) == 0 && found[1] &&
-		v[1].len == 8 && memcmp(v[1].p, "{\"c\": 4}", 8) == 0 &&
-		!found[0], "escaped keys");
+	T_CHECK(record_fields(L(lines[2]), false, f, 3, v, found) == 0 &&
+		found[1] && v[1].len == 8 &&
+		memcmp(v[1].p, "{\"b\": 2}", 8) == 0 && found[0] &&
+		v[0].p[0] == 't', "duplicates: the last");
+	T_CHECK(record_fields(L(lines[3]), false, f, 3, v, found) == 0 &&
+		found[1] && v[1].len == 8 &&
+		memcmp(v[1].p, "{\"c\": 4}", 8) == 0 && !found[0],
+		"escaped keys");
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-		T_CHECK(record_fields(L(bad[i]), f, 3, v, found) == -EINVAL &&
+		T_CHECK(record_fields(L(bad[i]), false, f, 3, v, found) ==
+				-EINVAL &&
 			!found[0] && !found[1] && !found[2], "bad line %zu", i);
-	T_CHECK(record_fields(L("{}"), out_of_range, 1, v, found) == -EINVAL,
+	T_CHECK(record_fields(L("{}"), false, out_of_range, 1, v, found) ==
+			-EINVAL,
 		"a field out of range");
 }
 
