@@ -154,6 +154,16 @@ static size_t find_iter(const struct idx *ix, int64_t iter, bool *found)
 	return pack_find(&ix->p, iter, found);
 }
 
+/* Entry i of ix into *e, or NULL past its end: the cursor of the walks
+ * that merge two indexes by number. */
+static struct ent *ent_at(const struct idx *ix, size_t i, struct ent *e)
+{
+	if (i >= ix->p.n)
+		return NULL;
+	pack_get(&ix->p, i, e, NULL);
+	return e;
+}
+
 /* --- derived views -------------------------------------------------------- */
 
 /* Drop every view (store->lock held exclusively); each is built again on
@@ -410,17 +420,9 @@ static int diff_build(struct store *s, int fd, bool other, struct idx *nix,
 		goto out;
 	}
 	while (i < ix->p.n || j < nix->p.n) {
-		struct ent oe, ne, *o = NULL, *n = NULL;
+		struct ent oe, ne, *o = ent_at(ix, i, &oe),
+				   *n = ent_at(nix, j, &ne);
 		bool changed, lost;
-
-		if (i < ix->p.n) {
-			pack_get(&ix->p, i, &oe, NULL);
-			o = &oe;
-		}
-		if (j < nix->p.n) {
-			pack_get(&nix->p, j, &ne, NULL);
-			n = &ne;
-		}
 
 		if (o && (!n || o->iter < n->iter)) {
 			d->gone[d->ngone++] = *o;
@@ -1072,16 +1074,8 @@ static int pending_diff(const struct idx *q, const struct idx *x,
 	/* Pass 0 counts, pass 1 fills: the usual answer is none. */
 	for (pass = 0; pass < 2; pass++) {
 		for (i = j = n = ndel = nadd = 0; i < q->p.n || j < x->p.n;) {
-			struct ent ae, be, *a = NULL, *b = NULL;
-
-			if (i < q->p.n) {
-				pack_get(&q->p, i, &ae, NULL);
-				a = &ae;
-			}
-			if (j < x->p.n) {
-				pack_get(&x->p, j, &be, NULL);
-				b = &be;
-			}
+			struct ent ae, be, *a = ent_at(q, i, &ae),
+					   *b = ent_at(x, j, &be);
 
 			if (a && b && a->iter == b->iter && ent_same(a, b)) {
 				i++;
