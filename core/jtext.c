@@ -736,6 +736,19 @@ int jtext_string_encode(const char *s, size_t len, struct buf *out)
  * unless the first rounding landed exactly halfway between two doubles,
  * which is checked; then, and for every other form or long double format,
  * strtod decides. */
+
+/* Digit ch into the significand m, leading zeros skipped; false past the
+ * 19 significant digits a uint64_t holds. */
+static bool take_digit(char ch, uint64_t *m, unsigned *nd)
+{
+	if (*nd || ch != '0') {
+		if (++*nd > 19)
+			return false;
+		*m = *m * 10 + (uint64_t)(ch - '0');
+	}
+	return true;
+}
+
 static bool number_fast(const char *p, const char *end, double *d)
 {
 	static const long double p10[28] = {
@@ -760,22 +773,13 @@ static bool number_fast(const char *p, const char *end, double *d)
 	}
 	if (p == end || !is_digit(*p))
 		return false;
-	for (; p < end && is_digit(*p); p++) {
-		if (nd || *p != '0') {
-			if (++nd > 19)
-				return false;
-			m = m * 10 + (uint64_t)(*p - '0');
-		}
-	}
+	for (; p < end && is_digit(*p); p++)
+		if (!take_digit(*p, &m, &nd))
+			return false;
 	if (p < end && *p == '.') {
-		for (p++; p < end && is_digit(*p); p++) {
-			if (nd || *p != '0') {
-				if (++nd > 19)
-					return false;
-				m = m * 10 + (uint64_t)(*p - '0');
-			}
-			k--;
-		}
+		for (p++; p < end && is_digit(*p); p++, k--)
+			if (!take_digit(*p, &m, &nd))
+				return false;
 	}
 	if (p < end && (*p == 'e' || *p == 'E')) {
 		p++;
