@@ -1,7 +1,7 @@
 /* pack.c - the store's index of shown records, packed (see pack.h).
  *
  * Contents:
- *   fields       offset/length word, 48-bit timestamps, the replaced bit
+ *   fields       offset/length word, 48-bit timestamps, the flag bits
  *   runs         number and line number from the run an entry is in
  *   growing      what an append needs, reserve, append, build
  *   reading      get, iter, find, unpack, bytes
@@ -22,6 +22,32 @@
 #define T_HIGH ((INT64_C(1) << 47) - 1)
 
 /* --- fields ---------------------------------------------------------------- */
+
+/* The flag bits: entry i's bit k is bit PACK_BITS * i + k of `bits`. */
+#define PACK_BITS 2
+enum { BIT_REPLACED, BIT_CODE_DUP };
+
+static size_t bits_bytes(size_t n)
+{
+	return (n * PACK_BITS + 7) / 8;
+}
+
+static void bit_put(unsigned char *bits, size_t i, unsigned k, bool v)
+{
+	size_t b = i * PACK_BITS + k;
+
+	if (v)
+		bits[b / 8] |= (unsigned char)(1u << (b % 8));
+	else
+		bits[b / 8] &= (unsigned char)~(1u << (b % 8));
+}
+
+static bool bit_get(const unsigned char *bits, size_t i, unsigned k)
+{
+	size_t b = i * PACK_BITS + k;
+
+	return bits[b / 8] >> (b % 8) & 1;
+}
 
 static void t6_put(unsigned char *d, int64_t v)
 {
@@ -156,12 +182,12 @@ static int reserve_to(struct pack *p, size_t cap, const struct needs *nd)
 	if (!q)
 		return -ENOMEM;
 	p->ol = q;
-	c = (cap + 7) / 8;
-	q = realloc(p->rep, c);
+	c = bits_bytes(cap);
+	q = realloc(p->bits, c);
 	if (!q)
 		return -ENOMEM;
-	p->rep = q;
-	memset(p->rep + (p->cap + 7) / 8, 0, c - (p->cap + 7) / 8);
+	p->bits = q;
+	memset(p->bits + bits_bytes(p->cap), 0, c - bits_bytes(p->cap));
 	if (p->times) {
 		q = realloc(p->t6, cap * 6);
 		if (!q)
@@ -201,10 +227,8 @@ static void append_one(struct pack *p, const struct ent *e, const int64_t *t)
 	if (len == LEN_LONG)
 		p->longs[p->nlong++] = (struct pack_side){ i, e->len };
 	p->ol[i] = e->off << LEN_BITS | len;
-	if (e->replaced)
-		p->rep[i / 8] |= (unsigned char)(1u << (i % 8));
-	else
-		p->rep[i / 8] &= (unsigned char)~(1u << (i % 8));
+	bit_put(p->bits, i, BIT_REPLACED, e->replaced);
+	bit_put(p->bits, i, BIT_CODE_DUP, e->code_dup);
 	if (p->times) {
 		int64_t v;
 
@@ -278,7 +302,7 @@ void pack_free(struct pack *p)
 	bool times = p->times;
 
 	free(p->ol);
-	free(p->rep);
+	free(p->bits);
 	free(p->t6);
 	free(p->run);
 	free(p->longs);
@@ -312,7 +336,7 @@ size_t pack_iters(const struct pack *p, size_t start, int64_t *out,
 
 void pack_set_replaced(struct pack *p, size_t i)
 {
-	p->rep[i / 8] |= (unsigned char)(1u << (i % 8));
+	bit_put(p->bits, i, BIT_REPLACED, true);
 }
 
 /* The value side table `s` (n rows) holds for entry i, or `none`. */
@@ -343,7 +367,8 @@ void pack_get(const struct pack *p, size_t i, struct ent *e, int64_t *t)
 	if (len == LEN_LONG)
 		len = (uint64_t)side_get(p->longs, p->nlong, i, LEN_LONG);
 	e->len = (uint32_t)len;
-	e->replaced = p->rep[i / 8] >> (i % 8) & 1;
+	e->replaced = bit_get(p->bits, i, BIT_REPLACED);
+	e->code_dup = bit_get(p->bits, i, BIT_CODE_DUP);
 	if (!t)
 		return;
 	*t = 0;
@@ -405,7 +430,7 @@ int pack_unpack(const struct pack *p, struct ent **e, int64_t **t)
 
 uint64_t pack_bytes(const struct pack *p)
 {
-	uint64_t b = p->cap * sizeof(*p->ol) + (p->cap + 7) / 8;
+	uint64_t b = p->cap * sizeof(*p->ol) + bits_bytes(p->cap);
 
 	if (p->times)
 		b += p->cap * 6;

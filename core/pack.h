@@ -10,7 +10,7 @@
  *   timestamp           6 bytes (with times): microseconds from `tbase`,
  *                       signed, 48 bits (+-4.4 years); one further away
  *                       goes to a side table (`tfar`)
- *   replaced            1 bit
+ *   replaced, code_dup  2 bits
  *   number, line number nothing where numbers and lines follow each other
  *                       (iteration i + 1 on the line after i's): a run
  *                       table holds where each such run starts, 24 bytes a
@@ -51,7 +51,7 @@ struct pack {
 	bool times;               /* keeps timestamps (t6) */
 	size_t n, cap;            /* entries; room in the per-entry arrays */
 	uint64_t *ol;             /* offset << 24 | length (or PACK_LONG) */
-	unsigned char *rep;       /* replaced, one bit an entry */
+	unsigned char *bits;      /* PACK_BITS an entry: replaced, code_dup */
 	unsigned char *t6;        /* times: 6 bytes an entry */
 	int64_t tbase;
 	struct pack_run *run;

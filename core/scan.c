@@ -85,12 +85,13 @@ static int shape_read(const struct shape *sh, struct shape_line *sl,
 		      bool *has_ts)
 {
 	enum record_field f;
-	unsigned a, best = 2;
+	unsigned a, best = 2, codes = 0;
 	size_t i;
 	int r;
 
 	sl->n = 0;
 	sl->iter = -1;
+	sl->code_dup = false;
 	buf_reset(&sl->sig);
 	if (validate)
 		r = record_members(p, len, shape_cb, sl, usec, has_ts);
@@ -103,6 +104,7 @@ static int shape_read(const struct shape *sh, struct shape_line *sl,
 		    memcmp(sl->sig.data, sh->last.data, sl->sig.len) == 0);
 	if (sl->same) {
 		sl->iter = sh->iter;
+		sl->code_dup = sh->code_dup;
 		return 0;
 	}
 	for (i = 0; i < sl->n; i++) {
@@ -110,6 +112,8 @@ static int shape_read(const struct shape *sh, struct shape_line *sl,
 			continue;
 		sl->m[i].field = (int)f;
 		sl->m[i].alias = a;
+		if (f == FIELD_CODE)
+			sl->code_dup = codes++ > 0;
 		if (f == FIELD_ITERATION && a <= best) {
 			best = a;
 			sl->iter = (long)i;
@@ -205,6 +209,7 @@ static int shape_take(struct shape *sh, struct shape_line *sl)
 	}
 	sh->records++;
 	sh->iter = sl->iter;
+	sh->code_dup = sl->code_dup;
 	t = sh->last;
 	sh->last = sl->sig;
 	sl->sig = t;
@@ -253,6 +258,7 @@ int shape_merge(const struct shape *a, const struct shape *b,
 		out->alias[f] = b->alias[f] ? b->alias[f] : a->alias[f];
 	out->records = a->records + b->records;
 	out->iter = b->records ? b->iter : a->iter;
+	out->code_dup = b->records ? b->code_dup : a->code_dup;
 	if (!r)
 		r = buf_append(&out->last, b->records ? b->last.data : a->last.data,
 			       b->records ? b->last.len : a->last.len);
@@ -364,16 +370,18 @@ static size_t line_start(struct scan *sc, const char **p, size_t *len,
 	return end;
 }
 
-/* A record line found: its entry, and the tail's bookkeeping. */
+/* A record line found: its entry, and the tail's bookkeeping.  `code_dup`
+ * as struct ent's. */
 static int scan_add(struct scan *sc, int64_t n, uint64_t off, uint64_t lineno,
-		    size_t len, bool has_lf)
+		    size_t len, bool has_lf, bool code_dup)
 {
 	int r = store_grow((void **)&sc->e, &sc->cap, sc->n + 1,
 			   sizeof(*sc->e));
 
 	if (r < 0)
 		return r;
-	sc->e[sc->n++] = (struct ent){ n, off, lineno, (uint32_t)len, false };
+	sc->e[sc->n++] = (struct ent){ n, off, lineno, (uint32_t)len, false,
+				       code_dup };
 	sc->records++;
 	if (!has_lf) {
 		sc->tail = TAIL_RECORD;
@@ -441,12 +449,13 @@ static int quick_line(struct scan *sc, const char *p, size_t len, size_t end,
 	if (len > UINT32_MAX)
 		return line_skipped(sc, lineno, has_lf, false);
 	if (has_lf && quick_number(p, end, &n))
-		return scan_add(sc, n, off, lineno, len, true);
+		return scan_add(sc, n, off, lineno, len, true, false);
 	kind = line_classify(&sc->cur, p, len, &n, NULL, NULL);
 	if (kind < 0)
 		return kind;
 	if (kind == LINE_RECORD)
-		return scan_add(sc, n, off, lineno, len, has_lf);
+		return scan_add(sc, n, off, lineno, len, has_lf,
+				sc->cur.code_dup);
 	return line_skipped(sc, lineno, has_lf, kind == LINE_BEYOND);
 }
 
@@ -517,7 +526,7 @@ static int scan_line(struct scan *sc, const char *p, size_t len, uint64_t off,
 			return r;
 		sc->t[sc->n] = t;
 	}
-	return scan_add(sc, n, off, lineno, len, has_lf);
+	return scan_add(sc, n, off, lineno, len, has_lf, sc->cur.code_dup);
 beyond:
 	return line_skipped(sc, lineno, has_lf, true);
 skip:

@@ -20,15 +20,19 @@
 #include "jtext.h"
 #include "store.h"
 
-/* One shown or pending record: what finds its line again.  `replaced`
- * lives in what would be padding: the number had another line before this
- * one in the file, or a refresh saw this line change (store_rec). */
+/* One shown or pending record: what finds its line again.  The flags live
+ * in what would be padding.  `replaced`: the number had another line
+ * before this one in the file, or a refresh saw this line change
+ * (store_rec).  `code_dup`: two or more of the line's top-level keys are
+ * code aliases, so the code is known only after the last member; false
+ * for a line the quick index trusts (scan_quick), until its validation. */
 struct ent {
 	int64_t iter;
 	uint64_t off;
 	uint64_t lineno;
 	uint32_t len;
 	bool replaced;
+	bool code_dup;
 };
 
 /* What the last line looked like when it had no LF yet; it is scanned again
@@ -50,12 +54,13 @@ struct shape {
 	unsigned char alias[FIELD_COUNT]; /* dialect rows: 1 + alias; 0 none */
 	struct buf last;
 	long iter;            /* the member of `last` carrying the number */
+	bool code_dup;        /* `last` has two or more code alias keys */
 };
 
 /* The members of the line being indexed, as record_members_fast gives
  * them, and `sig`: their keys and value types as bytes.  `same`: laid out
  * like the previous record line (then `field` is not filled in).  `iter`:
- * the member carrying the number, -1 none. */
+ * the member carrying the number, -1 none.  `code_dup`: as struct ent's. */
 struct shape_mem {
 	struct jtext_span key, val;
 	unsigned type;
@@ -69,6 +74,7 @@ struct shape_line {
 	struct buf sig;
 	bool same;
 	long iter;
+	bool code_dup;
 };
 
 /* The result of scanning [start, end) of a file: records in file order

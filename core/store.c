@@ -1052,11 +1052,13 @@ static int quick_locked(struct store *s, int fd, const struct stat *st)
 	return 0;
 }
 
-/* Do entries a and b show the same line the same way? */
+/* Do entries a and b show the same line the same way?  A line the quick
+ * index trusted with one code key that has two is not the same: views
+ * read it again, to its end. */
 static bool ent_same(const struct ent *a, const struct ent *b)
 {
 	return a->off == b->off && a->len == b->len &&
-	       a->replaced == b->replaced;
+	       a->replaced == b->replaced && a->code_dup == b->code_dup;
 }
 
 /* What differs between the quick index q and the exact one x: the numbers

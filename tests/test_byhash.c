@@ -281,6 +281,38 @@ static void test_fast_walk_reads_every_code_as_view_render(void)
 	free(p);
 }
 
+/* The quick index trusts every shape's line (each starts {"iteration": N)
+ * and a build on it stops at the first code key; the validation finds the
+ * lines with two code keys and hands them to the view again, so that once
+ * it is done every code agrees with the oracle. */
+static void test_lines_with_two_code_keys_are_read_again_after_validation(void)
+{
+	char *p = fresh_path("lazy-shapes");
+	struct buf text = BUF_INIT;
+	struct store_code c;
+	struct store_stats st;
+	struct store *s;
+	bool changed = false;
+	size_t n;
+	int64_t i;
+
+	for (i = 0; i < 6000; i++)
+		shape_line(&text, i, (unsigned)i % NSHAPES);
+	t_write_file(p, text.data, text.len);
+	s = t_store_open(p, STORE_TIMES | STORE_VALIDATE | STORE_LAZY);
+	store_stats(s, &st);
+	T_CHECK(st.pending, "the open left the validation");
+	T_CHECK(store_codes(s, 0, &c, 1, &n) == 0 && n == 1,
+		"by-hash built on the quick index");
+	T_CHECK(store_validate(s, &changed) == 0, "validation");
+	T_CHECK(changed, "the lines with two code keys changed");
+	T_CHECK(check_codes(s, "validated after a quick build") > 4000,
+		"records with code");
+	store_close(s);
+	buf_free(&text);
+	free(p);
+}
+
 /* Lines whose numbers are not in file order, replaced by later lines, far
  * apart, or longer than a read block: each record's code is read from its
  * own shown line. */
@@ -456,6 +488,7 @@ static void test_readers_of_iterations_do_not_wait_for_the_build(void)
 int main(void)
 {
 	T_RUN(test_fast_walk_reads_every_code_as_view_render);
+	T_RUN(test_lines_with_two_code_keys_are_read_again_after_validation);
 	T_RUN(test_records_out_of_file_order_are_read_from_their_lines);
 	T_RUN(test_patched_tables_agree_with_the_lines);
 	T_RUN(test_by_hash_costs_at_most_48_bytes_a_record);
