@@ -20,11 +20,15 @@
 #          file, warm; also the full `ls by-hash`
 #   grep   first `grep -c` over every code.py of a 10,000-record history (about
 #          7 KB a record) right after mounting, store in the page cache, against
-#          the same files on disk, warm (-o ro and writable)
+#          the same files on disk, warm (-o ro and writable); and through
+#          bench_floor, a FUSE daemon that serves the same shape from memory
+#          with no work per request: the round trips' own cost here
+#          (build/tests/bench_floor)
 #   pass   the warm second pass of the same grep (and `cat` of every
 #          record.json) through a writable mount and -o ro, and through
 #          writable mounts with -s, -o max_threads=1/2/4 and -o clone_fd,
-#          against real files; all mounted at once, median of PASSES rounds
+#          and bench_floor without and with OPEN (grep only), against real
+#          files; all mounted at once, median of PASSES rounds
 #
 # Commit latency at a million records is bench-commit.sh's:
 #   SIZES="100 1000000" CODE_BYTES=100 bash contrib/bench-commit.sh
@@ -47,7 +51,8 @@ RUNS=${RUNS:-5}
 PASSES=${PASSES:-5}
 SECTIONS=${SECTIONS:-"ready rss ls hash grep pass"}
 ITERFS=$PWD/build/fs/iterfs
-[ -x "$ITERFS" ] || { echo "build first: ninja -C build" >&2; exit 1; }
+FLOOR=$PWD/build/tests/bench_floor
+[ -x "$ITERFS" ] && [ -x "$FLOOR" ] || { echo "build first: ninja -C build" >&2; exit 1; }
 mkdir -p "$BENCH_DIR"
 mnt=$BENCH_DIR/mnt-million
 mkdir -p "$mnt"
@@ -244,13 +249,26 @@ if { has grep || has pass; } && [ ! -d "$real10k/iterations" ]; then
 	cp -r "$mnt/iterations" "$real10k/"
 	umnt
 fi
+# bench_floor serves as many code.py files as the tree has, of their mean
+# size, one in each of as many directories.  floor_mount mounts it at
+# $mnt-floor0, or with --open at $mnt-floor1 (the number of arguments).
+floor_mount() {
+	"$FLOOR" "$@" "$nfiles" "$fsize" "$mnt-floor$#" 3>&- &
+	while ! mountpoint -q "$mnt-floor$#"; do sleep 0.05; done
+}
+if has grep || has pass; then
+	nfiles=$(find "$real10k/iterations" -name code.py | wc -l)
+	fsize=$(find "$real10k/iterations" -name code.py -printf '%s\n' |
+		awk '{ s += $1 } END { printf "%d", s / NR }')
+	mkdir -p "$mnt-floor0" "$mnt-floor1"
+fi
 grep_all() { (cd "$1" && grep -c strategy iterations/*/code.py); }
 cat_all() { (cd "$1" && cat iterations/*/record.json); }
 
 if has grep; then
 	grep_all "$real10k" >/dev/null
 	cat "$h10k" >/dev/null
-	real=() ro=() rw=()
+	real=() ro=() rw=() fl=()
 	for ((i = 0; i < RUNS; i++)); do
 		real+=("$(secs grep_all "$real10k")")
 		"$ITERFS" -o ro "$h10k" "$mnt"
@@ -259,10 +277,14 @@ if has grep; then
 		"$ITERFS" "$h10k" "$mnt"
 		rw+=("$(secs grep_all "$mnt")")
 		umnt
+		floor_mount
+		fl+=("$(secs grep_all "$mnt-floor0")")
+		fusermount3 -u "$mnt-floor0"
 	done
 	real=$(printf '%s\n' "${real[@]}" | median)
 	ro_s=$(printf '%s\n' "${ro[@]}" | median)
 	rw_s=$(printf '%s\n' "${rw[@]}" | median)
+	fl_s=$(printf '%s\n' "${fl[@]}" | median)
 	echo
 	echo "## (e) first grep -c over every code.py, 10,000 records, store in the page cache, median of $RUNS rounds"
 	echo "| | seconds | vs real files |"
@@ -270,6 +292,7 @@ if has grep; then
 	echo "| real files on the same disk, warm | $real | 1.00 |"
 	echo "| iterfs -o ro, first pass after mounting | $ro_s | $(ratio "$ro_s" "$real") |"
 	echo "| iterfs writable, first pass after mounting | $rw_s | $(ratio "$rw_s" "$real") |"
+	echo "| bench_floor ($nfiles files of $fsize bytes from memory, no work per request), first pass | $fl_s | $(ratio "$fl_s" "$real") |"
 fi
 
 if has pass; then
@@ -284,16 +307,20 @@ if has pass; then
 		"$ITERFS" ${variants[v]} "$h10k" "$mnt-$v"
 		dirs+=("$mnt-$v")
 	done
+	# The floors have code.py files only: grep, no cat.
+	floor_mount
+	floor_mount --open
+	dirs+=("$mnt-floor0" "$mnt-floor1")
 	declare -A tg tc
 	for d in "${dirs[@]}"; do
 		grep_all "$d" >/dev/null
-		cat_all "$d" >/dev/null
+		[[ $d == "$mnt-floor"* ]] || cat_all "$d" >/dev/null
 		tg[$d]= tc[$d]=
 	done
 	for ((i = 0; i < PASSES; i++)); do
 		for d in "${dirs[@]}"; do
 			tg[$d]+="$(secs grep_all "$d") "
-			tc[$d]+="$(secs cat_all "$d") "
+			[[ $d == "$mnt-floor"* ]] || tc[$d]+="$(secs cat_all "$d") "
 		done
 	done
 	umount_all
@@ -312,4 +339,8 @@ if has pass; then
 		[ "${variants[v]}" = "-o ro" ] || label="iterfs writable ${variants[v]}"
 		echo "| $label | $g | $(ratio "$g" "$rg") | $c | $(ratio "$c" "$rc") |"
 	done
+	g=$(med "${tg[$mnt-floor0]}")
+	echo "| bench_floor (no open, as -o ro) | $g | $(ratio "$g" "$rg") | | |"
+	g=$(med "${tg[$mnt-floor1]}")
+	echo "| bench_floor --open (OPEN and RELEASE, as writable) | $g | $(ratio "$g" "$rg") | | |"
 fi
