@@ -29,7 +29,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <malloc.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -1467,20 +1466,6 @@ out:
 
 /* --- public --------------------------------------------------------------- */
 
-/* A whole-store pass allocates arrays of tens of MB and frees them (scan
- * entries, the views' input).  glibc raises its mmap threshold as such
- * chunks are freed, so the next ones come from an arena, and a thread's
- * arena never gives its top back (malloc_trim leaves it too): at 1,000,000
- * records the validation thread alone left 26 MB resident.  A fixed
- * threshold keeps every chunk of 1 MiB or more in its own mapping, given
- * back at free. */
-static void heap_policy(void)
-{
-	mallopt(M_MMAP_THRESHOLD, 1 << 20);
-}
-
-static pthread_once_t heap_once = PTHREAD_ONCE_INIT;
-
 int store_open(const char *path, unsigned flags, struct store **out)
 {
 	struct store_change found;
@@ -1489,7 +1474,6 @@ int store_open(const char *path, unsigned flags, struct store **out)
 	struct stat st;
 	int r, fd;
 
-	pthread_once(&heap_once, heap_policy);
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;

@@ -157,10 +157,12 @@ struct store_change {
 	size_t n;
 };
 
-/* Open and index `path`.  The path is copied.  The first call in a process
- * fixes glibc's mmap threshold at 1 MiB (mallopt), so that the large
- * arrays of a whole-store pass go back to the system when freed.  Returns 0, -ENOMEM, or the
- * -errno of open/read (not -ENOENT: a missing file is an empty store). */
+/* Open and index `path`.  The path is copied.  A whole-store pass (the
+ * open, the validation, a view's first build) allocates and frees arrays of
+ * tens of MB: a long-lived caller that wants them given back fixes glibc's
+ * mmap threshold itself (the daemon's main does).  Returns 0, -ENOMEM, or
+ * the -errno of open/read (not -ENOENT: a missing file is an empty
+ * store). */
 int store_open(const char *path, unsigned flags, struct store **out);
 void store_close(struct store *s);
 
